@@ -1,0 +1,68 @@
+"""pybuild's command line: `pybuild [opts] -t NAME CONTEXT` builds; other verbs are subcommands.
+
+The verbs live in their own modules; this file only knows their names (COMMANDS)
+and imports a verb's module when that verb runs, so `pybuild parse` does not pay
+for the builder and vice versa. PybuildError is caught once, here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pybuild.errors import PybuildError
+
+# verb -> "module:click_command_attribute". Each module defines a click.Command.
+COMMANDS: dict[str, str] = {
+    "parse": "pybuild.parse_cmd:parse",
+}
+
+
+class _Group(click.Group):
+    """A group whose subcommands are imported on use; an unknown first word
+    that is not a verb means 'build' (docker-style `pybuild -t x .`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in COMMANDS and "build" in COMMANDS:
+            args = ["build", *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="PYBUILD_ROOT", default="/var/lib/pybuild", show_default=True,
+              help="Image store (an OCI image layout).")
+@click.option("--runtime", default="pyrunc", show_default=True,
+              help="OCI runtime for RUN steps: pyrunc, runc, crun or a path.")
+@click.pass_context
+def cli(ctx: click.Context, root: str, runtime: str) -> None:
+    """Build OCI images from Dockerfiles."""
+    ctx.obj = {"root": root, "runtime": runtime}
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+    except PybuildError as err:
+        click.echo(f"pybuild: {err}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("pybuild: aborted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    return 0

@@ -1,0 +1,7 @@
+"""pyrunc: an OCI runtime with runc's command line.
+
+Nothing heavy is imported here: every `pyrunc` invocation pays for this module.
+"""
+
+__version__ = "0.1.0"
+OCI_VERSION = "1.2.0"

@@ -1,0 +1,310 @@
+"""Build the container's filesystem view, in init, before pivot_root.
+
+Everything here runs in the container's new mount namespace while the host's
+/proc is still reachable, so every target is resolved inside the rootfs by
+`safepath` and mounted through `/proc/self/fd/N` of an O_PATH fd: a symlink in
+the image can never send a mount, a mask or a device node to the host.
+
+Order (runc prepareRootfs + finalizeRootfs): rootfs propagation and self-bind,
+`mounts` in config order, /dev nodes and symlinks, [hooks], masked and
+read-only paths, cwd, read-only root, pivot_root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyrunc import mountopts, safepath, syscalls as s
+from pyrunc.errors import ConfigError, KernelError, MissingFeature, SecurityError
+
+DEFAULT_DEVICES = (  # path, major, minor (char devices, 0666, root)
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+)
+DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+# Files under /proc that may be mounted over (LXCFS), as runc allows.
+PROC_SUBMOUNT_OK = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                    "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                    "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"}
+DEFAULT_PROC_FLAGS = s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
+
+
+def _kerr(call: str, err: OSError, path: str) -> KernelError:
+    return KernelError(call, err.errno or errno.EIO, path)
+
+
+def prepare_root(rootfs: str, propagation: str | None) -> int:
+    """Make mount events not leak to the host, bind the rootfs onto itself
+    (pivot_root needs a mount point) and return an O_PATH fd of it."""
+    flags = mountopts.PROPAGATION.get(propagation or "rslave")
+    if flags is None:
+        raise ConfigError(".linux.rootfsPropagation", f"unknown propagation {propagation!r}")
+    s.mount(None, "/", None, flags)
+    s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _source_is_dir(source: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(source).st_mode)
+    except FileNotFoundError:
+        raise ConfigError(".mounts", f"bind source {source}: no such file or directory") from None
+
+
+def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_ns: bool) -> None:
+    field = f".mounts[{index}]"
+    dest = m.destination
+    if not dest.startswith("/"):
+        dest = "/" + dest  # runc accepts relative destinations as relative to /
+    opts = mountopts.parse(m.options, m.type, field)
+    if {"idmap", "ridmap"} & opts.extensions:
+        raise MissingFeature("idmapped mounts", f"{field}: the idmap option is not implemented")
+    mtype = m.type or ("bind" if opts.is_bind else None)
+    norm = os.path.normpath(dest)
+    if norm in ("/proc", "/sys"):
+        safepath.check_not_symlink(root_fd, norm, "mount destination")
+        if norm == "/proc" and mtype != "proc" and not opts.is_bind:
+            raise SecurityError(f"{field}: {dest} must be mounted as proc, not {mtype}")
+    elif norm.startswith("/proc/") and norm not in PROC_SUBMOUNT_OK:
+        raise SecurityError(f"{field}: {dest} cannot be mounted because it is inside /proc")
+    if opts.is_bind:
+        _bind(root_fd, m, opts, dest, bundle, user_ns, field)
+    elif mtype == "cgroup" or mtype == "cgroup2":
+        from pyrunc.cgroupfs import mount_cgroups  # imported before fork by create when needed
+
+        mount_cgroups(root_fd, dest, opts, cgroup_ns)
+    else:
+        target = safepath.create_target(root_fd, dest, True)
+        flags = opts.flags | (DEFAULT_PROC_FLAGS if mtype == "proc" else 0)
+        try:
+            if "tmpcopyup" in opts.extensions:
+                _tmpcopyup(target, m.source or "tmpfs", mtype, flags, opts.data, dest)
+            else:
+                s.mount(m.source or mtype, safepath.fd_path(target), mtype, flags, opts.data or None)
+        except OSError as err:
+            raise _kerr(f"mount {mtype}", err, dest) from None
+        finally:
+            os.close(target)
+    _after_mount(root_fd, opts, dest)
+
+
+def _bind(root_fd: int, m, opts: mountopts.MountOptions, dest: str, bundle: str, user_ns: bool,
+          field: str) -> None:
+    source = m.source or ""
+    if not source:
+        raise ConfigError(f"{field}.source", "a bind mount needs a source")
+    if not source.startswith("/"):
+        source = os.path.join(bundle, source)
+    target = safepath.create_target(root_fd, dest, _source_is_dir(source))
+    try:
+        s.mount(source, safepath.fd_path(target), None, s.MS_BIND | (opts.flags & s.MS_REC))
+    except OSError as err:
+        raise _kerr("bind mount", err, f"{source} on {dest}") from None
+    finally:
+        os.close(target)
+    extra = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
+    if not extra:
+        return
+    fd = safepath.open_in_root(root_fd, dest)
+    path = safepath.fd_path(fd)
+    try:
+        flags = s.MS_BIND | s.MS_REMOUNT | extra
+        try:
+            s.mount(None, path, None, flags)
+        except PermissionError:
+            # In a user namespace the source mount's flags are locked: keep them.
+            s.mount(None, path, None, flags | (mountopts.statvfs_locked_flags(path) & ~opts.clear))
+    except OSError as err:
+        raise _kerr("remount bind", err, dest) from None
+    finally:
+        os.close(fd)
+
+
+def _tmpcopyup(target: int, source: str, mtype: str | None, flags: int, data: str, dest: str) -> None:
+    """Mount a tmpfs and copy what the image had at `dest` into it (runc tmpcopyup)."""
+    import shutil  # create.py imports it before fork when a mount asks for tmpcopyup
+
+    scratch = f"/tmp/.pyrunc-copyup-{os.getpid()}"
+    os.mkdir(scratch, 0o700)
+    try:
+        s.mount(source, scratch, mtype, flags, data or None)
+        shutil.copytree(safepath.fd_path(target), scratch, symlinks=True, dirs_exist_ok=True)
+        s.mount(scratch, safepath.fd_path(target), None, s.MS_MOVE)
+    finally:
+        os.rmdir(scratch)
+
+
+def _after_mount(root_fd: int, opts: mountopts.MountOptions, dest: str) -> None:
+    if not opts.propagation and not (opts.attr_set or opts.attr_clr):
+        return
+    fd = safepath.open_in_root(root_fd, dest)
+    try:
+        for prop in opts.propagation:
+            s.mount(None, safepath.fd_path(fd), None, prop)
+        if opts.attr_set or opts.attr_clr:
+            s.mount_setattr(fd, "", s.AT_EMPTY_PATH | s.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+    except OSError as err:
+        raise _kerr("mount propagation", err, dest) from None
+    finally:
+        os.close(fd)
+
+
+def bind_dev_mounted(mounts: tuple) -> bool:
+    return any(os.path.normpath(m.destination) == "/dev" and "bind" in
+               (m.type or "") + ",".join(m.options) for m in mounts)
+
+
+def create_devices(root_fd: int, devices: tuple, use_bind: bool) -> None:
+    """The default nodes plus linux.devices (a same-path entry overrides a default)."""
+    wanted = {p: (stat.S_IFCHR | 0o666, os.makedev(ma, mi), 0, 0) for p, ma, mi in DEFAULT_DEVICES}
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    for d in devices:
+        mode = (d.file_mode if d.file_mode is not None else 0o666) & 0o7777
+        wanted[d.path] = (kinds[d.type] | mode, os.makedev(d.major or 0, d.minor or 0),
+                          d.uid or 0, d.gid or 0)
+    old = os.umask(0)
+    try:
+        for path, (mode, dev, uid, gid) in wanted.items():
+            _make_node(root_fd, path, mode, dev, uid, gid, use_bind)
+    finally:
+        os.umask(old)
+
+
+def _make_node(root_fd: int, path: str, mode: int, dev: int, uid: int, gid: int, use_bind: bool) -> None:
+    parent_path, name = os.path.split(os.path.normpath(path))
+    if not name or not parent_path.startswith("/dev"):
+        raise SecurityError(f"device {path}: must be under /dev")
+    parent = safepath.mkdir_all(root_fd, parent_path)
+    try:
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        if use_bind:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent)
+            os.close(fd)
+            target = safepath.open_in_root(root_fd, path)
+            try:
+                s.mount(path, safepath.fd_path(target), None, s.MS_BIND)
+            finally:
+                os.close(target)
+        else:
+            os.mknod(name, mode, dev, dir_fd=parent)
+            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+    except OSError as err:
+        raise _kerr("create device", err, path) from None
+    finally:
+        os.close(parent)
+
+
+def dev_symlinks(root_fd: int) -> None:
+    dev = safepath.mkdir_all(root_fd, "/dev")
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "/dev/core"))
+        for target, path in links:
+            try:
+                os.symlink(target, os.path.basename(path), dir_fd=dev)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=dev)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+    finally:
+        os.close(dev)
+
+
+def _verified_dev_null(root_fd: int) -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the real 1:3
+    char device (CVE-2025-31133: a symlink or file there must not be bound
+    over /proc files)."""
+    fd = safepath.open_in_root(root_fd, "/dev/null")
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise SecurityError("/dev/null in the container is not the null device; refusing to mask with it")
+    return fd
+
+
+def mask_paths(root_fd: int, paths: tuple[str, ...]) -> None:
+    if not paths:
+        return
+    null = _verified_dev_null(root_fd)
+    try:
+        for path in dict.fromkeys(paths):
+            try:
+                fd = safepath.open_in_root(root_fd, path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            try:
+                if safepath.is_dir_fd(fd):
+                    s.mount("tmpfs", safepath.fd_path(fd), "tmpfs", s.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
+                else:
+                    s.mount(safepath.fd_path(null), safepath.fd_path(fd), None, s.MS_BIND)
+            except OSError as err:
+                raise _kerr("mask", err, path) from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(null)
+
+
+def readonly_paths(root_fd: int, paths: tuple[str, ...]) -> None:
+    for path in dict.fromkeys(paths):
+        try:
+            fd = safepath.open_in_root(root_fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            s.mount(safepath.fd_path(fd), safepath.fd_path(fd), None, s.MS_BIND | s.MS_REC)
+        except OSError as err:
+            os.close(fd)
+            raise _kerr("readonly path", err, path) from None
+        os.close(fd)
+        remount_readonly(root_fd, path)
+
+
+def remount_readonly(root_fd: int, path: str) -> None:
+    fd = safepath.open_in_root(root_fd, path)
+    p = safepath.fd_path(fd)
+    try:
+        keep = mountopts.statvfs_locked_flags(p)
+        s.mount(None, p, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | keep)
+    except OSError as err:
+        raise _kerr("remount read-only", err, path) from None
+    finally:
+        os.close(fd)
+
+
+def make_cwd(root_fd: int, cwd: str) -> None:
+    os.close(safepath.mkdir_all(root_fd, cwd))
+
+
+def pivot(rootfs: str, no_pivot: bool) -> None:
+    """Switch the root; the old root is detached so nothing of the host stays."""
+    if no_pivot:
+        os.chdir(rootfs)
+        s.mount(rootfs, "/", None, s.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        return
+    old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        s.pivot_root(".", ".")
+        os.fchdir(old)
+        s.mount(None, ".", None, s.MS_SLAVE | s.MS_REC)
+        s.umount2(".", s.MNT_DETACH)
+        os.chdir("/")
+    except OSError as err:
+        raise _kerr("pivot_root", err, rootfs) from None
+    finally:
+        os.close(old)
+        os.close(new)

@@ -1,0 +1,223 @@
+"""Container state on disk: one directory per container under --root.
+
+Invariants:
+- A container directory is claimed with mkdir (atomic), so two simultaneous
+  `create`s of one ID give exactly one winner.
+- state.json is replaced atomically (temp + rename); readers never see half.
+- The status is never trusted from disk: it is derived on every read from the
+  init pid and its start time (/proc/PID/stat field 22), the presence of
+  exec.fifo (created) and the cgroup freezer (paused), as runc does.
+- Commands that change a container take `lock(id)` (flock on the directory),
+  so concurrent commands on one ID are serialised.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Iterator
+
+from pyrunc import OCI_VERSION
+from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidState, PyruncError
+from pyrunc.fsutil import atomic_write, rmtree_nofollow
+
+STATE_FILE = "state.json"
+FIFO_NAME = "exec.fifo"
+
+
+class Status(StrEnum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+    def can_start(self) -> bool:
+        return self is Status.CREATED
+
+    def can_delete(self) -> bool:
+        return self in (Status.STOPPED, Status.CREATED)
+
+    def can_exec(self) -> bool:
+        return self in (Status.CREATED, Status.RUNNING)
+
+
+@dataclass(slots=True)
+class State:
+    """What pyrunc remembers of a container between commands."""
+
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    pid: int = 0
+    pid_start: int = 0
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup: dict = field(default_factory=dict)
+    hooks: dict = field(default_factory=dict)
+    namespaces: dict[str, str] = field(default_factory=dict)
+    shares_pidns: bool = False
+    status: Status = Status.CREATING
+    state_dir: str = ""
+
+    def oci(self) -> dict:
+        """The OCI state object, in runc's key order (runc `state` output)."""
+        out: dict = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if self.status is not Status.STOPPED else 0,
+            "status": str(self.status),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+        }
+        if self.annotations:
+            out["annotations"] = self.annotations
+        out["owner"] = self.owner
+        return out
+
+    def hook_state(self, status: Status | None = None) -> bytes:
+        """The state JSON that hooks read on stdin (runtime-spec runtime.md#state)."""
+        doc = {"ociVersion": OCI_VERSION, "id": self.id, "status": str(status or self.status),
+               "pid": self.pid, "bundle": self.bundle}
+        if self.annotations:
+            doc["annotations"] = self.annotations
+        return json.dumps(doc).encode()
+
+    def to_json(self) -> bytes:
+        doc = asdict(self)
+        doc["status"] = str(self.status)
+        del doc["state_dir"]
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, state_dir: str) -> "State":
+        doc = json.loads(data)
+        doc["status"] = Status(doc.get("status", "creating"))
+        return cls(**doc, state_dir=state_dir)
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.state_dir, FIFO_NAME)
+
+
+def validate_id(container_id: str) -> None:
+    """runc's ID rule: letters, digits and `_ + - .`, not `.`/`..`."""
+    if not container_id:
+        raise PyruncError("container id cannot be empty")
+    ok = all(c.isascii() and (c.isalnum() or c in "_+-.") for c in container_id)
+    if not ok or container_id in (".", ".."):
+        raise PyruncError(f"invalid container id format: {container_id}")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of `pid`, None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+class StateStore:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir_of(self, container_id: str) -> str:
+        validate_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def claim(self, container_id: str) -> str:
+        """Create the container's directory; ContainerExists if taken."""
+        path = self.dir_of(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        except FileNotFoundError:
+            os.makedirs(self.root, 0o711, exist_ok=True)
+            return self.claim(container_id)
+        return path
+
+    @contextmanager
+    def lock(self, container_id: str) -> Iterator[int]:
+        path = self.dir_of(container_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(container_id) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def save(self, state: State) -> None:
+        atomic_write(os.path.join(state.state_dir, STATE_FILE), state.to_json(), 0o600, durable=False)
+
+    def load(self, container_id: str) -> State:
+        """Load and refresh: the returned status reflects the kernel now."""
+        path = self.dir_of(container_id)
+        try:
+            with open(os.path.join(path, STATE_FILE), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ContainerNotFound(container_id) from None
+        except NotADirectoryError:
+            raise ContainerNotFound(container_id) from None
+        state = State.from_json(data, path)
+        refresh(state)
+        return state
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.isfile(os.path.join(self.root, n, STATE_FILE)))
+
+    def remove(self, container_id: str) -> None:
+        rmtree_nofollow(self.dir_of(container_id))
+
+
+def refresh(state: State) -> Status:
+    """Derive the status from the kernel (runc refreshState)."""
+    if state.status is Status.CREATING:
+        return state.status
+    if not state.pid or proc_start_time(state.pid) != state.pid_start:
+        state.status = Status.STOPPED
+    elif os.path.exists(state.fifo_path):
+        state.status = Status.CREATED
+    elif state.cgroup and _is_frozen(state):
+        state.status = Status.PAUSED
+    else:
+        state.status = Status.RUNNING
+    return state.status
+
+
+def _is_frozen(state: State) -> bool:
+    from pyrunc.cgroups import load_manager
+
+    try:
+        return load_manager(state.cgroup).is_frozen()
+    except OSError as err:
+        if err.errno == errno.ENOENT:
+            return False
+        raise
+
+
+def require(state: State, allowed: tuple[Status, ...], action: str) -> None:
+    if state.status not in allowed:
+        raise InvalidState(f"cannot {action} a container that is {state.status}"
+                           if state.status is not Status.STOPPED
+                           else f"cannot {action} a container that has stopped")

@@ -1,0 +1,81 @@
+"""The parent <-> child protocol over a SOCK_SEQPACKET socketpair.
+
+One JSON object per message (packet boundaries are kept by SEQPACKET), with
+file descriptors riding along as SCM_RIGHTS. Child-side errors travel as data
+and are re-raised by the parent, so the user sees one line.
+
+    parent (pyrunc create)            intermediate                    init (pid 1)
+    ----------------------            ------------                    ------------
+                                      join cgroup, setns(path ns)
+                      <-- {"t":"idmap"}   unshare(CLONE_NEWUSER)
+    write uid_map/gid_map
+    {"t":"idmap-done"} -->
+                                      unshare(other ns), fork ──────► (starts)
+                      <-- {"t":"pid","pid":N}  exit(0)
+                                                                      mounts in rootfs
+                      <-- {"t":"hooks"}  (only when createRuntime/prestart hooks exist)
+    run prestart + createRuntime hooks
+    {"t":"hooks-done"} -->                                            createContainer hooks
+                                                                      pivot_root, /dev, masks,
+                                                                      user, caps, …
+                      <-- {"t":"seccomp"} + fd (only with a notify listener)
+                      <-- {"t":"ready"}                               block on exec.fifo
+    state.json, pid file, exit 0
+    any step:         <-- {"t":"error","msg":…}   (the child exits 1)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from pyrunc.errors import ChildError
+
+_MAX = 65536
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """(parent_end, child_end), both CLOEXEC so nothing leaks into the container."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, kind: str, fds: list[int] | None = None, **fields: object) -> None:
+    fields["t"] = kind
+    data = json.dumps(fields).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def recv(sock: socket.socket) -> tuple[dict, list[int]]:
+    """Next message; raises ChildError for an error message or a closed peer."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, _MAX, 4)
+    if not data:
+        raise ChildError("container init exited before it was ready")
+    msg = json.loads(data)
+    if msg.get("t") == "error":
+        raise ChildError(msg.get("msg", "container init failed"))
+    return msg, fds
+
+
+def expect(sock: socket.socket, kind: str) -> tuple[dict, list[int]]:
+    msg, fds = recv(sock)
+    if msg["t"] != kind:
+        raise ChildError(f"protocol error: expected {kind!r}, got {msg['t']!r}")
+    return msg, fds
+
+
+def send_error(sock: socket.socket, err: BaseException) -> None:
+    """Report a child-side failure; never raises (the child is about to exit)."""
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err) or type(err).__name__
+    step = getattr(err, "step", None)
+    if step:
+        text = f"{step}: {text}"
+    try:
+        send(sock, "error", msg=text)
+    except OSError:
+        pass

@@ -1,0 +1,263 @@
+"""The only module that touches ctypes: thin, policy-free syscall wrappers.
+
+Python 3.11 has no os.unshare/os.setns/mount/pivot_root, so they live here.
+Every wrapper raises OSError(errno, strerror, path) through `_check`, so the
+callers decide what an error means. Numbers for syscalls that glibc does not
+wrap come from `_NR`, per architecture.
+
+This module is imported by the container init *before* pivot_root (nothing is
+imported after it), so it must not import anything lazily itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+MACHINE = platform.machine()
+
+# Syscall numbers glibc 2.36 does not wrap (or wraps badly), per architecture.
+_NR_TABLE: dict[str, dict[str, int]] = {
+    "x86_64": {
+        "pivot_root": 155, "setns": 308, "seccomp": 317, "execveat": 322,
+        "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
+        "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
+        "mount_setattr": 442, "keyctl": 250, "bpf": 321, "personality": 135,
+    },
+    "aarch64": {
+        "pivot_root": 41, "setns": 268, "seccomp": 277, "execveat": 281,
+        "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
+        "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
+        "mount_setattr": 442, "keyctl": 219, "bpf": 280, "personality": 92,
+    },
+}
+_NR = _NR_TABLE.get(MACHINE, _NR_TABLE["x86_64"])
+
+# --- constants -------------------------------------------------------------
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+MNT_FORCE = 1
+UMOUNT_NOFOLLOW = 8
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# open_tree / move_mount / mount_setattr
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x100000
+
+# prctl
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_SET_SECCOMP = 22
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+
+# seccomp(2)
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_GET_NOTIF_SIZES = 3
+
+# keyctl
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def _check(result: int, path: str | None = None) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return result
+
+
+def _b(path: str | bytes | None) -> bytes | None:
+    if path is None:
+        return None
+    return path if isinstance(path, bytes) else os.fsencode(path)
+
+
+def syscall_number(name: str) -> int:
+    return _NR[name]
+
+
+# --- namespaces -------------------------------------------------------------
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)))
+
+
+# --- mounts -------------------------------------------------------------------
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    res = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(res, target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_syscall(_NR["pivot_root"], _b(new_root), _b(put_old)), new_root)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    return _check(_syscall(_NR["open_tree"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags)), path)
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
+    _check(_syscall(_NR["move_mount"], ctypes.c_int(from_dirfd), _b(from_path),
+                    ctypes.c_int(to_dirfd), _b(to_path), ctypes.c_uint(flags)), to_path)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    _check(_syscall(_NR["mount_setattr"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
+                    ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), path)
+
+
+# --- path resolution ------------------------------------------------------------
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_syscall(_NR["openat2"], ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how))), path)
+
+
+# --- processes ------------------------------------------------------------------
+def pidfd_open(pid: int, flags: int = 0) -> int:
+    return _check(_syscall(_NR["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(flags)))
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    _check(_syscall(_NR["pidfd_send_signal"], ctypes.c_int(pidfd), ctypes.c_int(sig), None,
+                    ctypes.c_uint(0)))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))))
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))))
+
+
+def personality(persona: int) -> int:
+    return _check(_libc.personality(ctypes.c_ulong(persona)))
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    _check(_syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)))
+
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def keyctl_join_session_keyring(name: str | None) -> int:
+    return _check(_syscall(_NR["keyctl"], ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)))
+
+
+def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int) -> None:
+    """Only returns by raising: execveat(2) replaces the process on success."""
+    c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+    c_envp = (ctypes.c_char_p * (len(envp) + 1))(*[e.encode() for e in envp], None)
+    _check(_syscall(_NR["execveat"], ctypes.c_int(dirfd), _b(path), c_argv, c_envp, ctypes.c_int(flags)), path)
+
+
+# --- seccomp ---------------------------------------------------------------------------
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> int:
+    """Load a classic-BPF program (bytes of struct sock_filter); returns the
+    listener fd when flags ask for one (SECCOMP_FILTER_FLAG_NEW_LISTENER), else 0."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    return _check(_syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_uint(flags), ctypes.byref(prog)))
+
+
+def seccomp_get_action_avail(action: int) -> bool:
+    val = ctypes.c_uint32(action)
+    try:
+        _check(_syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_GET_ACTION_AVAIL), ctypes.c_uint(0),
+                        ctypes.byref(val)))
+    except OSError:
+        return False
+    return True
