@@ -1,0 +1,161 @@
+"""Field checks for `linux.resources` and `linux.seccomp`, split out of spec.py.
+
+Imported by spec.py only when config.json has one of these objects. The rules
+are those of config-linux.md ("Control groups", "Seccomp"); the JSON Schema in
+schemas/config.schema.json states the same ones.
+"""
+
+from __future__ import annotations
+
+from pyrunc.spec import (
+    _ABSENT, CGROUP_DEVICE_ACCESS, CGROUP_DEVICE_TYPES, CPU, I64, SECCOMP_ACTIONS,
+    SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS, U16, U32, U64, BlockIO, DeviceRule,
+    HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma, Resources, Seccomp, Syscall,
+    SyscallArg, ThrottleDevice, WeightDevice, _enum, _enums, _int, _Invalid, _key, _o_bool,
+    _o_int, _o_items, _o_str, _obj, _required, _str, _str_map, _strs,
+)
+
+_PAGE_UNITS = ("KB", "MB", "GB")
+
+
+def parse_resources(v: object, p: str) -> Resources:
+    d = _obj(v, p)
+    memory = cpu = pids = block_io = network = None
+    m = d.get("memory", _ABSENT)
+    if m is not _ABSENT:
+        mp = f"{p}.memory"
+        m = _obj(m, mp)
+        memory = Memory(*(_o_int(m, k, mp, I64) for k in (
+            "limit", "reservation", "swap", "kernel", "kernelTCP")),
+            _o_int(m, "swappiness", mp, U64), _o_bool(m, "disableOOMKiller", mp),
+            _o_bool(m, "useHierarchy", mp), _o_bool(m, "checkBeforeUpdate", mp))
+    c = d.get("cpu", _ABSENT)
+    if c is not _ABSENT:
+        cp = f"{p}.cpu"
+        c = _obj(c, cp)
+        cpu = CPU(_o_int(c, "shares", cp, U64), _o_int(c, "quota", cp, I64),
+                  _o_int(c, "burst", cp, U64), _o_int(c, "period", cp, U64),
+                  _o_int(c, "realtimeRuntime", cp, I64), _o_int(c, "realtimePeriod", cp, U64),
+                  _o_str(c, "cpus", cp), _o_str(c, "mems", cp), _o_int(c, "idle", cp, I64))
+    x = d.get("pids", _ABSENT)
+    if x is not _ABSENT:
+        pids = Pids(_o_int(_obj(x, f"{p}.pids"), "limit", f"{p}.pids", I64))
+    x = d.get("blockIO", _ABSENT)
+    if x is not _ABSENT:
+        block_io = _block_io(x, f"{p}.blockIO")
+    x = d.get("network", _ABSENT)
+    if x is not _ABSENT:
+        np_ = f"{p}.network"
+        n = _obj(x, np_)
+        network = Network(_o_int(n, "classID", np_, U32), _o_items(n, "priorities", np_, _priority))
+    rdma: dict[str, Rdma] = {}
+    x = d.get("rdma", _ABSENT)
+    if x is not _ABSENT:
+        rp = f"{p}.rdma"
+        for k, r in _obj(x, rp).items():
+            kp = _key(k, rp)
+            r = _obj(r, kp)
+            if "hcaHandles" not in r and "hcaObjects" not in r:
+                raise _Invalid(kp, "needs hcaHandles or hcaObjects")
+            rdma[k] = Rdma(_o_int(r, "hcaHandles", kp, U32), _o_int(r, "hcaObjects", kp, U32))
+    x = d.get("unified", _ABSENT)
+    unified = {} if x is _ABSENT else _str_map(x, f"{p}.unified")
+    return Resources(
+        devices=_o_items(d, "devices", p, _device_rule),
+        memory=memory,
+        cpu=cpu,
+        pids=pids,
+        block_io=block_io,
+        hugepage_limits=_o_items(d, "hugepageLimits", p, _hugepage),
+        network=network,
+        rdma=rdma,
+        unified=unified,
+    )
+
+
+def _device_rule(v: object, p: str) -> DeviceRule:
+    d = _obj(v, p)
+    allow = _required(d, "allow", p)
+    if type(allow) is not bool:
+        raise _Invalid(f"{p}.allow", "must be a boolean")
+    t = d.get("type", _ABSENT)
+    a = d.get("access", _ABSENT)
+    return DeviceRule(allow, None if t is _ABSENT else _enum(t, f"{p}.type", CGROUP_DEVICE_TYPES),
+                      _o_int(d, "major", p, I64), _o_int(d, "minor", p, I64),
+                      None if a is _ABSENT else _enum(a, f"{p}.access", CGROUP_DEVICE_ACCESS))
+
+
+def _block_io(v: object, p: str) -> BlockIO:
+    d = _obj(v, p)
+    return BlockIO(_o_int(d, "weight", p, U16), _o_int(d, "leafWeight", p, U16),
+                   _o_items(d, "weightDevice", p, _weight_device),
+                   *(_o_items(d, k, p, _throttle) for k in (
+                       "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                       "throttleReadIOPSDevice", "throttleWriteIOPSDevice")))
+
+
+def _weight_device(v: object, p: str) -> WeightDevice:
+    d = _obj(v, p)
+    major = _int(_required(d, "major", p), f"{p}.major", I64)
+    minor = _int(_required(d, "minor", p), f"{p}.minor", I64)
+    if "weight" not in d and "leafWeight" not in d:
+        raise _Invalid(p, "needs weight or leafWeight")
+    return WeightDevice(major, minor, _o_int(d, "weight", p, U16), _o_int(d, "leafWeight", p, U16))
+
+
+def _throttle(v: object, p: str) -> ThrottleDevice:
+    d = _obj(v, p)
+    return ThrottleDevice(_int(_required(d, "major", p), f"{p}.major", I64),
+                          _int(_required(d, "minor", p), f"{p}.minor", I64),
+                          _int(_required(d, "rate", p), f"{p}.rate", U64))
+
+
+def _hugepage(v: object, p: str) -> HugepageLimit:
+    d = _obj(v, p)
+    size = _str(_required(d, "pageSize", p), f"{p}.pageSize")
+    num, unit = size[:-2], size[-2:]
+    if unit not in _PAGE_UNITS or not num or num[0] == "0" or not num.isascii() or not num.isdigit():
+        raise _Invalid(f"{p}.pageSize", "must be a size such as 2MB or 1GB")
+    return HugepageLimit(size, _int(_required(d, "limit", p), f"{p}.limit", U64))
+
+
+def _priority(v: object, p: str) -> InterfacePriority:
+    d = _obj(v, p)
+    return InterfacePriority(_str(_required(d, "name", p), f"{p}.name"),
+                             _int(_required(d, "priority", p), f"{p}.priority", U32))
+
+
+def parse_seccomp(v: object, p: str) -> Seccomp:
+    d = _obj(v, p)
+    default = _enum(_required(d, "defaultAction", p), f"{p}.defaultAction", SECCOMP_ACTIONS)
+    arches = d.get("architectures", _ABSENT)
+    flags = d.get("flags", _ABSENT)
+    if "listenerMetadata" in d and "listenerPath" not in d:
+        raise _Invalid(f"{p}.listenerMetadata", "must not be set without listenerPath")
+    return Seccomp(
+        default_action=default,
+        default_errno_ret=_o_int(d, "defaultErrnoRet", p, U32),
+        architectures=() if arches is _ABSENT else _enums(arches, f"{p}.architectures", SECCOMP_ARCHES),
+        flags=() if flags is _ABSENT else _enums(flags, f"{p}.flags", SECCOMP_FLAGS),
+        listener_path=_o_str(d, "listenerPath", p),
+        listener_metadata=_o_str(d, "listenerMetadata", p),
+        syscalls=_o_items(d, "syscalls", p, _syscall),
+    )
+
+
+def _syscall(v: object, p: str) -> Syscall:
+    d = _obj(v, p)
+    names = _required(d, "names", p)
+    if type(names) is not list or not names:
+        raise _Invalid(f"{p}.names", "must be a non-empty array of strings")
+    return Syscall(_strs(names, f"{p}.names"),
+                   _enum(_required(d, "action", p), f"{p}.action", SECCOMP_ACTIONS),
+                   _o_int(d, "errnoRet", p, U32), _o_items(d, "args", p, _syscall_arg))
+
+
+def _syscall_arg(v: object, p: str) -> SyscallArg:
+    d = _obj(v, p)
+    return SyscallArg(_int(_required(d, "index", p), f"{p}.index", U32),
+                      _int(_required(d, "value", p), f"{p}.value", U64),
+                      _enum(_required(d, "op", p), f"{p}.op", SECCOMP_OPERATORS),
+                      _o_int(d, "valueTwo", p, U64))
