@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -261,3 +262,113 @@ def seccomp_get_action_avail(action: int) -> bool:
     except OSError:
         return False
     return True
+
+
+# --- bpf(2): cgroup device programs -------------------------------------------------
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+def _bpf(cmd: int, attr: ctypes.Array) -> int:  # type: ignore[type-arg]
+    return _check(_syscall(_NR["bpf"], ctypes.c_int(cmd), attr, ctypes.c_uint(ctypes.sizeof(attr))))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, expected_attach_type: int = 0,
+                  log_size: int = 65536) -> int:
+    """Load an eBPF program; on EINVAL/EACCES the verifier log is in the OSError's filename."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(log_size)
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("<IIQQIIQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
+                     ctypes.addressof(lic), 1, log_size, ctypes.addressof(log))
+    struct.pack_into("<I", attr, 68, expected_attach_type)
+    res = _syscall(_NR["bpf"], ctypes.c_int(BPF_PROG_LOAD), attr, ctypes.c_uint(128))
+    if res < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), log.value.decode(errors="replace").strip() or None)
+    return res
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    attr = ctypes.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, flags), 32)
+    _bpf(BPF_PROG_ATTACH, attr)
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    attr = ctypes.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, 0), 32)
+    _bpf(BPF_PROG_DETACH, attr)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, max_ids: int = 64) -> list[int]:
+    """IDs of the programs attached to a cgroup fd for `attach_type`."""
+    ids = (ctypes.c_uint32 * max_ids)()
+    attr = ctypes.create_string_buffer(40)
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), max_ids)
+    _bpf(BPF_PROG_QUERY, attr)
+    count = struct.unpack_from("<I", attr, 24)[0]
+    return list(ids[:count])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(struct.pack("<III", prog_id, 0, 0), 16)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+
+
+# --- inotify (cgroup v2 memory.events watching) ---------------------------------------
+IN_MODIFY = 0x2
+IN_CLOEXEC = os.O_CLOEXEC
+IN_NONBLOCK = os.O_NONBLOCK
+
+
+def inotify_init1(flags: int = 0) -> int:
+    return _check(_libc.inotify_init1(ctypes.c_int(flags)))
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    return _check(_libc.inotify_add_watch(ctypes.c_int(fd), _b(path), ctypes.c_uint32(mask)), path)
+
+
+# --- security helpers (capabilities.py, sysctl.py, lsm.py, exeguard.py) ---------------
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PROC_SUPER_MAGIC = 0x9FA0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSOPEN_CLOEXEC = 0x1
+FSMOUNT_CLOEXEC = 0x1
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("f_blocks", ctypes.c_ulong),
+                ("f_bfree", ctypes.c_ulong), ("f_bavail", ctypes.c_ulong), ("f_files", ctypes.c_ulong),
+                ("f_ffree", ctypes.c_ulong), ("f_fsid", ctypes.c_int * 2), ("f_namelen", ctypes.c_long),
+                ("f_frsize", ctypes.c_long), ("f_flags", ctypes.c_long), ("f_spare", ctypes.c_long * 4)]
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type (the filesystem magic) of the filesystem `fd` lives on; os.fstatvfs lacks it."""
+    buf = _Statfs()
+    _check(_libc.fstatfs(ctypes.c_int(fd), ctypes.byref(buf)))
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:
+    return _check(_syscall(_NR["fsopen"], _b(fstype), ctypes.c_uint(flags)), fstype)
+
+
+def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
+    _check(_syscall(_NR["fsconfig"], ctypes.c_int(fd), ctypes.c_uint(cmd), _b(key), _b(value),
+                    ctypes.c_int(aux)), key)
+
+
+def fsmount(fd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int:
+    return _check(_syscall(_NR["fsmount"], ctypes.c_int(fd), ctypes.c_uint(flags), ctypes.c_uint(attr_flags)))
