@@ -1,0 +1,165 @@
+"""The step cache: a hash chain of step keys → (image config, layer descriptors).
+
+key(step) = sha256(parent key, expanded instruction, content digest of its
+COPY/ADD sources, build args in scope). The first parent is the base image's
+config digest, so a changed base, instruction, source file or build arg
+changes this key and every key after it (osbuild's stage ids, kaniko's
+composite keys). Secrets never enter a key: only their ids appear in the
+instruction text.
+
+Records live beside the OCI layout, in `<root>/cache/`:
+- `steps/<hex>.json`: the image config after the step (inline JSON, so no
+  dangling config blobs) and the manifest layer descriptors so far. A record
+  is only used if every layer blob it names is still in the store (after a
+  prune it is a miss, never an error).
+- `stages/<hex of stage identity>.json`: the inputs of each step of the last few
+  builds of one stage (same context dir, Dockerfile and stage), which
+  `--explain-cache` diffs against to say *what changed*.
+Both are written atomically (temp + rename), so a killed build leaves only
+whole records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrunc.fsutil import atomic_write
+
+KEEP_BUILDS = 8
+
+
+def step_key(parent: str, instruction: str, sources: str | None, args: dict[str, str],
+             extra: dict[str, Any] | None = None) -> str:
+    """The cache key of one step (hex sha256 of a canonical JSON document)."""
+    doc = {"parent": parent, "instruction": instruction, "sources": sources,
+           "args": dict(sorted(args.items())), "extra": extra or {}}
+    return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StepInputs:
+    """What went into one step's key, kept for --explain-cache."""
+
+    key: str
+    text: str
+    scope: dict[str, str]          # ARG and ENV values in scope ("ARG X", "ENV Y" → value)
+    base: str | None = None        # base image digest (first step of a stage)
+    sources: dict[str, str] = field(default_factory=dict)  # context path → digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "text": self.text, "scope": self.scope, "base": self.base,
+                "sources": self.sources}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StepInputs":
+        return cls(key=d["key"], text=d["text"], scope=dict(d.get("scope") or {}),
+                   base=d.get("base"), sources=dict(d.get("sources") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    config: dict[str, Any]          # the image config JSON after the step
+    layers: list[dict[str, Any]]    # manifest layer descriptors so far (bottom first)
+
+
+class Cache:
+    def __init__(self, root: str) -> None:
+        self.steps_dir = os.path.join(root, "cache", "steps")
+        self.stages_dir = os.path.join(root, "cache", "stages")
+        os.makedirs(self.steps_dir, exist_ok=True)
+        os.makedirs(self.stages_dir, exist_ok=True)
+
+    def _step_path(self, key: str) -> str:
+        return os.path.join(self.steps_dir, key.split(":", 1)[-1] + ".json")
+
+    def lookup(self, key: str) -> CacheRecord | None:
+        try:
+            with open(self._step_path(key), "rb") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return None  # a torn record cannot exist (atomic writes); treat junk as a miss
+        return CacheRecord(config=doc["config"], layers=list(doc["layers"]))
+
+    def record(self, key: str, rec: CacheRecord) -> None:
+        data = json.dumps({"key": key, "config": rec.config, "layers": rec.layers}, sort_keys=True)
+        atomic_write(self._step_path(key), data.encode(), durable=False)
+
+    def forget(self, key: str) -> None:
+        try:
+            os.unlink(self._step_path(key))
+        except FileNotFoundError:
+            pass
+
+    # --- per-stage history for --explain-cache ------------------------------
+    def _stage_path(self, stage_id: str) -> str:
+        return os.path.join(self.stages_dir, hashlib.sha256(stage_id.encode()).hexdigest() + ".json")
+
+    def stage_builds(self, stage_id: str) -> list[list[StepInputs]]:
+        try:
+            with open(self._stage_path(stage_id), "rb") as fh:
+                doc = json.load(fh)
+        except (FileNotFoundError, ValueError):
+            return []
+        return [[StepInputs.from_dict(s) for s in build] for build in doc.get("builds", [])]
+
+    def save_stage_build(self, stage_id: str, steps: list[StepInputs]) -> None:
+        builds = [b for b in self.stage_builds(stage_id)
+                  if [s.key for s in b] != [s.key for s in steps]]
+        builds.insert(0, steps)
+        doc = {"stage": stage_id, "builds": [[s.to_dict() for s in b] for b in builds[:KEEP_BUILDS]]}
+        atomic_write(self._stage_path(stage_id), json.dumps(doc, sort_keys=True).encode(), durable=False)
+
+
+def nearest_build(builds: list[list[StepInputs]], done: list[StepInputs]) -> list[StepInputs] | None:
+    """The earlier build sharing the longest prefix of keys with the steps done so far."""
+    best, best_len = None, -1
+    for build in builds:
+        n = 0
+        while n < len(done) and n < len(build) and build[n].key == done[n].key:
+            n += 1
+        if n > best_len:
+            best, best_len = build, n
+    return best
+
+
+def _short(value: str | None, limit: int = 60) -> str:
+    if value is None:
+        return "(unset)"
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def explain(old: StepInputs | None, new: StepInputs, parent_rebuilt: bool) -> list[str]:
+    """Human lines saying why `new` missed the cache, compared with `old`
+    (the same step of the nearest earlier build)."""
+    if old is None:
+        return ["no earlier build of this stage reached this step"]
+    reasons: list[str] = []
+    if old.base != new.base:
+        reasons.append(f"base image changed: {old.base or '(none)'} → {new.base or '(none)'}")
+    if old.text != new.text:
+        reasons.append(f"instruction changed: {old.text!r} → {new.text!r}")
+    for name in sorted(set(old.scope) | set(new.scope)):
+        a, b = old.scope.get(name), new.scope.get(name)
+        if a != b:
+            reasons.append(f"{name} changed: {_short(a)} → {_short(b)}")
+    added = sorted(set(new.sources) - set(old.sources))
+    removed = sorted(set(old.sources) - set(new.sources))
+    changed = sorted(p for p in set(old.sources) & set(new.sources) if old.sources[p] != new.sources[p])
+    for label, paths in (("added", added), ("removed", removed), ("changed", changed)):
+        if paths:
+            shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+            reasons.append(f"source files {label}: {shown}")
+    if not reasons:
+        if parent_rebuilt:
+            reasons.append("an earlier step of this stage was rebuilt")
+        elif old.key == new.key:
+            reasons.append("the cached result is gone from the store (pruned)")
+        else:
+            reasons.append("the parent image changed")
+    return reasons

@@ -1,0 +1,207 @@
+"""Per-step overlay mounts and the build's private temp dir.
+
+A step's root filesystem is an overlay: the parent image's unpacked layers are
+the lower dirs (read-only, shared by every build), a fresh upper dir collects
+exactly what the step changed (so the layer diff *is* the upper dir, and commit
+cost grows with the bytes changed, not with the image), and a work dir.
+
+Invariants:
+- Everything a build mounts or writes lives under one temp dir,
+  `<root>/tmp/build-<pid>-<random>`, on the store's filesystem (so a finished
+  upper dir can be renamed into the layer store). `BuildTemp` unmounts and
+  removes it on any exit, and `clean_stale` removes what a SIGKILLed build left.
+- The overlay is mounted with `redirect_dir=off,metacopy=off,index=off` so the
+  upper dir holds only plain files, whiteouts (0/0 char devices) and opaque
+  markers (`trusted.overlay.opaque`): the two things an OCI layer can express.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import secrets
+import signal
+import shutil
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from pybuild.errors import PybuildError
+
+_OVERLAY_OPTS = "index=off,metacopy=off,redirect_dir=off"
+_MAX_MOUNT_DATA = 4000  # the mount(2) data page is 4096 bytes
+
+
+class SnapshotError(PybuildError):
+    pass
+
+
+def _mountinfo_targets() -> list[str]:
+    """Mount points from /proc/self/mountinfo, octal escapes (\\040) decoded."""
+    targets = []
+    with open("/proc/self/mountinfo", "rb") as fh:
+        for line in fh:
+            field = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), line.split(b" ")[4])
+            targets.append(os.fsdecode(field))
+    return targets
+
+
+def unmount_under(path: str) -> None:
+    """Unmount every mount at or below `path`, deepest first."""
+    from pyrunc import syscalls
+
+    prefix = path.rstrip("/") + "/"
+    mounts = [t for t in _mountinfo_targets() if t == path or t.startswith(prefix)]
+    for target in sorted(set(mounts), key=len, reverse=True):
+        try:
+            syscalls.umount2(target, 0)
+        except OSError as err:
+            if err.errno == errno.EBUSY:
+                syscalls.umount2(target, syscalls.MNT_DETACH)
+            elif err.errno not in (errno.EINVAL, errno.ENOENT):
+                raise
+
+
+def remove_tree(path: str) -> None:
+    """Unmount what is left below `path`, then remove it (never across a mount)."""
+    from pyrunc.fsutil import rmtree_nofollow
+
+    if not os.path.lexists(path):
+        return
+    unmount_under(path)
+    rmtree_nofollow(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """Paths of one step's overlay; `mount_overlay` mounts it."""
+
+    merged: str
+    upper: str
+    work: str
+    lowers: tuple[str, ...]
+
+
+def _mount_data(lowers: Sequence[str], upper: str, work: str) -> tuple[str, str | None]:
+    """Overlay mount options; if absolute lower paths overflow the data page,
+    make them relative to their common parent (returned as the cwd to use)."""
+    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},{_OVERLAY_OPTS}"
+    if len(data) <= _MAX_MOUNT_DATA:
+        return data, None
+    common = os.path.commonpath(list(lowers))
+    rel = [os.path.relpath(p, common) for p in lowers]
+    data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work},{_OVERLAY_OPTS}"
+    if len(data) > _MAX_MOUNT_DATA:
+        raise SnapshotError(f"overlay: {len(lowers)} layers exceed the kernel's mount option size")
+    return data, common
+
+
+@contextlib.contextmanager
+def mount_overlay(base: str, lowers: Sequence[str]) -> Iterator[Overlay]:
+    """Mount an overlay under `base` (created here) with `lowers` top-most
+    first; unmount on exit. The upper dir outlives the mount (it is the diff)."""
+    from pyrunc import syscalls
+
+    os.makedirs(base, exist_ok=False)
+    merged, upper, work = (os.path.join(base, n) for n in ("merged", "upper", "work"))
+    for d in (merged, upper, work):
+        os.mkdir(d, 0o755)
+    if not lowers:
+        # overlayfs needs at least one lower dir; FROM scratch gets an empty one.
+        empty = os.path.join(base, "empty")
+        os.mkdir(empty, 0o755)
+        lowers = [empty]
+    data, cwd = _mount_data(lowers, upper, work)
+    old_cwd = os.getcwd() if cwd else None
+    try:
+        if cwd:
+            os.chdir(cwd)
+        syscalls.mount("overlay", merged, "overlay", 0, data)
+    except OSError as err:
+        raise SnapshotError(f"mount overlay at {merged}: {err.strerror}") from err
+    finally:
+        if old_cwd:
+            os.chdir(old_cwd)
+    try:
+        yield Overlay(merged, upper, work, tuple(lowers))
+    finally:
+        unmount_under(merged)
+        shutil.rmtree(work, ignore_errors=False)
+
+
+class BuildTemp:
+    """The build's private temp dir under `<store>/tmp`; removed (after
+    unmounting anything inside) when the build ends, however it ends."""
+
+    def __init__(self, store_root: str) -> None:
+        self.parent = os.path.join(store_root, "tmp")
+        os.makedirs(self.parent, exist_ok=True)
+        clean_stale(self.parent)
+        self.path = os.path.join(self.parent, f"build-{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(self.path, 0o700)
+        self._n = 0
+
+    def new_dir(self, prefix: str) -> str:
+        """A fresh, not yet existing path inside the temp dir."""
+        self._n += 1
+        return os.path.join(self.path, f"{prefix}{self._n}")
+
+    def close(self) -> None:
+        remove_tree(self.path)
+
+    def __enter__(self) -> "BuildTemp":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(tmp_parent: str) -> None:
+    """Remove temp dirs (and their mounts) of builds whose process is gone,
+    e.g. after a SIGKILL. Live builds' dirs are left alone."""
+    try:
+        names = os.listdir(tmp_parent)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if not name.startswith("build-"):
+            continue
+        try:
+            pid = int(name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        stale = os.path.join(tmp_parent, name)
+        _kill_orphan_containers(stale)
+        remove_tree(stale)
+
+
+def _kill_orphan_containers(stale: str) -> None:
+    """A SIGKILLed build may leave a RUN container running: its runtime state
+    (`state.json` under the build's private runtime root) names the init pid."""
+    roots = [os.path.join(stale, n) for n in os.listdir(stale) if n.startswith("runtime")]
+    for dirpath, _dirs, files in (w for r in roots for w in os.walk(r)):
+        if "state.json" not in files:
+            continue
+        try:
+            with open(os.path.join(dirpath, "state.json"), "rb") as fh:
+                state = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        pid = state.get("init_process_pid") or state.get("pid")
+        if isinstance(pid, int) and pid > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,84 @@
+"""User and group names → numeric ids through the image's own /etc/passwd and
+/etc/group (never the host's), read with in-root path resolution.
+
+Two rules differ on purpose, as in docker:
+- `USER name` (RUN steps): the gid is the user's primary group from passwd,
+  plus supplementary groups listing the user; an unknown numeric uid runs with gid 0.
+- `COPY --chown=user`: without a group the gid is the *same number* as the uid
+  (Dockerfile reference, COPY --chown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybuild.errors import PybuildError
+from pybuild.steps.fs import resolve_in_root
+
+
+class UserError(PybuildError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...] = ()
+
+
+def _read_db(rootfs: str, path: str) -> list[list[str]]:
+    host = resolve_in_root(rootfs, path)
+    try:
+        with open(host, "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _lookup_group(rootfs: str, group: str) -> int:
+    if group.isdigit():
+        return int(group)
+    for fields in _read_db(rootfs, "/etc/group"):
+        if len(fields) >= 3 and fields[0] == group and fields[2].isdigit():
+            return int(fields[2])
+    raise UserError(f"unable to find group {group}: no matching entries in group file")
+
+
+def _lookup_user(rootfs: str, user: str) -> tuple[int, int | None, str | None]:
+    """(uid, primary gid or None, user name or None)."""
+    for fields in _read_db(rootfs, "/etc/passwd"):
+        if len(fields) < 4 or not fields[2].isdigit() or not fields[3].isdigit():
+            continue
+        if fields[0] == user or (user.isdigit() and int(fields[2]) == int(user)):
+            return int(fields[2]), int(fields[3]), fields[0]
+    if user.isdigit():
+        return int(user), None, None
+    raise UserError(f"unable to find user {user}: no matching entries in passwd file")
+
+
+def resolve_user(rootfs: str, spec: str | None) -> Ids:
+    """`USER` value ("", "name", "uid", "name:group", "uid:gid") → ids for a RUN."""
+    if not spec:
+        return Ids(0, 0)
+    user, _, group = spec.partition(":")
+    uid, primary, name = _lookup_user(rootfs, user)
+    if group:
+        return Ids(uid, _lookup_group(rootfs, group))
+    gid = primary if primary is not None else 0
+    extra: list[int] = []
+    if name:
+        for fields in _read_db(rootfs, "/etc/group"):
+            if len(fields) >= 4 and fields[2].isdigit() and name in fields[3].split(","):
+                if int(fields[2]) != gid and int(fields[2]) not in extra:
+                    extra.append(int(fields[2]))
+    return Ids(uid, gid, tuple(extra))
+
+
+def resolve_chown(rootfs: str, spec: str) -> Ids:
+    """`--chown=user[:group]` → ids; a missing group means gid = uid's number."""
+    user, _, group = spec.partition(":")
+    uid = int(user) if user.isdigit() else _lookup_user(rootfs, user)[0]
+    gid = _lookup_group(rootfs, group) if group else uid
+    return Ids(uid, gid)
