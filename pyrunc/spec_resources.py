@@ -1,17 +1,18 @@
-"""Field checks for `linux.resources` and `linux.seccomp`, split out of spec.py.
+"""Field checks for `linux.resources` and `linux.seccomp`, split out of spec_parse.
 
-Imported by spec.py only when config.json has one of these objects. The rules
-are those of config-linux.md ("Control groups", "Seccomp"); the JSON Schema in
+The rules are those of config-linux.md ("Control groups", "Seccomp"); the JSON Schema in
 schemas/config.schema.json states the same ones.
 """
 
 from __future__ import annotations
 
 from pyrunc.spec import (
-    _ABSENT, CGROUP_DEVICE_ACCESS, CGROUP_DEVICE_TYPES, CPU, I64, SECCOMP_ACTIONS,
-    SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS, U16, U32, U64, BlockIO, DeviceRule,
-    HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma, Resources, Seccomp, Syscall,
-    SyscallArg, ThrottleDevice, WeightDevice, _enum, _enums, _int, _Invalid, _key, _o_bool,
+    CPU, BlockIO, DeviceRule, HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma,
+    Resources, Seccomp, Syscall, SyscallArg, ThrottleDevice, WeightDevice,
+)
+from pyrunc.spec_check import (
+    _ABSENT, CGROUP_DEVICE_ACCESS, CGROUP_DEVICE_TYPES, I64, SECCOMP_ACTIONS, SECCOMP_ARCHES,
+    SECCOMP_FLAGS, SECCOMP_OPERATORS, U16, U32, U64, Invalid, _enum, _enums, _int, _key, _o_bool,
     _o_int, _o_items, _o_str, _obj, _required, _str, _str_map, _strs,
 )
 
@@ -56,7 +57,7 @@ def parse_resources(v: object, p: str) -> Resources:
             kp = _key(k, rp)
             r = _obj(r, kp)
             if "hcaHandles" not in r and "hcaObjects" not in r:
-                raise _Invalid(kp, "needs hcaHandles or hcaObjects")
+                raise Invalid(kp, "needs hcaHandles or hcaObjects")
             rdma[k] = Rdma(_o_int(r, "hcaHandles", kp, U32), _o_int(r, "hcaObjects", kp, U32))
     x = d.get("unified", _ABSENT)
     unified = {} if x is _ABSENT else _str_map(x, f"{p}.unified")
@@ -77,7 +78,7 @@ def _device_rule(v: object, p: str) -> DeviceRule:
     d = _obj(v, p)
     allow = _required(d, "allow", p)
     if type(allow) is not bool:
-        raise _Invalid(f"{p}.allow", "must be a boolean")
+        raise Invalid(f"{p}.allow", "must be a boolean")
     t = d.get("type", _ABSENT)
     a = d.get("access", _ABSENT)
     return DeviceRule(allow, None if t is _ABSENT else _enum(t, f"{p}.type", CGROUP_DEVICE_TYPES),
@@ -99,7 +100,7 @@ def _weight_device(v: object, p: str) -> WeightDevice:
     major = _int(_required(d, "major", p), f"{p}.major", I64)
     minor = _int(_required(d, "minor", p), f"{p}.minor", I64)
     if "weight" not in d and "leafWeight" not in d:
-        raise _Invalid(p, "needs weight or leafWeight")
+        raise Invalid(p, "needs weight or leafWeight")
     return WeightDevice(major, minor, _o_int(d, "weight", p, U16), _o_int(d, "leafWeight", p, U16))
 
 
@@ -115,7 +116,7 @@ def _hugepage(v: object, p: str) -> HugepageLimit:
     size = _str(_required(d, "pageSize", p), f"{p}.pageSize")
     num, unit = size[:-2], size[-2:]
     if unit not in _PAGE_UNITS or not num or num[0] == "0" or not num.isascii() or not num.isdigit():
-        raise _Invalid(f"{p}.pageSize", "must be a size such as 2MB or 1GB")
+        raise Invalid(f"{p}.pageSize", "must be a size such as 2MB or 1GB")
     return HugepageLimit(size, _int(_required(d, "limit", p), f"{p}.limit", U64))
 
 
@@ -131,7 +132,7 @@ def parse_seccomp(v: object, p: str) -> Seccomp:
     arches = d.get("architectures", _ABSENT)
     flags = d.get("flags", _ABSENT)
     if "listenerMetadata" in d and "listenerPath" not in d:
-        raise _Invalid(f"{p}.listenerMetadata", "must not be set without listenerPath")
+        raise Invalid(f"{p}.listenerMetadata", "must not be set without listenerPath")
     return Seccomp(
         default_action=default,
         default_errno_ret=_o_int(d, "defaultErrnoRet", p, U32),
@@ -147,7 +148,7 @@ def _syscall(v: object, p: str) -> Syscall:
     d = _obj(v, p)
     names = _required(d, "names", p)
     if type(names) is not list or not names:
-        raise _Invalid(f"{p}.names", "must be a non-empty array of strings")
+        raise Invalid(f"{p}.names", "must be a non-empty array of strings")
     return Syscall(_strs(names, f"{p}.names"),
                    _enum(_required(d, "action", p), f"{p}.action", SECCOMP_ACTIONS),
                    _o_int(d, "errnoRet", p, U32), _o_items(d, "args", p, _syscall_arg))
