@@ -120,6 +120,11 @@ class _Record(metaclass=_RecordMeta):
         return hash(tuple(getattr(self, f) for f in self._fields))
 
 
+def fields(record: _Record | type) -> tuple[str, ...]:
+    """The field names of a spec record or record class, in declaration order."""
+    return record._fields  # type: ignore[union-attr]
+
+
 def replace(record: _Record, **changes: object) -> _Record:
     """A copy of `record` with some fields changed (dataclasses.replace for spec records)."""
     values = {f: getattr(record, f) for f in record._fields}
@@ -474,3 +479,47 @@ def default_config(rootless: bool = False) -> dict:
     from pyrunc.spec_default import default_config as make
 
     return make(rootless)
+
+
+# JSON keys that are not the plain camelCase of the field name
+_JSON_KEYS = {
+    "container_id": "containerID", "host_id": "hostID", "class_": "class", "clos_id": "closID",
+    "kernel_tcp": "kernelTCP", "class_id": "classID", "exec_cpu_affinity": "execCPUAffinity",
+    "block_io": "blockIO", "throttle_read_iops_device": "throttleReadIOPSDevice",
+    "throttle_write_iops_device": "throttleWriteIOPSDevice", "enable_cmt": "enableCMT",
+    "enable_mbm": "enableMBM", "disable_oom_killer": "disableOOMKiller",
+}
+_NOT_JSON = ("raw", "resources_raw", "seccomp_raw")
+
+
+def to_json(record: object) -> object:
+    """The JSON value of a spec record (config.json for a Spec).
+
+    None fields are left out, and so are empty arrays and maps whose absence
+    means the same (see the module docstring); parse(to_json(spec)) gives
+    back an equal spec apart from the `raw` copies.
+    """
+    if isinstance(record, _Record):
+        out = {}
+        defaults = record._defaults
+        for name in record._fields:
+            value = getattr(record, name)
+            if value is None or name in _NOT_JSON:
+                continue
+            if name in defaults and defaults[name] is not None and not value \
+                    and type(value) in (tuple, dict):
+                continue
+            key = _JSON_KEYS.get(name)
+            if key is None:
+                head, *rest = name.split("_")
+                key = head + "".join(w.title() for w in rest)
+            value = to_json(value)
+            if value == {} and isinstance(defaults.get(name), _Record):
+                continue  # e.g. hooks: Hooks() means "no hooks" just as absence does
+            out[key] = value
+        return out
+    if isinstance(record, tuple):
+        return [to_json(v) for v in record]
+    if isinstance(record, dict):
+        return {k: to_json(v) for k, v in record.items()}
+    return record
