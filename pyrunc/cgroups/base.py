@@ -1,0 +1,53 @@
+"""The contract every cgroup manager keeps (v1, v2; hybrid is v1 + unified).
+
+The runtime core only talks to this Protocol. `create` + `add` are on the
+`pyrunc run` hot path: they make directories and write a pid, nothing more.
+Everything a manager made, `destroy` removes, and `destroy` is idempotent.
+`to_state()` is JSON that `pyrunc.cgroups.load_manager` turns back into an
+equal manager in a later command.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Manager(Protocol):
+    version: str  # "v1" or "v2"
+
+    def create(self) -> None:
+        """Make the cgroup directories (and any missing parents)."""
+
+    def apply(self, resources: dict[str, Any] | None) -> None:
+        """Apply a raw `linux.resources` object (devices defaults included);
+        all or nothing: on error the previous values are restored."""
+
+    def update(self, resources: dict[str, Any], *, source: str = "config.json",
+               prefix: str = ".linux.resources") -> None:
+        """Like apply, for `pyrunc update`: only the fields given change."""
+
+    def add(self, pid: int) -> None:
+        """Move `pid` into the cgroup(s)."""
+
+    def freeze(self) -> None: ...
+
+    def thaw(self) -> None: ...
+
+    def is_frozen(self) -> bool: ...
+
+    def pids(self) -> list[int]:
+        """Every pid in the cgroup and its descendants."""
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process of the cgroup (frozen while signalling, as runc)."""
+
+    def stats(self) -> dict[str, Any]:
+        """runc's `events --stats` data object."""
+
+    def destroy(self, *, kill: bool = False) -> None:
+        """Remove every directory this manager made; with kill, SIGKILL what is
+        still inside first. Idempotent."""
+
+    def exists(self) -> bool: ...
+
+    def to_state(self) -> dict[str, Any]: ...

@@ -1,0 +1,126 @@
+"""Helpers both managers share: directory bookkeeping, removal with retries,
+pid listing and signalling, the cpuset existence check."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from pyrunc.cgroups import fileio, resources
+from pyrunc.errors import CgroupError, ConfigError
+
+
+class DirMaker:
+    """mkdir -p that records each directory it made (deepest last) in
+    `created`, so destroy removes exactly those and nothing it found."""
+
+    def __init__(self, created: list[str]) -> None:
+        self.created = created
+
+    def makedirs(self, path: str) -> list[str]:
+        missing = []
+        probe = path
+        while not os.path.isdir(probe):
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        made = []
+        for d in reversed(missing):
+            for _ in range(5):  # a concurrent destroy may remove a parent under us
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    break
+                except FileNotFoundError:
+                    os.makedirs(os.path.dirname(d), 0o755, exist_ok=True)
+                    continue
+                made.append(d)
+                if d not in self.created:
+                    self.created.append(d)
+                break
+        return made
+
+    def remove_parents(self) -> None:
+        """Remove the created parents that are empty now (another container
+        may still use them: EBUSY/ENOTEMPTY leave them alone)."""
+        for d in sorted(self.created, key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise CgroupError(f"remove cgroup {d}: {err.strerror}") from None
+                continue
+        self.created[:] = [d for d in self.created if os.path.isdir(d)]
+
+
+def rmdir_tree(path: str) -> None:
+    """Remove a cgroup and its sub-cgroups, bottom-up, retrying while the
+    kernel still counts exiting tasks (EBUSY) as runc does. ENOENT is fine."""
+    if not os.path.isdir(path):
+        return
+    subdirs = [root for root, _, _ in os.walk(path, topdown=False)]
+    for d in subdirs:
+        delay = 0.001
+        for attempt in range(12):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as err:
+                if err.errno != errno.EBUSY or attempt == 11:
+                    raise CgroupError(f"remove cgroup {d}: {err.strerror}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+
+def read_pids_tree(path: str) -> list[int]:
+    pids: list[int] = []
+    for root, _, _ in os.walk(path):
+        try:
+            text = fileio.read(f"{root}/cgroup.procs")
+        except FileNotFoundError:
+            continue
+        pids += [int(p) for p in text.split()]
+    return pids
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue  # exited between listing and signalling
+
+
+def check_cpuset_exists(files: dict[str, str], parent: str, prefix: str, source: str) -> None:
+    """A cpuset naming CPUs/nodes outside the parent's set fails with the
+    field, instead of the kernel's bare EINVAL."""
+    for name, key in (("cpuset.cpus", "cpus"), ("cpuset.mems", "mems")):
+        if name not in files:
+            continue
+        want = resources.parse_cpu_list(files[name])
+        probe = parent
+        have_text = ""
+        while probe and probe != "/":
+            for candidate in (f"{probe}/{name}.effective", f"{probe}/{name}"):  # v2 names it .effective
+                try:
+                    have_text = fileio.read(candidate)
+                except FileNotFoundError:
+                    continue
+                if have_text:
+                    break
+            if have_text:
+                break
+            probe = os.path.dirname(probe)
+        if not have_text:
+            fallback = "/sys/devices/system/cpu/online" if key == "cpus" else "/sys/devices/system/node/online"
+            have_text = fileio.read(fallback) if os.path.exists(fallback) else "0"
+        have = resources.parse_cpu_list(have_text)
+        if not want <= have:
+            missing = ",".join(str(c) for c in sorted(want - have))
+            what = "CPUs" if key == "cpus" else "memory nodes"
+            raise ConfigError(f"{prefix}.cpu.{key}", f"{what} {missing} do not exist (available: {have_text})",
+                              source)

@@ -1,0 +1,71 @@
+"""Where the cgroup hierarchies are and where this process sits in them.
+
+Detection is cheap and done at run time: `/sys/fs/cgroup/cgroup.controllers`
+means a unified (v2) host; otherwise the v1 mounts come from
+/proc/self/mountinfo, and a cgroup2 mount beside them (usually
+/sys/fs/cgroup/unified) makes the host hybrid.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ROOT = "/sys/fs/cgroup"
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    mode: str  # "v1", "v2" or "hybrid"
+    v1: dict[str, str]  # controller (or "name=systemd") -> mount point
+    unified: str | None  # cgroup2 mount point, if any
+
+
+def _unescape(path: str) -> str:
+    return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def detect() -> Hierarchy:
+    if os.path.exists(f"{ROOT}/cgroup.controllers"):
+        return Hierarchy("v2", {}, ROOT)
+    v1: dict[str, str] = {}
+    unified = None
+    with open("/proc/self/mountinfo", "rb") as f:
+        data = f.read().decode()
+    for line in data.splitlines():
+        if " - cgroup" not in line:
+            continue
+        left, _, right = line.partition(" - ")
+        fstype, _, rest = right.partition(" ")
+        mountpoint = _unescape(left.split(" ")[4])
+        if fstype == "cgroup2":
+            unified = unified or mountpoint
+        elif fstype == "cgroup":
+            for opt in rest.split(" ")[-1].split(","):
+                if opt in _V1_CONTROLLERS or opt.startswith("name="):
+                    v1.setdefault(opt, mountpoint)
+    return Hierarchy("hybrid" if unified and v1 else ("v1" if v1 else "v2"), v1, unified)
+
+
+_V1_CONTROLLERS = frozenset({"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+                             "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"})
+
+
+def own_cgroups(pid: str = "self") -> dict[str, str]:
+    """/proc/PID/cgroup → {controller: path}; the v2 line is under key ""."""
+    out: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup", "rb") as f:
+        for line in f.read().decode().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for c in controllers.split(","):
+                out[c] = path
+    return out
+
+
+def resolve(cgroups_path: str, controller: str, own: dict[str, str] | None) -> str:
+    """runc's rule: an absolute path is below the hierarchy root, a relative
+    one below the runtime's own cgroup in that hierarchy."""
+    if os.path.isabs(cgroups_path):
+        return os.path.normpath(cgroups_path)
+    base = (own or {}).get(controller, "/")
+    return os.path.normpath(os.path.join(base, cgroups_path))

@@ -1,0 +1,252 @@
+"""cgroup v1 manager: one directory per controller hierarchy.
+
+On hybrid hosts the container also gets a directory in the cgroup2 mount
+(key "" in `paths`), as runc does, so v2-only tools see it; limits stay on
+the v1 controllers. cpuset directories are seeded from their parent (a new
+cpuset cgroup is empty and refuses tasks).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
+
+if TYPE_CHECKING:
+    from typing import Any
+
+from pyrunc.cgroups import devices, fileio, resources
+from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, rmdir_tree
+from pyrunc.errors import CgroupError, ConfigError, MissingFeature
+
+# spec field that needs each optional controller (for error messages)
+_FIELD = {"hugetlb": "hugepageLimits", "net_cls": "network.classID", "net_prio": "network.priorities",
+          "rdma": "rdma", "cpu": "cpu", "cpuset": "cpu.cpus", "memory": "memory", "pids": "pids",
+          "blkio": "blockIO", "devices": "devices"}
+
+
+class V1Manager:
+    version = "v1"
+
+    def __init__(self, paths: dict[str, str], *, created: list[str] | None = None,
+                 rootless: bool = False, path: str = "") -> None:
+        self.paths = paths  # controller -> absolute directory
+        self.created = created if created is not None else []
+        self.rootless = rootless
+        self.path = path
+
+    # --- lifecycle -----------------------------------------------------------
+    def _dirs(self) -> list[str]:
+        return list(dict.fromkeys(self.paths.values()))
+
+    def create(self) -> None:
+        maker = DirMaker(self.created)
+        try:
+            for controller, path in self.paths.items():
+                made = maker.makedirs(path)
+                if controller == "cpuset" and made:
+                    _seed_cpuset(made)
+        except OSError as err:
+            if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return
+            self.destroy()
+            raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
+
+    def add(self, pid: int) -> None:
+        data = str(pid).encode()
+        for path in self._dirs():
+            try:
+                fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError as err:
+                if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
+                    continue
+                raise CgroupError(f"add pid {pid} to {path}: {err.strerror}") from None
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self._dirs())
+
+    def destroy(self, *, kill: bool = False) -> None:
+        if kill and self.exists():
+            self.kill_all(9)  # SIGKILL
+            _wait_empty(self)
+        for path in self._dirs():
+            rmdir_tree(path)
+        DirMaker(self.created).remove_parents()
+
+    def to_state(self) -> dict[str, Any]:
+        return {"version": "v1", "paths": self.paths, "created": self.created,
+                "rootless": self.rootless, "path": self.path}
+
+    # --- resources ------------------------------------------------------------
+    def apply(self, resources_: dict[str, Any] | None) -> None:
+        self._apply(resources_, ".linux.resources", "config.json", devices_too=True)
+
+    def update(self, resources_: dict[str, Any], *, source: str = "config.json",
+               prefix: str = ".linux.resources") -> None:
+        self._apply(resources_, prefix, source, devices_too="devices" in (resources_ or {}))
+
+    def plan(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> resources.Plan:
+        plan = resources.plan_v1(res, prefix=prefix, source=source)
+        if devices_too:
+            rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
+            plan["devices"] = devices.v1_plan(devices.compute(rules))
+        return plan
+
+    def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:
+        plan = self.plan(res, prefix, source, devices_too)
+        for controller in plan:
+            if controller not in self.paths:
+                if self.rootless:
+                    continue
+                raise MissingFeature(f"cgroup v1 controller {controller}",
+                                     f"not mounted on this host (needed by {prefix}.{_FIELD.get(controller, controller)})")
+        if "cpuset" in plan:
+            check_cpuset_exists(plan["cpuset"], os.path.dirname(self.paths["cpuset"]), prefix, source)
+        mem = plan.get("memory", {})
+        if mem:
+            self._order_memory(mem, res or {}, prefix, source)
+        if "blkio" in plan:
+            _bfq_names(plan["blkio"], self.paths["blkio"])
+        writer = fileio.Writer()
+        devlist = None
+        if "devices" in plan:
+            devlist = fileio.read(f"{self.paths['devices']}/devices.list")
+        try:
+            for controller, files in plan.items():
+                base = self.paths[controller]
+                for name, value in files.items():
+                    writer.write(f"{base}/{name}", value)
+        except (CgroupError, OSError) as err:
+            writer.rollback()
+            if devlist is not None:
+                _restore_devices(self.paths["devices"], devlist)
+            if self.rootless and isinstance(err, OSError):
+                return
+            raise
+
+    def _order_memory(self, mem: dict[str, str], res: dict[str, Any], prefix: str, source: str) -> None:
+        base = self.paths["memory"]
+        limit, swap = mem.get("memory.limit_in_bytes"), mem.get("memory.memsw.limit_in_bytes")
+        if swap and not os.path.exists(f"{base}/memory.memsw.limit_in_bytes"):
+            if swap == "-1" and not (res.get("memory") or {}).get("swap"):
+                del mem["memory.memsw.limit_in_bytes"]
+            else:
+                raise MissingFeature("memory swap limit", "swap accounting is off (memory.memsw.* missing)")
+        if limit and resources.memory_check_before_update(res) and limit != "-1":
+            usage = fileio.read_int(f"{base}/memory.usage_in_bytes")
+            if int(limit) < usage:
+                raise ConfigError(f"{prefix}.memory.limit",
+                                  f"{limit} is below the current usage {usage} (checkBeforeUpdate)", source)
+        if limit and swap and "memory.memsw.limit_in_bytes" in mem:
+            current = fileio.read_int(f"{base}/memory.limit_in_bytes")
+            # memsw must stay >= limit at every step: raise memsw first when growing
+            if swap == "-1" or current < int(swap):
+                order = ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+            else:
+                order = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            rest = {k: v for k, v in mem.items() if k not in order}
+            mem.clear()
+            mem.update({k: (limit if k == "memory.limit_in_bytes" else swap) for k in order})
+            mem.update(rest)
+
+    # --- freezer, processes -------------------------------------------------------
+    def _freezer(self) -> str:
+        try:
+            return f"{self.paths['freezer']}/freezer.state"
+        except KeyError:
+            raise MissingFeature("cgroup v1 controller freezer", "not mounted on this host") from None
+
+    def freeze(self) -> None:
+        state = self._freezer()
+        deadline = time.monotonic() + 5.0
+        fileio.write(state, "FROZEN")
+        while (current := fileio.read(state)) != "FROZEN":
+            if time.monotonic() > deadline:
+                fileio.write(state, "THAWED")
+                raise CgroupError(f"freeze {state}: still {current} after 5s")
+            time.sleep(0.001)
+            fileio.write(state, "FROZEN")  # re-kick tasks that were mid-fork (runc does too)
+
+    def thaw(self) -> None:
+        fileio.write(self._freezer(), "THAWED")
+
+    def is_frozen(self) -> bool:
+        path = self.paths.get("freezer")
+        if path is None:
+            return False
+        try:
+            return fileio.read(f"{path}/freezer.state") == "FROZEN"
+        except OSError:
+            return False
+
+    def _pid_dir(self) -> str:
+        for c in ("pids", "freezer", "devices", "memory", "cpu"):
+            if c in self.paths:
+                return self.paths[c]
+        return self._dirs()[0]
+
+    def pids(self) -> list[int]:
+        """Union over every hierarchy: a process half-moved (or moved by hand
+        into one controller) is still the container's."""
+        from pyrunc.cgroups.common import read_pids_tree
+
+        seen: dict[int, None] = {}
+        for path in self._dirs():
+            for pid in read_pids_tree(path):
+                seen[pid] = None
+        return list(seen)
+
+    def kill_all(self, sig: int) -> None:
+        from pyrunc.cgroups.common import signal_pids
+
+        # freeze so nothing forks between listing and signalling; a container
+        # that was paused already stays paused
+        freeze = "freezer" in self.paths and os.path.isdir(self.paths["freezer"]) and not self.is_frozen()
+        if freeze:
+            self.freeze()
+        try:
+            signal_pids(self.pids(), sig)
+        finally:
+            if freeze:
+                self.thaw()
+
+    def stats(self) -> dict[str, Any]:
+        from pyrunc.cgroups.stats import stats_v1
+
+        return stats_v1(self.paths)
+
+
+def _seed_cpuset(made: list[str]) -> None:
+    """A new cpuset cgroup starts with empty cpus/mems; copy them down from
+    the parent at each level we created (runc's cpusetEnsureParent)."""
+    for path in made:
+        parent = os.path.dirname(path)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not fileio.read(f"{path}/{name}"):
+                fileio.write(f"{path}/{name}", fileio.read(f"{parent}/{name}"))
+
+
+def _bfq_names(blkio: dict[str, str], base: str) -> None:
+    """CFQ's blkio.weight is gone on modern kernels; bfq's file takes the same values."""
+    for old, new in (("blkio.weight", "blkio.bfq.weight"), ("blkio.weight_device", "blkio.bfq.weight_device")):
+        if old in blkio and not os.path.exists(f"{base}/{old}") and os.path.exists(f"{base}/{new}"):
+            blkio[new] = blkio.pop(old)
+
+
+def _restore_devices(path: str, devlist: str) -> None:
+    state = devices.parse_list(devlist)
+    for name, value in devices.v1_plan(state).items():
+        fileio.write(f"{path}/{name}", value)
+
+
+def _wait_empty(mgr: V1Manager, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while mgr.pids():
+        if time.monotonic() > deadline:
+            raise CgroupError(f"destroy {mgr._pid_dir()}: processes still alive after SIGKILL")
+        time.sleep(0.005)
