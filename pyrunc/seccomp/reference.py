@@ -1,0 +1,50 @@
+"""libseccomp as an oracle (tests and bench only; never imported at run time).
+
+Builds the filter runc would build for a parsed Profile, through the PyPI
+package `pyseccomp` (ctypes over the system libseccomp), following
+runc's InitSeccomp/matchCall step for step, and returns libseccomp's BPF.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from pyrunc.seccomp.rules import Profile
+
+
+def libseccomp_program(profile: Profile, *, binary_tree: bool = True) -> bytes:
+    import pyseccomp as ps  # the test extra; wraps the system libseccomp
+
+    tokens = {"x86_64": ps.Arch.X86_64, "x86": ps.Arch.X86, "x32": ps.Arch.X32,
+              "aarch64": ps.Arch.AARCH64, "arm": ps.Arch.ARM, "riscv64": ps.Arch.RISCV64,
+              "s390x": ps.Arch.S390X, "ppc64le": ps.Arch.PPC64LE, "ppc64": ps.Arch.PPC64}
+    filt = ps.SyscallFilter(profile.default_action)
+    native = ps.system_arch()
+    wanted = [tokens[a.name] for a in profile.arches]
+    for token in wanted:
+        if token != native:
+            filt.add_arch(token)
+    if native not in wanted:
+        filt.remove_arch(native)
+    if binary_tree:
+        filt.set_attr(ps.Attr.CTL_OPTIMIZE, 2)
+    filt.set_attr(ps.Attr.CTL_NNP, 0)
+    for rule in profile.rules:
+        if rule.action == profile.default_action:
+            continue
+        for name in rule.names:
+            number = ps.resolve_syscall(ps.Arch.NATIVE, name)
+            if number == -1:  # __NR_SCMP_ERROR: runc skips unknown names
+                continue
+            conds = [ps.Arg(a.index, a.op, a.mask if a.op == 7 else a.datum, a.datum if a.op == 7 else 0)
+                     for a in rule.args]
+            indexes = [a.index for a in rule.args]
+            if len(set(indexes)) != len(indexes):
+                for cond in conds:
+                    filt.add_rule(rule.action, number, cond)
+            else:
+                filt.add_rule(rule.action, number, *conds)
+    with tempfile.TemporaryFile() as out:
+        filt.export_bpf(out)
+        out.seek(0)
+        return out.read()
