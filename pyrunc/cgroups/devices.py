@@ -81,7 +81,7 @@ def parse_rules(raw: Any, prefix: str = ".linux.resources", source: str = "confi
             value = entry.get(key)
             if value is None or value == -1:
                 nums.append(WILDCARD)
-            elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+            elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0x7FFFFFFF:  # eBPF compares sign-extended imm32
                 raise ConfigError(f"{p}.{key}", f"{value!r} is not a device number", source)
             else:
                 nums.append(value)
@@ -189,6 +189,7 @@ ALU32_RSH_K = 0x74
 ALU32_MOV_K = 0xB4
 ALU32_MOV_X = 0xBC
 JMP_JNE_K = 0x55
+JMP_JEQ_K = 0x15
 JMP_JNE_X = 0x5D
 JMP_EXIT = 0x95
 
@@ -211,19 +212,23 @@ def bpf_program(state: DeviceState) -> bytes:
         for c in rule.access:
             access |= _ACC[c]
         block = [(JMP_JNE_K, 2, 0, _TYPE[rule.type])]
-        if access != 7:  # rwm needs no check; otherwise all requested bits must be allowed
-            block += [(ALU32_MOV_X, 1, 3, 0), (ALU32_AND_K, 1, 0, access), (JMP_JNE_X, 1, 3, 0)]
+        if access != 7:  # rwm matches any request: no check
+            if rule.allow:  # an allow exception must cover every requested bit
+                block += [(ALU32_MOV_X, 1, 3, 0), (ALU32_AND_K, 1, 0, access), (JMP_JNE_X, 1, 3, 0)]
+            else:  # a deny exception hits if it shares any bit (v1's match_exception_partial;
+                # runc checks "covers" here too, which lets O_RDWR past a "w" deny on v2)
+                block += [(ALU32_MOV_X, 1, 3, 0), (ALU32_AND_K, 1, 0, access), (JMP_JEQ_K, 1, 0, 0)]
         if rule.major != WILDCARD:
-            block.append((JMP_JNE_K, 4, 0, rule.major - (1 << 32) if rule.major >= 1 << 31 else rule.major))
+            block.append((JMP_JNE_K, 4, 0, rule.major))
         if rule.minor != WILDCARD:
-            block.append((JMP_JNE_K, 5, 0, rule.minor - (1 << 32) if rule.minor >= 1 << 31 else rule.minor))
+            block.append((JMP_JNE_K, 5, 0, rule.minor))
         block += [(ALU32_MOV_K, 0, 0, 1 if rule.allow else 0), (JMP_EXIT, 0, 0, 0)]
         blocks.append(block)
     out = list(head)
     for block in blocks:
         n = len(block)
         for i, (code, dst, src, imm) in enumerate(block):
-            off = n - i - 1 if code in (JMP_JNE_K, JMP_JNE_X) else 0  # jump to the next block's start
+            off = n - i - 1 if code in (JMP_JNE_K, JMP_JNE_X, JMP_JEQ_K) else 0  # jump to the next block's start
             out.append(insn(code, dst, src, off, imm))
     out += [insn(ALU32_MOV_K, 0, imm=1 if state.default_allow else 0), insn(JMP_EXIT)]
     return b"".join(out)
@@ -232,7 +237,7 @@ def bpf_program(state: DeviceState) -> bytes:
 def disassemble(prog: bytes) -> list[str]:
     """Human-readable listing (used by tests and --debug)."""
     names = {LDX_MEM_W: "ldxw", ALU32_AND_K: "and32", ALU32_RSH_K: "rsh32", ALU32_MOV_K: "mov32",
-             ALU32_MOV_X: "mov32", JMP_JNE_K: "jne", JMP_JNE_X: "jne", JMP_EXIT: "exit"}
+             ALU32_MOV_X: "mov32", JMP_JNE_K: "jne", JMP_JNE_X: "jne", JMP_JEQ_K: "jeq", JMP_EXIT: "exit"}
     out = []
     for pc in range(0, len(prog), 8):
         code, regs, off, imm = struct.unpack("<BBhi", prog[pc:pc + 8])
@@ -244,7 +249,7 @@ def disassemble(prog: bytes) -> list[str]:
             out.append(f"{name} r{dst}, {imm}")
         elif code == ALU32_MOV_X:
             out.append(f"{name} r{dst}, r{src}")
-        elif code == JMP_JNE_K:
+        elif code in (JMP_JNE_K, JMP_JEQ_K):
             out.append(f"{name} r{dst}, {imm}, +{off}")
         elif code == JMP_JNE_X:
             out.append(f"{name} r{dst}, r{src}, +{off}")

@@ -9,16 +9,17 @@ means a unified (v2) host; otherwise the v1 mounts come from
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 ROOT = "/sys/fs/cgroup"
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
-    mode: str  # "v1", "v2" or "hybrid"
-    v1: dict[str, str]  # controller (or "name=systemd") -> mount point
-    unified: str | None  # cgroup2 mount point, if any
+class Hierarchy(namedtuple("Hierarchy", "mode v1 unified")):
+    """mode: "v1", "v2" or "hybrid"; v1: controller (or "name=systemd") →
+    mount point; unified: the cgroup2 mount point or None. (A namedtuple:
+    the dataclass decorator costs more than this whole module on `run`.)"""
+
+    __slots__ = ()
 
 
 def _unescape(path: str) -> str:
@@ -28,10 +29,14 @@ def _unescape(path: str) -> str:
 def detect() -> Hierarchy:
     if os.path.exists(f"{ROOT}/cgroup.controllers"):
         return Hierarchy("v2", {}, ROOT)
+    with open("/proc/self/mountinfo", "rb") as f:
+        return parse_mountinfo(f.read().decode())
+
+
+def parse_mountinfo(data: str) -> Hierarchy:
+    """The cgroup mounts of a mountinfo text → Hierarchy (first mount of each controller wins)."""
     v1: dict[str, str] = {}
     unified = None
-    with open("/proc/self/mountinfo", "rb") as f:
-        data = f.read().decode()
     for line in data.splitlines():
         if " - cgroup" not in line:
             continue
