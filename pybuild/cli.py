@@ -17,6 +17,14 @@ from pybuild.errors import PybuildError
 # verb -> "module:click_command_attribute". Each module defines a click.Command.
 COMMANDS: dict[str, str] = {
     "parse": "pybuild.parse_cmd:parse",
+    "images": "pybuild.image_cmds:images",
+    "inspect": "pybuild.image_cmds:inspect",
+    "tag": "pybuild.image_cmds:tag",
+    "rmi": "pybuild.image_cmds:rmi",
+    "prune": "pybuild.image_cmds:prune",
+    "export": "pybuild.image_cmds:export",
+    "import": "pybuild.image_cmds:import_",
+    "bundle": "pybuild.image_cmds:bundle",
 }
 
 

@@ -21,6 +21,8 @@ Public API
       `out` gets the compressed stream; `exclude` lists paths relative to src ("etc/hosts", "proc") that
       are left out with everything under them.
   commit_layer(store, src, **same options) -> (Descriptor, LayerDigests): writes the blob into the store.
+  recompress(tar_stream, out, compression="gzip") -> LayerDigests: an existing tar (any compression) as a
+      layer blob (entries = -1: not counted).
   is_empty_diff(src, exclude=()) -> bool: nothing to commit (docker adds no layer then).
   unpack_blob / unpack_tar: re-exported from pybuild.unpack.
 """
@@ -42,8 +44,8 @@ from pybuild.unpack import unpack_blob, unpack_tar
 if TYPE_CHECKING:
     from pybuild.store import Store
 
-__all__ = ["LayerDigests", "write_layer", "commit_layer", "is_empty_diff", "unpack_blob", "unpack_tar",
-           "LayerError"]
+__all__ = ["LayerDigests", "write_layer", "commit_layer", "recompress", "is_empty_diff", "unpack_blob",
+           "unpack_tar", "LayerError"]
 
 _BLOCK = 512
 _READ = 1 << 20
@@ -322,3 +324,32 @@ def is_empty_diff(src: str, exclude: Iterable[str] = ()) -> bool:
 
 def _is_ancestor(path: str, parents: set[str]) -> bool:
     return any(p == path or p.startswith(path + "/") for p in parents)
+
+
+def recompress(stream: Any, out: Any, compression: str = GZIP, level: int | None = None,
+               threads: int | None = None) -> LayerDigests:
+    """A tar stream (plain or gzip/zstd/bzip2/xz, sniffed) -> `out` in `compression`, with its digests.
+
+    Used by `pybuild import FILE.tar` and for docker-archive layers. The first header must be a
+    ustar/GNU tar header: anything else is refused rather than stored as a layer nobody can unpack."""
+    from pybuild.compress import open_decompressed
+    plain = open_decompressed(stream)
+    hashed = _HashingOut(out)
+    comp = open_compressor(compression, hashed, level, threads)
+    diff = hashlib.sha256()
+    size = 0
+    try:
+        while chunk := plain.read(1 << 20):
+            if size == 0 and chunk[257:262] != b"ustar":
+                raise LayerError("layer: input is not a tar archive (no ustar header)")
+            diff.update(chunk)
+            size += len(chunk)
+            comp.write(chunk)
+    finally:
+        comp.close()
+    if size == 0:
+        raise LayerError("layer: input is empty, not a tar archive")
+    diff_id = "sha256:" + diff.hexdigest()
+    digest = diff_id if compression == "none" else "sha256:" + hashed.hash.hexdigest()
+    return LayerDigests(diff_id=diff_id, digest=digest, size=hashed.size, uncompressed_size=size,
+                        media_type=MEDIA_TYPES[compression], entries=-1)

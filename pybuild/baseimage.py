@@ -1,0 +1,272 @@
+"""FROM resolution and image import: where a base image comes from, and how it gets into the store.
+
+References understood by `resolve(store, ref)`:
+  scratch                     -> None (no base)
+  NAME[:TAG], ID, sha256:...  -> an image already in the store (ImageNotFound otherwise)
+  oci:PATH[:TAG]              -> an OCI image layout directory
+  oci-archive:FILE[:TAG]      -> a tar of an OCI image layout
+  docker-archive:FILE[:REF]   -> `docker save` output (manifest.json + config + layer tars; both the
+                                 legacy layout and the OCI-inside layout of docker >= 25)
+(Earlier build stages are the builder's business; it never calls this for them.)
+
+Every blob copied in is verified against its digest (DigestMismatch, nothing stored); docker-archive
+layer tars are verified against the config's rootfs.diff_ids. Imported images are not tagged: the caller
+holds `store.using()` until something references them. A multi-platform index resolves to the manifest for
+this machine's platform. Config bytes are kept as they are, so the image ID is the source's.
+
+Public API
+  resolve(store, ref) -> StoredImage | None
+  import_reference(store, ref) -> StoredImage           the three transports above
+  import_rootfs(store, src, name=None, compression="gzip", created_by=None, source_date_epoch=None,
+                container_config=None) -> StoredImage
+      `pybuild import`: a directory or a tar (plain/gzip/zstd/bzip2/xz) becomes a one-layer image,
+      tagged `name` when given (as `docker import`).
+  unpack_layers(store, image) -> [diff dirs bottom..top]   each layer unpacked once by chainID
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pybuild.errors import ImageNotFound, StoreError
+from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, MT_CONFIG, MT_LAYER, MT_MANIFEST, ContainerConfig,
+                           Descriptor,
+                           Index, Manifest, format_time, host_platform, parse_config, parse_index,
+                           parse_manifest, sha256_digest, to_json)
+from pybuild.store import StoredImage, check_digest
+
+if TYPE_CHECKING:
+    from pybuild.store import Store
+
+TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
+
+
+def resolve(store: Store, ref: str) -> StoredImage | None:
+    if ref == "scratch":
+        return None
+    if ref.startswith(TRANSPORTS):
+        return import_reference(store, ref)
+    return store.load_image(ref)
+
+
+def unpack_layers(store: Store, image: StoredImage | None) -> list[str]:
+    if image is None:
+        return []
+    return store.ensure_layers(image.manifest, image.config)
+
+
+# ---- sources: a layout directory or a tar, read by relative path ----------------------------------
+class _DirSource:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def open(self, rel: str) -> BinaryIO:
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise StoreError(f"{self.path}: path {rel!r} escapes the image directory")
+        try:
+            return open(os.path.join(self.path, *parts), "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise StoreError(f"{self.path}: missing {rel}") from None
+
+    def close(self) -> None:
+        pass
+
+
+class _TarSource:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, "r:*")
+        except (OSError, tarfile.TarError) as err:
+            raise StoreError(f"{path}: cannot read archive: {err}") from None
+        self._members = {_norm(m.name): m for m in self._tar.getmembers()}
+
+    def open(self, rel: str) -> BinaryIO:
+        member = self._members.get(_norm(rel))
+        hops = 0
+        while member is not None and (member.issym() or member.islnk()):  # docker save links shared layers
+            hops += 1
+            if hops > 40:
+                raise StoreError(f"{self.path}: {rel}: too many levels of links")
+            target = member.linkname if member.islnk() else os.path.normpath(
+                os.path.join(os.path.dirname(member.name), member.linkname))
+            member = self._members.get(_norm(target))
+        handle = self._tar.extractfile(member) if member is not None else None
+        if handle is None:
+            raise StoreError(f"{self.path}: missing {rel}")
+        return handle  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def _norm(name: str) -> str:
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
+def _split_ref(body: str, want_file: bool) -> tuple[str, str | None]:
+    """PATH[:TAG]: the longest prefix that exists is the path (paths may hold ':')."""
+    exists = os.path.isfile if want_file else os.path.isdir
+    if exists(body):
+        return body, None
+    path, sep, tag = body.rpartition(":")
+    if sep and exists(path):
+        return path, tag or None
+    raise ImageNotFound(body)
+
+
+def import_reference(store: Store, ref: str) -> StoredImage:
+    transport, _, body = ref.partition(":")
+    if transport == "oci":
+        path, tag = _split_ref(body, want_file=False)
+        source: Any = _DirSource(path)
+    else:
+        path, tag = _split_ref(body, want_file=True)
+        source = _TarSource(path)
+    try:
+        if transport == "docker-archive":
+            return _import_docker_archive(store, source, tag, ref)
+        return _import_layout(store, source, tag, ref)
+    finally:
+        source.close()
+
+
+def _copy_blob(store: Store, source: Any, desc: Descriptor) -> None:
+    hexpart = check_digest(desc.digest)
+    if store.has_blob(desc.digest):
+        return
+    with source.open(f"blobs/sha256/{hexpart}") as stream:
+        store.ingest(stream, desc.digest)
+
+
+def _read_blob(source: Any, digest: str) -> bytes:
+    with source.open(f"blobs/sha256/{check_digest(digest)}") as stream:
+        data = stream.read()
+    actual = sha256_digest(data)
+    if actual != digest:
+        from pybuild.errors import DigestMismatch
+        raise DigestMismatch(digest, actual)
+    return data
+
+
+def _pick_manifest(index: Index, tag: str | None, ref: str) -> Descriptor:
+    candidates = list(index.manifests)
+    if tag is not None:
+        named = [d for d in candidates if (d.annotations or {}).get(ANNOTATION_REF_NAME) in
+                 (tag, f"{tag}:latest" if ":" not in tag else tag)]
+        if not named:
+            raise ImageNotFound(ref)
+        return named[-1]
+    if len(candidates) != 1:
+        raise StoreError(f"{ref}: the layout holds {len(candidates)} images; name one as {ref}:TAG")
+    return candidates[0]
+
+
+def _pick_platform(index: Index, ref: str) -> Descriptor:
+    host = host_platform()
+    for desc in index.manifests:
+        platform = desc.platform or {}
+        if platform.get("architecture") == host["architecture"] and platform.get("os", "linux") == host["os"]:
+            return desc
+    raise StoreError(f"{ref}: no image for platform {host['os']}/{host['architecture']}")
+
+
+def _import_layout(store: Store, source: Any, tag: str | None, ref: str) -> StoredImage:
+    with source.open("index.json") as stream:
+        index = parse_index(stream.read())
+    desc = _pick_manifest(index, tag, ref)
+    blobs_to_keep = []
+    while desc.media_type in INDEX_TYPES:
+        data = _read_blob(source, desc.digest)
+        blobs_to_keep.append(data)
+        desc = _pick_platform(parse_index(data), ref)
+    data = _read_blob(source, desc.digest)
+    manifest = parse_manifest(data)
+    for blob in (manifest.config, *manifest.layers):
+        _copy_blob(store, source, blob)
+    store.put_blob(data)
+    config = store.read_config(manifest.config.digest)
+    if len(config.rootfs.diff_ids) != len(manifest.layers):
+        raise StoreError(f"{ref}: manifest has {len(manifest.layers)} layers, config {len(config.rootfs.diff_ids)}")
+    plain = Descriptor(manifest.media_type or MT_MANIFEST, desc.digest, len(data))
+    return StoredImage(name=None, descriptor=plain, manifest=manifest, config=config)
+
+
+def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str) -> StoredImage:
+    with source.open("manifest.json") as stream:
+        try:
+            entries = json.loads(stream.read())
+        except ValueError as err:
+            raise StoreError(f"{ref}: manifest.json: invalid JSON: {err}") from None
+    if not isinstance(entries, list) or not entries:
+        raise StoreError(f"{ref}: manifest.json: expected a non-empty list")
+    if tag is not None:
+        wanted = {tag, tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"}
+        entries = [e for e in entries if wanted & set(e.get("RepoTags") or ())]
+        if not entries:
+            raise ImageNotFound(ref)
+    elif len(entries) != 1:
+        raise StoreError(f"{ref}: the archive holds {len(entries)} images; name one as {ref}:NAME:TAG")
+    entry = entries[0]
+    try:
+        config_path, layer_paths = entry["Config"], list(entry["Layers"])
+    except (KeyError, TypeError):
+        raise StoreError(f"{ref}: manifest.json: entry without Config or Layers") from None
+    with source.open(config_path) as stream:
+        config_bytes = stream.read()
+    config = parse_config(config_bytes)
+    if len(config.rootfs.diff_ids) != len(layer_paths):
+        raise StoreError(f"{ref}: {len(layer_paths)} layer files but {len(config.rootfs.diff_ids)} diff_ids")
+    config_digest = store.put_blob(config_bytes)
+    layers = []
+    for path, diff_id in zip(layer_paths, config.rootfs.diff_ids):
+        check_digest(diff_id)
+        if not store.has_blob(diff_id):
+            from pybuild.compress import open_decompressed
+            with source.open(path) as stream:
+                store.ingest(open_decompressed(stream), diff_id)  # DigestMismatch if the tar is not that layer
+        layers.append(Descriptor(MT_LAYER, diff_id, os.path.getsize(store.blob_path(diff_id))))
+    manifest = Manifest(config=Descriptor(MT_CONFIG, config_digest, len(config_bytes)), layers=tuple(layers))
+    desc = store.put_json(manifest, MT_MANIFEST)
+    return StoredImage(name=None, descriptor=desc, manifest=manifest, config=config)
+
+
+def import_rootfs(store: Store, src: str, name: str | None = None, compression: str = "gzip",
+                  created_by: str | None = None, source_date_epoch: int | None = None,
+                  container_config: ContainerConfig | None = None) -> StoredImage:
+    """`pybuild import`: one layer from a directory or a tar file, a config for this platform."""
+    from pybuild.layer import commit_layer, recompress
+    from pybuild.mutate import Mutator
+    if os.path.isdir(src):
+        desc, digests = commit_layer(store, src, compression=compression, source_date_epoch=source_date_epoch)
+    elif os.path.isfile(src):
+        with store.blob_writer() as writer, open(src, "rb") as stream:
+            digests = recompress(stream, writer, compression)
+            writer.commit(digests.digest)
+        desc = Descriptor(digests.media_type, digests.digest, digests.size)
+    else:
+        raise StoreError(f"import: {src}: no such file or directory")
+    created = format_time(source_date_epoch if source_date_epoch is not None else time.time())
+    mutator = Mutator(store)
+    mutator.set_created(created)
+    if container_config is not None:
+        mutator.set_config(container_config)
+    mutator.add_layer(desc, digests.diff_id, created_by or "", created=created,
+                      comment=f"Imported from {os.path.basename(os.path.abspath(src))}")
+    manifest_desc = mutator.commit()
+    if name:
+        store.tag(name, manifest_desc)
+    manifest = store.read_manifest(manifest_desc.digest)
+    return StoredImage(name=name, descriptor=manifest_desc, manifest=manifest,
+                       config=store.read_config(manifest.config.digest))
+
+
+def layout_index_bytes(manifest_desc: Descriptor, ref_name: str | None) -> bytes:
+    """index.json for a one-image layout (exports)."""
+    desc = manifest_desc.with_annotations({ANNOTATION_REF_NAME: ref_name} if ref_name else None)
+    return to_json(Index(manifests=(desc,)))

@@ -1,0 +1,229 @@
+"""Getting images out of the store: OCI archives, docker archives, flattened trees and tars.
+
+Every blob is read through the store's verifying reader, so a corrupt blob stops an export with
+DigestMismatch instead of spreading. Files are written to a temp name beside the destination and renamed
+when complete ("-" writes the stream to stdout instead). Archive entries are deterministic (sorted, mode
+0644, owner 0, mtime 0), so exporting the same image twice gives the same bytes.
+
+Formats
+  oci     an OCI image layout in a tar (`skopeo copy oci-archive:FILE ...`), index.json naming the image
+  docker  a `docker save` archive: manifest.json, <config hex>.json, one uncompressed <diffID hex>.tar per
+          layer (verified against the diffID), as `podman load` / `docker load` read it
+
+Public API
+  export_image(store, image, dest, fmt="oci", name=None)   `pybuild export NAME -o FILE --format oci|docker`
+  write_oci_archive(store, image, out, ref_name=None)       to a binary stream
+  write_docker_archive(store, image, out, repo_tags=())     to a binary stream
+  flatten(store, image, dest_dir)                            all layers applied in order (whiteouts honoured)
+  write_output(store, image, spec, name=None)                the builder's --output: spec is
+      "type=local,dest=DIR" | "type=tar,dest=FILE" | "type=oci,dest=FILE" | "type=docker,dest=FILE"
+      (or the parsed dict); a bare path means type=local.
+  parse_output(text) -> {"type": ..., "dest": ...}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pybuild.errors import PybuildError
+from pybuild.image import ANNOTATION_REF_NAME, MT_LAYER, MT_DOCKER_LAYER, Index, to_json
+from pybuild.layer import tar_header, write_layer
+from pybuild.store import split_name
+from pybuild.unpack import unpack_blob
+from pyrunc.fsutil import rmtree_nofollow
+
+if TYPE_CHECKING:
+    from pybuild.store import Store, StoredImage
+
+FORMATS = ("oci", "docker")
+OUTPUT_TYPES = ("local", "tar", "oci", "docker")
+_CHUNK = 1 << 20
+
+
+class ExportError(PybuildError):
+    pass
+
+
+class _TarOut:
+    """Minimal deterministic tar writer over a binary stream."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.out.write(tar_header(name.encode(), 0o644, 0, 0, len(data), 0, b"0"))
+        self.out.write(data)
+        self.out.write(b"\0" * (-len(data) % 512))
+
+    def add_stream(self, name: str, stream: Any, size: int) -> None:
+        self.out.write(tar_header(name.encode(), 0o644, 0, 0, size, 0, b"0"))
+        left = size
+        while left:
+            chunk = stream.read(min(left, _CHUNK))
+            if not chunk:
+                raise ExportError(f"export: {name}: source ended {left} bytes early")
+            self.out.write(chunk)
+            left -= len(chunk)
+        if stream.read(1):
+            raise ExportError(f"export: {name}: source is longer than {size} bytes")
+        self.out.write(b"\0" * (-size % 512))
+
+    def add_dir(self, name: str) -> None:
+        self.out.write(tar_header(name.rstrip("/").encode() + b"/", 0o755, 0, 0, 0, 0, b"5"))
+
+    def close(self) -> None:
+        self.out.write(b"\0" * 1024)
+
+
+@contextlib.contextmanager
+def _open_dest(dest: str) -> Iterator[BinaryIO]:
+    """A file written under a temp name and renamed into place on success; "-" is stdout."""
+    if dest == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(directory):
+        raise ExportError(f"export: {directory}: no such directory")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_oci_archive(store: Store, image: StoredImage, out: Any, ref_name: str | None = None) -> None:
+    tar = _TarOut(out)
+    tar.add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    desc = image.descriptor.with_annotations({ANNOTATION_REF_NAME: ref_name} if ref_name else None)
+    tar.add_bytes("index.json", to_json(Index(manifests=(desc,))))
+    tar.add_dir("blobs")
+    tar.add_dir("blobs/sha256")
+    seen: set[str] = set()
+    for blob in (image.descriptor, image.manifest.config, *image.manifest.layers):
+        if blob.digest in seen:
+            continue
+        seen.add(blob.digest)
+        size = os.path.getsize(store.blob_path(blob.digest))
+        with store.open_blob(blob.digest) as reader:
+            tar.add_stream(f"blobs/sha256/{blob.digest[7:]}", reader, size)
+            reader.drain()
+    tar.close()
+
+
+def _docker_tag(name: str) -> str:
+    repo, tag = split_name(name)
+    return f"{repo}:{tag}"
+
+
+def write_docker_archive(store: Store, image: StoredImage, out: Any, repo_tags: Iterable[str] = (),
+                         tmp_dir: str | None = None) -> None:
+    from pybuild.compress import open_decompressed
+    from pybuild.errors import DigestMismatch
+    import hashlib
+
+    tar = _TarOut(out)
+    config_name = f"{image.id[7:]}.json"
+    tar.add_bytes(config_name, store.read_blob(image.id))
+    layer_names: list[str] = []
+    written: set[str] = set()
+    for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
+        name = f"{diff_id[7:]}.tar"
+        layer_names.append(name)
+        if name in written:
+            continue
+        written.add(name)
+        with store.open_blob(desc.digest) as reader:
+            if desc.media_type in (MT_LAYER, MT_DOCKER_LAYER) and desc.digest == diff_id:
+                tar.add_stream(name, reader, desc.size)
+                reader.drain()
+                continue
+            with tempfile.TemporaryFile(dir=tmp_dir) as spool:  # tar needs the size before the data
+                plain = open_decompressed(reader)
+                digest = hashlib.sha256()
+                while chunk := plain.read(_CHUNK):
+                    digest.update(chunk)
+                    spool.write(chunk)
+                reader.drain()
+                if "sha256:" + digest.hexdigest() != diff_id:
+                    raise DigestMismatch(diff_id, "sha256:" + digest.hexdigest(), what=f"layer {desc.digest} diffID")
+                size = spool.tell()
+                spool.seek(0)
+                tar.add_stream(name, spool, size)
+    manifest = [{"Config": config_name, "RepoTags": [_docker_tag(t) for t in repo_tags], "Layers": layer_names}]
+    tar.add_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    tar.close()
+
+
+def export_image(store: Store, image: StoredImage, dest: str, fmt: str = "oci", name: str | None = None) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"export: unknown format {fmt!r} (oci or docker)")
+    name = name or image.name
+    with _open_dest(dest) as out:
+        if fmt == "oci":
+            write_oci_archive(store, image, out, name)
+        else:
+            tmp = None if dest == "-" else os.path.dirname(os.path.abspath(dest))
+            write_docker_archive(store, image, out, [name] if name else [], tmp_dir=tmp)
+
+
+def flatten(store: Store, image: StoredImage | None, dest_dir: str) -> None:
+    """Apply every layer in order into dest_dir (created if missing); whiteouts remove what they hide."""
+    os.makedirs(dest_dir, exist_ok=True)
+    if image is None:
+        return
+    for desc in image.manifest.layers:
+        with store.open_blob(desc.digest, desc.size) as reader:
+            unpack_blob(reader, desc.media_type, dest_dir, mode="apply")
+
+
+def parse_output(text: str) -> dict[str, str]:
+    if "=" not in text:
+        return {"type": "local", "dest": text}
+    spec: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ExportError(f"--output: {item!r} is not key=value")
+        spec[key.strip()] = value.strip()
+    if spec.get("type") not in OUTPUT_TYPES:
+        raise ExportError(f"--output: type must be one of {', '.join(OUTPUT_TYPES)}, got {spec.get('type')!r}")
+    if not spec.get("dest"):
+        raise ExportError("--output: dest= is required")
+    return spec
+
+
+def write_output(store: Store, image: StoredImage | None, spec: str | dict[str, str], name: str | None = None) -> None:
+    if isinstance(spec, str):
+        spec = parse_output(spec)
+    kind, dest = spec["type"], spec["dest"]
+    if kind == "local":
+        flatten(store, image, dest)
+        return
+    if kind == "tar":
+        scratch = os.path.join(store.root, "tmp")
+        os.makedirs(scratch, exist_ok=True)
+        tree = tempfile.mkdtemp(prefix="export-", dir=scratch)
+        try:
+            flatten(store, image, tree)
+            with _open_dest(dest) as out:
+                write_layer(tree, out, compression="none")
+        finally:
+            rmtree_nofollow(tree)
+        return
+    if image is None:
+        raise ExportError(f"--output type={kind}: the image is empty (FROM scratch with no steps)")
+    export_image(store, image, dest, kind, name)

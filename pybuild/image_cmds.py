@@ -1,0 +1,219 @@
+"""Image verbs of the pybuild CLI: images, inspect, tag, rmi, prune, export, import, bundle.
+
+Each is a click command registered by name in cli.COMMANDS; the store root is `ctx.obj["root"]`.
+Errors are PybuildError subclasses, reported once by cli.main.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from pybuild.image import parse_config
+
+
+def _store(ctx: click.Context, create: bool = True):  # type: ignore[no-untyped-def]
+    from pybuild.store import Store
+    return Store(ctx.obj["root"], create=create)
+
+
+def _size_text(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n}"
+
+
+def _age(created: str | None) -> str:
+    if not created:
+        return "N/A"
+    import datetime
+    try:
+        ts = datetime.datetime.fromisoformat(created).timestamp()
+    except ValueError:
+        return created
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "Less than a minute ago"
+
+
+@click.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
+@click.pass_context
+def images(ctx: click.Context, quiet: bool) -> None:
+    """List tagged images."""
+    from pybuild.store import split_name
+    store = _store(ctx)
+    rows = []
+    for name, desc in store.list_refs():
+        manifest = store.read_manifest(desc.digest)
+        config = parse_config(store.read_blob(manifest.config.digest))
+        size = sum(layer.size for layer in manifest.layers) + manifest.config.size
+        repo, tag = split_name(name) if name else ("<none>", "<none>")
+        rows.append((repo, tag, manifest.config.digest[7:19], _age(config.created), _size_text(size)))
+    if quiet:
+        for row in rows:
+            click.echo(row[2])
+        return
+    header = ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        click.echo("   ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@click.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Print manifest and config of images as JSON."""
+    store = _store(ctx)
+    out = []
+    for name in names:
+        image = store.load_image(name)
+        out.append({"Name": image.name, "Id": image.id, "Digest": image.descriptor.digest,
+                    "Manifest": json.loads(store.read_blob(image.descriptor.digest)),
+                    "Config": json.loads(store.read_blob(image.id)),
+                    "ChainIDs": image.chain_ids})
+    click.echo(json.dumps(out, indent=2))
+
+
+@click.command("tag")
+@click.argument("source")
+@click.argument("target")
+@click.pass_context
+def tag(ctx: click.Context, source: str, target: str) -> None:
+    """Give an image another name."""
+    store = _store(ctx)
+    desc = store.resolve(source)
+    store.tag(target, desc.with_annotations(None))
+
+
+@click.command("rmi")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--no-prune", is_flag=True, help="Keep the blobs and layers no tag references any more.")
+@click.pass_context
+def rmi(ctx: click.Context, names: tuple[str, ...], no_prune: bool) -> None:
+    """Remove image names (and, unless --no-prune, what only they referenced)."""
+    store = _store(ctx)
+    for name in names:
+        desc = store.untag(name)
+        click.echo(f"Untagged: {name} ({desc.digest})")
+    if not no_prune:
+        store.gc()
+
+
+@click.command("prune")
+@click.pass_context
+def prune(ctx: click.Context) -> None:
+    """Remove blobs and unpacked layers that no tagged image references."""
+    stats = _store(ctx).gc()
+    click.echo(f"Removed {stats.blobs_removed} blobs and {stats.layers_removed} unpacked layers, "
+               f"freed {_size_text(stats.bytes_freed)}")
+
+
+@click.command("export")
+@click.argument("name")
+@click.option("-o", "--output", "dest", required=True, help="Archive file to write ('-' for stdout).")
+@click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default="oci", show_default=True)
+@click.pass_context
+def export(ctx: click.Context, name: str, dest: str, fmt: str) -> None:
+    """Write an image as an OCI archive or a docker-archive (docker/podman load)."""
+    from pybuild.export import export_image
+    store = _store(ctx)
+    image = store.load_image(name)
+    export_image(store, image, dest, fmt, image.name or (name if not name.startswith("sha256:") else None))
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-t", "--tag", "name", help="Name for the new image.")
+@click.option("-c", "--change", "changes", multiple=True,
+              help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.")
+@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
+@click.pass_context
+def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[str, ...],
+            compression: str) -> None:
+    """Make a one-layer image from a root filesystem directory or tarball (as docker import)."""
+    import os
+    from pybuild.baseimage import import_rootfs
+    from pybuild.image import ContainerConfig
+    config = ContainerConfig()
+    for change in changes:
+        config = apply_change(config, change)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    store = _store(ctx)
+    with store.using():
+        image = import_rootfs(store, source, name, compression=compression,
+                              source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None,
+                              container_config=config)
+    click.echo(image.id)
+
+
+def apply_change(config, change: str):  # type: ignore[no-untyped-def]
+    """One `--change` instruction applied to a ContainerConfig (docker import's subset)."""
+    import dataclasses
+    import shlex
+    from pybuild.errors import PybuildError
+
+    word, _, rest = change.strip().partition(" ")
+    word, rest = word.upper(), rest.strip()
+
+    def argv() -> tuple[str, ...]:
+        if rest.startswith("["):
+            try:
+                value = json.loads(rest)
+            except ValueError:
+                value = None
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+        return ("/bin/sh", "-c", rest)
+
+    if word == "CMD":
+        return dataclasses.replace(config, cmd=argv())
+    if word == "ENTRYPOINT":
+        return dataclasses.replace(config, entrypoint=argv())
+    if word == "WORKDIR" and rest:
+        return dataclasses.replace(config, working_dir=rest)
+    if word == "USER" and rest:
+        return dataclasses.replace(config, user=rest)
+    if word == "EXPOSE" and rest:
+        ports = tuple(p if "/" in p else f"{p}/tcp" for p in rest.split())
+        return dataclasses.replace(config, exposed_ports=tuple(sorted(set(config.exposed_ports + ports))))
+    if word in ("ENV", "LABEL") and rest:
+        first = rest.split(None, 1)[0]
+        if "=" not in first:  # legacy form: ENV KEY VALUE
+            key, _, value = rest.partition(" ")
+            pairs = [(key, value.strip())]
+        else:
+            pairs = []
+            for item in shlex.split(rest):
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise PybuildError(f"--change {change!r}: expected KEY=VALUE, got {item!r}")
+                pairs.append((key, value))
+        if word == "LABEL":
+            return dataclasses.replace(config, labels={**config.labels, **dict(pairs)})
+        keys = {k for k, _ in pairs}
+        env = tuple(e for e in config.env if e.partition("=")[0] not in keys)
+        return dataclasses.replace(config, env=env + tuple(f"{k}={v}" for k, v in pairs))
+    raise PybuildError(f"--change {change!r}: unsupported (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE)")
+
+
+@click.command("bundle")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--rootless", is_flag=True, help="A spec for a rootless runtime (user namespace).")
+@click.pass_context
+def bundle(ctx: click.Context, name: str, directory: str, rootless: bool) -> None:
+    """Unpack an image into an OCI bundle (rootfs + config.json)."""
+    from pybuild.bundle import make_bundle
+    from pybuild.store import split_name
+    store = _store(ctx)
+    image = store.load_image(name)
+    hostname = split_name(image.name)[0].rsplit("/", 1)[-1] if image.name else image.id[7:19]
+    make_bundle(store, image, directory, rootless=rootless, hostname=hostname)
