@@ -17,7 +17,9 @@ import click
 from pyrunc.errors import PyruncError
 
 # verb -> "module:attribute" of a click.Command
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "seccomp": "pyrunc.seccomp.tool:seccomp",
+}
 
 
 @dataclass(slots=True)

@@ -372,3 +372,17 @@ def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None
 
 def fsmount(fd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int:
     return _check(_syscall(_NR["fsmount"], ctypes.c_int(fd), ctypes.c_uint(flags), ctypes.c_uint(attr_flags)))
+
+
+def seccomp_filter_flags_supported(flags: int) -> bool:
+    """Whether the kernel knows these SECCOMP_FILTER_FLAG_* bits: it checks the flags
+    before it reads the (NULL) program, so EFAULT means known and EINVAL unknown
+    (the probe libseccomp uses)."""
+    res = _syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags),
+                   ctypes.c_void_p(0))
+    if res >= 0:
+        return True
+    return ctypes.get_errno() == _EFAULT
+
+
+_EFAULT = 14  # errno.EFAULT (this module keeps its imports minimal)

@@ -36,6 +36,7 @@ from pyrunc.seccomp.tables.syscalls import SYSCALLS
 U32 = 0xFFFFFFFF
 _JMP_OPS = {EQ: bpf.BPF_JEQ, MASKED_EQ: bpf.BPF_JEQ, GT: bpf.BPF_JGT}
 _REST_WEIGHT = 0.25  # weight of a range holding no syscall of the table
+_CHAIN_BOOST = 16.0  # argument checks cost more, so their ranges sit higher in the tree
 
 
 @dataclass(eq=False, slots=True)
@@ -188,7 +189,8 @@ def _ranges(gen: _Gen, groups: list[ArchDB], badarch: int) -> tuple[list[tuple[i
     ranges = [(s, (merged[i + 1][0] - 1) if i + 1 < len(merged) else U32, b)
               for i, (s, b) in enumerate(merged)]
     numbers.sort()
-    weights = [_weight(numbers, lo, hi) for lo, hi, _ in ranges]
+    weights = [_weight(numbers, lo, hi) * (_CHAIN_BOOST if blk.ret is None else 1)
+               for lo, hi, blk in ranges]
     return ranges, weights
 
 

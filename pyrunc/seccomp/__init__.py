@@ -1,0 +1,117 @@
+"""Seccomp for pyrunc: OCI `linux.seccomp` → classic BPF, in pure Python.
+
+Two phases, because the container's init must not import or read files after
+pivot_root:
+
+* `prepare()` runs in the parent before fork: it validates the profile, builds
+  libseccomp-equivalent rule trees for every architecture (`compiler`), emits
+  the filter (`codegen`) and probes the kernel for the filter flags.
+* `load()` runs in init as the last step before execve and only makes the
+  seccomp(2) call; with NOTIFY rules it returns the listener fd, which init
+  passes to the parent, which calls `send_to_listener()` as runc does.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+from pyrunc.errors import ConfigError, KernelError, MissingFeature, SeccompError
+from pyrunc.syscalls import seccomp_set_mode_filter
+
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    program: bytes                   # struct sock_filter[], native byte order
+    flags: int                       # SECCOMP_FILTER_FLAG_* for seccomp(2)
+    listener_path: str | None
+    listener_metadata: str | None
+    needs_notify: bool               # flags include NEW_LISTENER; load() returns an fd
+
+
+def compile_profile(seccomp: dict[str, Any], *, arch: Any = None, field: str = ".linux.seccomp",
+                    bounding_caps: list[str] | None = None) -> tuple[Any, bytes, bool]:
+    """(Profile, program bytes, uses NOTIFY) for an OCI or Docker-style object."""
+    from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
+    from pyrunc.seccomp.arches import native
+
+    target = arch or native()
+    if isinstance(seccomp, dict) and profiles.is_docker_profile(seccomp):
+        seccomp = profiles.to_oci(seccomp, target, bounding_caps, field=field, source="config.json")
+    profile = rules.parse(seccomp, field, target)
+    dbs = compiler.build(profile)
+    program = bpf.encode(codegen.generate(dbs, profile.default_action))
+    notify = any(entry_uses(adb.db, bpf.RET_USER_NOTIF) for adb in dbs)
+    return profile, program, notify
+
+
+def entry_uses(db: Any, action: int) -> bool:
+    from pyrunc.seccomp.ruletree import level
+
+    def walk(node: Any) -> bool:
+        for n in level(node):
+            if (n.act_t_flg and n.act_t == action) or (n.act_f_flg and n.act_f == action):
+                return True
+            if (n.nxt_t is not None and walk(n.nxt_t)) or (n.nxt_f is not None and walk(n.nxt_f)):
+                return True
+        return False
+
+    return any((e.chains is None and e.action == action) or (e.chains is not None and walk(e.chains))
+               for e in db.syscalls.values() if e.num >= 0)
+
+
+def prepare(seccomp: dict[str, Any], *, bounding_caps: list[str] | None = None,
+            field: str = ".linux.seccomp") -> Prepared:
+    """Validate and compile `linux.seccomp` for this host; all imports and all
+    compile work happen here, before fork."""
+    from pyrunc.seccomp import rules
+    from pyrunc.syscalls import seccomp_filter_flags_supported
+
+    profile, program, notify = compile_profile(seccomp, field=field, bounding_caps=bounding_caps)
+    flags = 0
+    if profile.flags is None:
+        if seccomp_filter_flags_supported(SECCOMP_FILTER_FLAG_SPEC_ALLOW):
+            flags = SECCOMP_FILTER_FLAG_SPEC_ALLOW
+    else:
+        for i, name in enumerate(profile.flags):
+            bit = rules.FLAGS[name]
+            probe = bit | (rules.FLAG_NEW_LISTENER if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV else 0)
+            if not seccomp_filter_flags_supported(probe):
+                raise MissingFeature(f"{field}.flags[{i}]: {name}", "the kernel does not know this flag")
+            if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV and not notify:
+                continue  # only meaningful with a listener; libseccomp sets it only then
+            flags |= bit
+    if notify:
+        flags |= rules.FLAG_NEW_LISTENER
+        if flags & 1:  # TSYNC with a listener needs TSYNC_ESRCH (seccomp(2))
+            flags |= rules.FLAG_TSYNC_ESRCH
+        if not profile.listener_path:
+            raise ConfigError(f"{field}.listenerPath", "SCMP_ACT_NOTIFY rules need a listenerPath")
+    return Prepared(program, flags, profile.listener_path, profile.listener_metadata, notify)
+
+
+def load(prepared: Prepared) -> int | None:
+    """Install the filter in the calling process: the last thing before execve.
+    Makes only the seccomp(2) call (no imports, no file access). Without
+    no_new_privs the kernel requires CAP_SYS_ADMIN, as for runc."""
+    try:
+        fd = seccomp_set_mode_filter(prepared.program, prepared.flags)
+    except OSError as err:
+        if err.errno == errno.EACCES:
+            raise SeccompError("seccomp: loading the filter needs no_new_privs or CAP_SYS_ADMIN "
+                               "(EACCES)") from None
+        raise KernelError("seccomp(SECCOMP_SET_MODE_FILTER)", err.errno or errno.EINVAL) from None
+    return fd if prepared.needs_notify else None
+
+
+def send_to_listener(prepared: Prepared, notify_fd: int, state_json: bytes) -> None:
+    """Parent side: give the notify fd and the container state to listenerPath."""
+    from pyrunc.seccomp import notify
+
+    if not prepared.listener_path:
+        raise SeccompError("seccomp: no listenerPath to send the notify fd to")
+    notify.send(prepared.listener_path, notify_fd, state_json, prepared.listener_metadata)
