@@ -616,6 +616,14 @@ def parse_heredoc(word: str) -> Heredoc | None:
     return Heredoc(name=words[0], fd=fd, expand=quotes == raw_quotes, chomp=m.group(2) == "-")
 
 
+def must_parse_heredoc(word: str) -> Heredoc | None:
+    """parse_heredoc, with a malformed marker meaning "not a heredoc" (MustParseHeredoc)."""
+    try:
+        return parse_heredoc(word)
+    except (_Error, ExpansionError):
+        return None
+
+
 def _heredocs_from_line(line: str) -> list[Heredoc]:
     lex = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset_env=True)
     try:

@@ -76,6 +76,9 @@ def go_lower(s: str) -> str:
         return s.lower()
     out = []
     for ch in s:
+        if "\udc80" <= ch <= "\udcff":  # strings.Map turns invalid UTF-8 into U+FFFD
+            out.append("\ufffd")
+            continue
         low = ch.lower()
         out.append(low if len(low) == 1 else ("i" if ch == "\u0130" else ch))
     return "".join(out)
@@ -87,7 +90,7 @@ def go_upper(s: str) -> str:
         return s.upper()
     out = []
     for ch in s:
-        up = ch.upper()
+        up = "\ufffd" if "\udc80" <= ch <= "\udcff" else ch.upper()
         out.append(up if len(up) == 1 else ch)
     return "".join(out)
 
@@ -164,7 +167,8 @@ class _Words:
             self.in_word = True
 
     def add_raw(self, s: str) -> None:
-        self.buf.append(s)
+        if s:  # an empty piece must not make the buffer look non-empty
+            self.buf.append(s)
         self.in_word = True
 
     def add_string(self, s: str) -> None:
