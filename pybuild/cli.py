@@ -16,6 +16,7 @@ from pybuild.errors import PybuildError
 
 # verb -> "module:click_command_attribute". Each module defines a click.Command.
 COMMANDS: dict[str, str] = {
+    "build": "pybuild.build_cmd:build",
     "parse": "pybuild.parse_cmd:parse",
     "images": "pybuild.image_cmds:images",
     "inspect": "pybuild.image_cmds:inspect",

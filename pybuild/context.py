@@ -83,29 +83,26 @@ def _go_match_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def _load_ignore(root: str) -> Callable[[str], bool]:
-    """`.dockerignore` at the context root → predicate on context-relative paths."""
-    path = os.path.join(root, ".dockerignore")
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return lambda rel: False
+def _load_ignore(root: str, dockerfile: str | None) -> tuple[Callable[[str], bool], bool]:
+    """The ignore rules (`<Dockerfile>.dockerignore` beside the Dockerfile wins
+    over the context's `.dockerignore`) → (predicate, has `!` exceptions)."""
     from pybuild import dockerignore
 
-    matcher = dockerignore.parse(text)
-    return matcher.matches
+    rules = dockerignore.DockerIgnore.from_file(dockerignore.ignore_file_for(root, dockerfile))
+    if not rules.patterns:
+        return (lambda rel: False), False
+    return rules.matches, rules.has_exclusions
 
 
 class BuildContext:
     """A context directory plus its ignore rules; resolves and digests sources."""
 
-    def __init__(self, root: str, ignored: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, root: str, dockerfile: str | None = None) -> None:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
             raise ContextError(f"build context {root}: not a directory")
         self.root = real
-        self._ignored = ignored if ignored is not None else _load_ignore(real)
+        self._ignored, self._exceptions = _load_ignore(real, dockerfile)
         self._hash_cache: dict[tuple[int, int, int, int], str] = {}
 
     # --- paths -------------------------------------------------------------
@@ -182,7 +179,7 @@ class BuildContext:
             rel = entry.name if source.rel == "." else f"{source.rel}/{entry.name}"
             is_dir = entry.is_dir(follow_symlinks=False)
             if self.ignored(rel):
-                if is_dir:
+                if is_dir and self._exceptions:
                     # An exception rule (`!dir/keep`) may re-include a child.
                     yield from self.walk(Source(rel, entry.path, True))
                 continue
@@ -234,5 +231,5 @@ class BuildContext:
         return SourceDigest("sha256:" + h.hexdigest(), files)
 
 
-def load(path: str | Path) -> BuildContext:
-    return BuildContext(str(path))
+def load(path: str | Path, dockerfile: str | None = None) -> BuildContext:
+    return BuildContext(str(path), dockerfile)

@@ -1,0 +1,105 @@
+"""`pybuild build` (also `pybuild -t NAME .`): the click front of builder.build.
+
+Only flag parsing lives here; `--root` and `--runtime` come from the group
+(ctx.obj). The image ID goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from pybuild.errors import PybuildError
+
+
+def _pairs(values: tuple[str, ...], flag: str, allow_bare_env: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise PybuildError(f"{flag} {item!r}: expected KEY=VALUE")
+        if not eq:
+            if not allow_bare_env:
+                raise PybuildError(f"{flag} {item!r}: expected KEY=VALUE")
+            if key not in os.environ:
+                continue  # docker: `--build-arg NAME` takes NAME from the environment, if set
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def _secrets(values: tuple[str, ...], stash: list[str]) -> dict[str, str]:
+    """`--secret id=NAME,src=FILE` (or `env=VAR`) → {id: host file}."""
+    out: dict[str, str] = {}
+    for item in values:
+        fields = dict(f.partition("=")[::2] for f in item.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        env = fields.get("env")
+        if not sid:
+            raise PybuildError(f"--secret {item!r}: id= is required")
+        if src:
+            if not os.path.isfile(src):
+                raise PybuildError(f"--secret id={sid}: {src}: no such file")
+            out[sid] = os.path.abspath(src)
+        else:
+            var = env or sid
+            if var not in os.environ:
+                raise PybuildError(f"--secret id={sid}: neither src= nor the environment variable {var} is set")
+            import tempfile
+
+            fd, path = tempfile.mkstemp(prefix="pybuild-secret-")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(os.environ[var])
+            stash.append(path)
+            out[sid] = path
+    return out
+
+
+@click.command("build")
+@click.argument("context", default=".", type=click.Path(file_okay=False))
+@click.option("-t", "--tag", "tags", multiple=True, help="Name (and tag) for the image; repeatable.")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile path (default CONTEXT/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE for an ARG; repeatable.")
+@click.option("--target", default="", help="Build up to this stage.")
+@click.option("--no-cache", is_flag=True, help="Do not use cached steps.")
+@click.option("--iidfile", default=None, help="Write the image ID to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the final image; repeatable.")
+@click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE for RUN --mount=type=secret.")
+@click.option("--network", default="host", type=click.Choice(["host", "none", "default"]),
+              help="Network for RUN steps.")
+@click.option("-o", "--output", "outputs", multiple=True,
+              help="type=local|tar|oci|docker,dest=PATH (besides tagging into the store).")
+@click.option("--compression", default="gzip", type=click.Choice(["gzip", "zstd"]), help="Layer compression.")
+@click.option("--explain-cache", is_flag=True, help="Say what changed for every step that misses the cache.")
+@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "quiet"]))
+@click.option("--host-ca/--no-host-ca", default=True, show_default=True,
+              help="Mount the host CA bundle into RUN steps of images that have /etc/ssl/certs.")
+@click.pass_context
+def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: str | None,
+          build_args: tuple[str, ...], target: str, no_cache: bool, iidfile: str | None, quiet: bool,
+          labels: tuple[str, ...], secrets: tuple[str, ...], network: str, outputs: tuple[str, ...],
+          compression: str, explain_cache: bool, progress: str, host_ca: bool) -> None:
+    """Build an image from a Dockerfile and a context directory."""
+    from pybuild.builder import BuildOptions
+    from pybuild.builder import build as run_build
+
+    if not os.path.isdir(context):
+        raise PybuildError(f"build context {context}: not a directory")
+    stash: list[str] = []
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    try:
+        opts = BuildOptions(
+            context_dir=context, root=ctx.obj["root"], runtime=ctx.obj["runtime"], dockerfile=dockerfile,
+            tags=list(tags), build_args=_pairs(build_args, "--build-arg", allow_bare_env=True), target=target,
+            no_cache=no_cache, labels=_pairs(labels, "--label"), secrets=_secrets(secrets, stash),
+            network="host" if network == "default" else network, outputs=list(outputs),
+            compression=compression, explain_cache=explain_cache,
+            progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
+            source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
+        run_build(opts)
+    finally:
+        for path in stash:
+            os.unlink(path)

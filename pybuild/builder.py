@@ -1,0 +1,380 @@
+"""The build loop: Dockerfile → stages → steps → layers → a tagged image.
+
+    image_id = build(BuildOptions(...))
+
+Flow (DESIGN §5, STYLE §4): parse and check the Dockerfile (the parser and
+`instructions` modules), pick the stages the target needs (FROM and
+COPY/RUN --mount `from=` references, transitively), then for each stage:
+resolve the base (an earlier stage, the store, or an oci:/oci-archive:/
+docker-archive: reference), run its ONBUILD triggers, and for each
+instruction compute the step's cache key; a hit reuses the recorded config
+and layers without mounting or running anything, a miss applies the step and
+commits its diff as a layer (or an `empty_layer` history entry when the diff
+is empty). The final config and manifest are written, then tagged.
+
+Invariants:
+- Everything temporary (overlays, bundles, runtime state, downloads) lives in
+  one BuildTemp, removed on every exit path; tags move only after the image
+  is complete, so a failed or killed build leaves the store as it was, plus
+  finished layers and cache records that the next build reuses.
+- The build holds `store.using()` so a concurrent prune cannot remove the
+  untagged layers it relies on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+
+from pybuild.errors import DockerfileError, PybuildError, StepFailed
+from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageConfig, Manifest, chain_id,
+                           format_time, host_platform, parse_config)
+
+
+@dataclass
+class BuildOptions:
+    context_dir: str
+    root: str
+    runtime: str = "pyrunc"
+    dockerfile: str | None = None
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    no_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    network: str = "host"
+    outputs: list[str] = field(default_factory=list)
+    compression: str = "gzip"
+    explain_cache: bool = False
+    progress: str = "plain"
+    iidfile: str | None = None
+    host_ca: bool = True
+    source_date_epoch: int | None = None
+
+
+@dataclass
+class StageResult:
+    state: object   # steps.StageState
+    key: str
+
+
+def _read_dockerfile(opts: BuildOptions) -> tuple[bytes, str, str]:
+    """(content, path for messages, path used for .dockerignore lookup)."""
+    path = opts.dockerfile or os.path.join(opts.context_dir, "Dockerfile")
+    if opts.dockerfile and not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.join(opts.context_dir, opts.dockerfile)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(), os.path.basename(path), path
+    except OSError as err:
+        raise PybuildError(f"read Dockerfile {path}: {err.strerror}") from None
+
+
+def _stage_refs(stage, nodes_by_line) -> list[str]:  # type: ignore[no-untyped-def]
+    """Names another stage may be referenced by from this stage's instructions."""
+    from pybuild.instructions import CopyInstr, RunInstr
+    from pybuild.steps.run_mounts import parse_mount
+
+    refs = []
+    for ins in stage.instructions:
+        if isinstance(ins, CopyInstr) and ins.from_:
+            refs.append(ins.from_)
+        elif isinstance(ins, RunInstr):
+            for raw in ins.mounts:
+                try:
+                    spec = parse_mount(raw)
+                except PybuildError:
+                    continue
+                if spec.from_:
+                    refs.append(spec.from_)
+    return refs
+
+
+class Builder:
+    def __init__(self, opts: BuildOptions) -> None:
+        from pybuild.cache import Cache
+        from pybuild.progress import Progress
+        from pybuild.runtime import resolve_runtime
+        from pybuild.store import Store
+
+        self.opts = opts
+        self.progress = Progress(opts.progress)
+        self.runtime = resolve_runtime(opts.runtime)
+        self.store = Store(opts.root)
+        self.cache = Cache(self.store.root)
+        self.results: dict[int, StageResult] = {}
+        self.stage_index: dict[str, int] = {}
+        self.images: dict[str, object] = {}
+
+    # --- references -------------------------------------------------------------
+    def _stage_for(self, name: str) -> int | None:
+        lowered = name.lower()
+        if lowered in self.stage_index:
+            return self.stage_index[lowered]
+        if name.isdigit() and int(name) < len(self.stages):
+            return int(name)
+        return None
+
+    def _image(self, ref: str):  # type: ignore[no-untyped-def]
+        from pybuild import baseimage
+
+        if ref not in self.images:
+            self.images[ref] = baseimage.resolve(self.store, ref)
+        return self.images[ref]
+
+    def lowers_of(self, name: str) -> list[str]:
+        idx = self._stage_for(name)
+        if idx is not None:
+            if idx not in self.results:
+                raise PybuildError(f"stage {name} is used before it is built")
+            return self.ensure_lowers(self.results[idx].state)
+        image = self._image(name)
+        return [] if image is None else self.store.ensure_layers(image.manifest, image.config)
+
+    def key_of(self, name: str) -> str:
+        idx = self._stage_for(name)
+        if idx is not None:
+            return self.results[idx].key
+        image = self._image(name)
+        return "scratch" if image is None else image.id
+
+    def ensure_lowers(self, st) -> list[str]:  # type: ignore[no-untyped-def]
+        if st.lowers is None:
+            dummy = Descriptor(MT_CONFIG, "sha256:" + "0" * 64, 0)
+            st.lowers = self.store.ensure_layers(Manifest(config=dummy, layers=st.layers), st.config)
+        return st.lowers
+
+    # --- the build ----------------------------------------------------------------
+    def build(self) -> str:
+        from pybuild import dockerfile_parser, instructions
+        from pybuild.context import BuildContext
+        from pybuild.shell_words import ShellLex, default_args, meta_arg_env, proxy_env
+        from pybuild.snapshot import BuildTemp
+        from pybuild.steps import BuildEnv
+
+        opts = self.opts
+        data, self.df_name, df_path = _read_dockerfile(opts)
+        result = dockerfile_parser.parse(data, self.df_name)
+        meta, self.stages = instructions.parse_stages(result)
+        self.nodes = {n.start_line: n for n in result.nodes}
+        target = instructions.select_target(self.stages, opts.target)
+        self.stage_index = {s.name: s.index for s in self.stages if s.name}
+        lex = ShellLex(result.escape)
+        target_name = self.stages[target].name
+        self.global_args = meta_arg_env([(a.key, a.default) for m in meta for a in m.args], opts.build_args,
+                                        lex, default_args(target=target_name, overrides=opts.build_args))
+        needed = self._needed(target, lex)
+        context = BuildContext(opts.context_dir, df_path)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.store.using())
+            temp = stack.enter_context(BuildTemp(self.store.root))
+            self.env = BuildEnv(store=self.store, cache=self.cache, context=context, temp=temp,
+                                progress=self.progress, lex=lex, runtime=self.runtime, network=opts.network,
+                                secrets=opts.secrets, host_ca=opts.host_ca, build_args=opts.build_args,
+                                proxy_env=proxy_env(opts.build_args), lowers_of=self.lowers_of,
+                                key_of=self.key_of, ensure_lowers=self.ensure_lowers, stack=stack)
+            for n, idx in enumerate(needed, 1):
+                self.results[idx] = self._build_stage(self.stages[idx], n, len(needed))
+            final = self.results[target].state
+            image_id, desc, config = self._commit(final)
+            for tag in opts.tags:
+                self.store.tag(tag, desc)
+            if opts.iidfile:
+                with open(opts.iidfile, "w") as fh:
+                    fh.write(image_id)
+            if opts.outputs:
+                from pybuild.export import write_output
+                from pybuild.store import StoredImage
+
+                image = StoredImage(name=opts.tags[0] if opts.tags else None, descriptor=desc,
+                                    manifest=self.store.read_manifest(desc.digest), config=config)
+                for spec in opts.outputs:
+                    write_output(self.store, image, spec, image.name)
+        self.progress.final(image_id, list(opts.tags))
+        return image_id
+
+    def _needed(self, target: int, lex) -> list[int]:  # type: ignore[no-untyped-def]
+        """Indices of the stages the target depends on (and itself), in file order."""
+        seen: set[int] = set()
+        todo = [target]
+        while todo:
+            idx = todo.pop()
+            if idx in seen:
+                continue
+            seen.add(idx)
+            stage = self.stages[idx]
+            base = lex.process_word(stage.base_name, self.global_args)
+            refs = [base] + _stage_refs(stage, self.nodes)
+            for ref in refs:
+                dep = self._stage_for(ref)
+                if dep is not None and dep < idx:
+                    todo.append(dep)
+                elif dep is not None and dep >= idx and ref.lower() in self.stage_index:
+                    raise DockerfileError(f"stage {ref} refers to itself or a later stage", stage.line,
+                                          self.df_name)
+        return sorted(seen)
+
+    def _base_state(self, stage, lex):  # type: ignore[no-untyped-def]
+        from pybuild.errors import ImageNotFound
+        from pybuild.steps import StageState
+
+        name = lex.process_word(stage.base_name, self.global_args)
+        idx = self._stage_for(name)
+        if idx is not None and idx < stage.index:
+            parent = self.results[idx]
+            ps = parent.state
+            return StageState(config=ps.config, layers=ps.layers, key=parent.key, base_digest=parent.key,
+                              global_args=dict(self.global_args), lowers=ps.lowers), name
+        try:
+            image = self._image(name)
+        except ImageNotFound:
+            raise DockerfileError(f"FROM {name}: image not found in the store {self.store.root}",
+                                  stage.line, self.df_name) from None
+        if image is None:
+            platform = host_platform()
+            config = ImageConfig(architecture=platform["architecture"], os=platform["os"])
+            return StageState(config=config, layers=(), key="scratch", base_digest="scratch",
+                              global_args=dict(self.global_args)), name
+        return StageState(config=image.config, layers=tuple(d.with_annotations(None) for d in image.manifest.layers),
+                          key=image.id, base_digest=image.id, global_args=dict(self.global_args)), name
+
+    def _instrs(self, stage):  # type: ignore[no-untyped-def]
+        from pybuild.steps import instr_from_node
+
+        return [instr_from_node(self.nodes[i.line], self.df_name) for i in stage.instructions]
+
+    def _triggers(self, st, stage):  # type: ignore[no-untyped-def]
+        """ONBUILD triggers of the base image, as instructions at the FROM line."""
+        import dataclasses
+
+        from pybuild import dockerfile_parser, instructions
+        from pybuild.steps import instr_from_node, with_container
+
+        out = []
+        for trigger in st.container.on_build:
+            result = dockerfile_parser.parse(trigger.encode(), self.df_name)
+            for node in result.nodes:
+                instructions.parse_instruction(node, self.df_name)
+                node.start_line = stage.line
+                out.append(instr_from_node(node, self.df_name))
+        if st.container.on_build:
+            st.config = with_container(st, on_build=())
+        return [dataclasses.replace(i, line=stage.line) for i in out]
+
+    def _build_stage(self, stage, n: int, total: int) -> StageResult:  # type: ignore[no-untyped-def]
+        from pybuild.cache import StepInputs
+
+        b = self.env
+        st, base_name = self._base_state(stage, b.lex)
+        instrs = self._triggers(st, stage) + self._instrs(stage)
+        steps_total = len(instrs) + 1
+        self.progress.step(n, total, 1, steps_total, stage.original)
+        stage_id = f"{b.context.root}\0{self.df_name}\0{stage.name or stage.index}"
+        history = self.cache.stage_builds(stage_id) if self.opts.explain_cache else []
+        done: list[StepInputs] = []
+        rebuilt = False
+        for k, ins in enumerate(instrs, 2):
+            self.progress.step(n, total, k, steps_total, " ".join(ins.original.split("\n")[0].split()))
+            inputs, hit = self._run_step(b, st, ins, stage, done, history, rebuilt)
+            done.append(inputs)
+            rebuilt = rebuilt or not hit
+        self.cache.save_stage_build(stage_id, done)
+        return StageResult(state=st, key=st.key)
+
+    def _run_step(self, b, st, ins, stage, done, history, rebuilt):  # type: ignore[no-untyped-def]
+        from pybuild.cache import CacheRecord, StepInputs, explain, nearest_build, step_key
+        from pybuild.steps import step_for
+
+        step = step_for(ins.keyword)
+        try:
+            prep = step.prepare(b, st, ins)
+        except (DockerfileError, StepFailed):
+            raise
+        except PybuildError as err:
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+        args = st.arg_values()
+        key = step_key(st.key, prep.text, prep.sources, args, prep.extra)
+        scope = {f"ARG {k}": v for k, v in args.items()}
+        scope.update({f"ENV {k}": v for k, v in st.container.env_dict().items()})
+        inputs = StepInputs(key=key, text=prep.text, scope=scope,
+                            base=st.base_digest if not done else None, sources=prep.files)
+        record = None if self.opts.no_cache else self.cache.lookup(key)
+        if record is not None and all(self.store.has_blob(d["digest"]) for d in record.layers):
+            st.config = parse_config(record.config)
+            st.layers = tuple(Descriptor.from_dict(d) for d in record.layers)
+            st.lowers = None
+            st.key = key
+            self.progress.cached()
+            return inputs, True
+        if self.opts.explain_cache:
+            old_build = nearest_build(history, done)
+            old = old_build[len(done)] if old_build and len(old_build) > len(done) else None
+            self.progress.explain(explain(old, inputs, rebuilt))
+        try:
+            outcome = step.apply(b, st, ins, prep)
+        except (DockerfileError, StepFailed):
+            raise
+        except PybuildError as err:
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+        self._commit_step(st, outcome)
+        st.key = key
+        self.cache.record(key, CacheRecord(config=st.config.to_dict(),
+                                           layers=[d.to_dict() for d in st.layers]))
+        self.progress.done()
+        return inputs, False
+
+    def _created(self) -> str:
+        epoch = self.opts.source_date_epoch
+        return format_time(epoch if epoch is not None else time.time())
+
+    def _commit_step(self, st, outcome) -> None:  # type: ignore[no-untyped-def]
+        import dataclasses
+
+        from pybuild.layer import commit_layer
+
+        config = outcome.config
+        created = self._created()
+        empty = outcome.diff is None or not os.listdir(outcome.diff)
+        if empty:
+            entry = History(created=created, created_by=outcome.created_by, empty_layer=True)
+            st.config = dataclasses.replace(config, history=config.history + (entry,))
+            return
+        desc, digests = commit_layer(self.store, outcome.diff, compression=self.opts.compression,
+                                     source_date_epoch=self.opts.source_date_epoch)
+        parent = chain_id(config.rootfs.diff_ids)
+        diff_ids = config.rootfs.diff_ids + (digests.diff_id,)
+        new_chain = chain_id(diff_ids)
+        assert new_chain is not None
+        layer_dir = self.store.adopt_layer(new_chain, parent, digests.diff_id, digests.uncompressed_size,
+                                           outcome.diff)
+        entry = History(created=created, created_by=outcome.created_by)
+        st.config = dataclasses.replace(config, rootfs=dataclasses.replace(config.rootfs, diff_ids=diff_ids),
+                                        history=config.history + (entry,))
+        st.layers = st.layers + (desc,)
+        base = outcome.base_lowers if outcome.base_lowers is not None else self.ensure_lowers(st)
+        st.lowers = list(base) + [layer_dir]
+
+    def _commit(self, st) -> tuple[str, Descriptor, ImageConfig]:  # type: ignore[no-untyped-def]
+        import dataclasses
+
+        config = st.config
+        if self.opts.labels:
+            labels = dict(config.config.labels)
+            labels.update(self.opts.labels)
+            config = dataclasses.replace(config, config=dataclasses.replace(config.config, labels=labels))
+        created = (config.history[-1].created if config.history else None) or self._created()
+        if self.opts.source_date_epoch is not None:
+            created = format_time(self.opts.source_date_epoch)
+        config = dataclasses.replace(config, created=created)
+        config_desc = self.store.put_json(config, MT_CONFIG)
+        manifest = Manifest(config=config_desc, layers=st.layers)
+        desc = self.store.put_json(manifest, MT_MANIFEST)
+        return config_desc.digest, desc, config
+
+
+def build(opts: BuildOptions) -> str:
+    """Build and tag; returns the image ID (the config digest)."""
+    return Builder(opts).build()

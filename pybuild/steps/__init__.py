@@ -1,0 +1,186 @@
+"""The step contract and the instruction → step table.
+
+Every Dockerfile instruction after FROM becomes a Step (kaniko's
+DockerCommand, osbuild's stages): `prepare()` expands the instruction and
+names its cache inputs, `apply()` produces the new image config and, for
+steps that touch the filesystem, a diff directory (an overlay upper dir).
+The builder loop never switches on the instruction type; it only calls
+these two methods and commits what `apply()` returns.
+
+Invariant: `prepare()` has no side effects beyond reading the context (and
+downloading an ADD URL without --checksum, whose content is its cache input),
+so a cache hit never mounts, runs or writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from pybuild.errors import DockerfileError
+from pybuild.image import ContainerConfig, Descriptor, ImageConfig
+
+if TYPE_CHECKING:
+    from pybuild.cache import Cache
+    from pybuild.context import BuildContext
+    from pybuild.progress import Progress
+    from pybuild.shell_words import ShellLex
+    from pybuild.snapshot import BuildTemp
+    from pybuild.store import Store
+
+# Flags each instruction accepts (value-less flags map to "").
+ALLOWED_FLAGS: dict[str, set[str]] = {
+    "run": {"mount", "network", "security"},
+    "copy": {"from", "chown", "chmod", "link", "parents", "exclude"},
+    "add": {"chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"},
+    "healthcheck": {"interval", "timeout", "start-period", "start-interval", "retries"},
+    "from": {"platform"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Instr:
+    """One instruction as the steps see it (from a parser Node)."""
+
+    keyword: str
+    args: tuple[str, ...]
+    flags: tuple[tuple[str, str], ...]
+    json: bool
+    line: int
+    original: str
+    heredocs: tuple = ()
+    sub: "Instr | None" = None
+    filename: str = "Dockerfile"
+
+    def flag(self, name: str) -> str | None:
+        """Last value of --name (docker: the last one wins), None if absent."""
+        found = None
+        for key, value in self.flags:
+            if key == name:
+                found = value
+        return found
+
+    def flag_all(self, name: str) -> list[str]:
+        return [v for k, v in self.flags if k == name]
+
+    def error(self, message: str) -> DockerfileError:
+        return DockerfileError(message, self.line, self.filename)
+
+
+def instr_from_node(node, filename: str = "Dockerfile") -> Instr:  # type: ignore[no-untyped-def]
+    flags = []
+    for raw in node.flags:
+        name, eq, value = raw[2:].partition("=") if raw.startswith("--") else (raw, "", "")
+        flags.append((name.lower(), value))
+    keyword = node.keyword
+    allowed = ALLOWED_FLAGS.get(keyword, set())
+    for name, _ in flags:
+        if name not in allowed:
+            raise DockerfileError(f"unknown flag: --{name}", node.start_line, filename)
+    sub = instr_from_node(node.sub, filename) if node.sub is not None else None
+    if sub is not None:
+        sub = dataclasses.replace(sub, line=node.start_line)
+    return Instr(keyword=keyword, args=tuple(node.args), flags=tuple(flags), json=bool(node.json),
+                 line=node.start_line, original=node.original, heredocs=tuple(node.heredocs), sub=sub,
+                 filename=filename)
+
+
+@dataclass
+class StageState:
+    """An image being built: what one step hands to the next."""
+
+    config: ImageConfig
+    layers: tuple[Descriptor, ...]
+    key: str                               # cache chain key so far
+    base_digest: str | None                # the FROM image's config digest
+    args: dict[str, str | None] = field(default_factory=dict)   # ARGs declared in this stage
+    global_args: dict[str, str] = field(default_factory=dict)   # ARGs before the first FROM (+ defaults)
+    lowers: list[str] | None = None        # unpacked layer dirs, bottom first (filled on demand)
+    cmd_set: bool = False                  # a CMD appeared in this stage (ENTRYPOINT keeps it)
+
+    @property
+    def container(self) -> ContainerConfig:
+        return self.config.config
+
+    def env(self) -> dict[str, str]:
+        """The expansion environment: ARG values, overridden by ENV (BuildKit's order)."""
+        out = {k: v for k, v in self.args.items() if v is not None}
+        out.update(self.container.env_dict())
+        return out
+
+    def arg_values(self) -> dict[str, str]:
+        return {k: v for k, v in self.args.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A step's expanded form and cache inputs."""
+
+    text: str                      # the expanded instruction (progress, cache key)
+    sources: str | None = None     # content digest of COPY/ADD sources
+    files: dict[str, str] = field(default_factory=dict)   # per-file digests for --explain-cache
+    extra: dict = field(default_factory=dict)             # anything else the key must cover
+    payload: object = None         # what apply() needs (resolved sources, downloads)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a step produced: the new container config, the history line,
+    and the diff dir (None for metadata-only steps)."""
+
+    config: ImageConfig
+    created_by: str
+    diff: str | None = None
+    base_lowers: list[str] | None = None   # the lowers the diff was made on
+
+
+@dataclass
+class BuildEnv:
+    """Build-wide services the steps use."""
+
+    store: "Store"
+    cache: "Cache"
+    context: "BuildContext"
+    temp: "BuildTemp"
+    progress: "Progress"
+    lex: "ShellLex"
+    runtime: list[str]
+    network: str = "host"
+    secrets: dict[str, str] = field(default_factory=dict)
+    host_ca: bool = True
+    build_args: dict[str, str] = field(default_factory=dict)
+    proxy_env: dict[str, str] = field(default_factory=dict)
+    lowers_of: Callable[[str], list[str]] | None = None       # --from name → lowers
+    key_of: Callable[[str], str] | None = None                # --from name → cache key/digest
+    ensure_lowers: Callable[[StageState], list[str]] | None = None
+    stack: contextlib.ExitStack | None = None
+
+
+class Step(Protocol):
+    metadata_only: bool
+
+    def prepare(self, b: BuildEnv, st: StageState, ins: Instr) -> Prepared: ...
+
+    def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome: ...
+
+
+def step_for(keyword: str) -> Step:
+    from pybuild.steps import copy, metadata, run, workdir
+
+    table: dict[str, Step] = {
+        "run": run.RunStep(),
+        "workdir": workdir.WorkdirStep(),
+        "copy": copy.CopyStep(add=False),
+        "add": copy.CopyStep(add=True),
+        **{k: metadata.MetadataStep(k) for k in metadata.HANDLERS},
+    }
+    try:
+        return table[keyword]
+    except KeyError:
+        raise DockerfileError(f"unknown instruction: {keyword.upper()}") from None
+
+
+def with_container(st: StageState, **fields: object) -> ImageConfig:
+    return dataclasses.replace(st.config, config=dataclasses.replace(st.container, **fields))

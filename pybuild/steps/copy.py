@@ -1,0 +1,243 @@
+"""COPY and ADD: sources from the context, another stage/image (--from), a
+heredoc, or (ADD) a URL or a local tar archive, written through the stage's
+overlay so the upper dir is exactly the diff.
+
+Cache inputs: for context sources the content digest of what is copied (so
+an unchanged file keeps the cache even if touched, and `--explain-cache`
+can name the files that changed); for --from the source stage's cache key
+or image digest; for URLs the downloaded content's digest (or --checksum).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+
+from pybuild.context import Source, has_glob
+from pybuild.errors import ContextError
+from pybuild.snapshot import mount_overlay
+from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
+from pybuild.steps.archive import archive_kind, extract, fetch, is_url, url_filename
+from pybuild.steps.copytree import Placement, copy_sources, dest_is_dir, dest_path
+from pybuild.steps.fs import resolve_in_root
+from pybuild.steps.users import resolve_chown
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    srcs: list[str]          # expanded source words
+    dest: str                # expanded destination (as written)
+    from_: str | None
+    chown: str | None
+    chmod: int | None
+    heredocs: list[tuple[str, str]]     # (file name, content)
+    local: list[Source]                 # resolved context sources
+    urls: list[tuple[str, str, str]]    # (url, downloaded file, digest)
+
+
+class RootfsTree:
+    """Sources inside another stage's (or image's) mounted rootfs."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def resolve(self, src: str) -> list[Source]:
+        from pybuild.context import _go_match_regex
+
+        parts = [p for p in src.split("/") if p not in ("", ".")]
+        matches = [""]
+        for comp in parts:
+            nxt = []
+            for base in matches:
+                if not has_glob(comp):
+                    nxt.append(f"{base}/{comp}")
+                    continue
+                host = resolve_in_root(self.root, base or "/")
+                try:
+                    names = sorted(os.listdir(host))
+                except (NotADirectoryError, FileNotFoundError):
+                    continue
+                rx = _go_match_regex(comp)
+                nxt.extend(f"{base}/{n}" for n in names if rx.match(n))
+            matches = nxt
+        out = []
+        for m in matches or ["/"]:
+            host = resolve_in_root(self.root, m or "/")
+            if os.path.lexists(host):
+                out.append(Source(m.lstrip("/") or ".", host, os.path.isdir(host)))
+        if not out:
+            raise ContextError(f"{src}: not found")
+        return out
+
+    def entries(self, source: Source) -> list[tuple[str, str, os.stat_result]]:
+        if not source.is_dir:
+            return [(source.rel, source.path, os.stat(source.path))]
+        out = []
+        prefix = "" if source.rel == "." else source.rel + "/"
+        for dirpath, dirnames, filenames in os.walk(source.path):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, source.path)
+            for name in sorted(dirnames + filenames):
+                host = os.path.join(dirpath, name)
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                out.append((prefix + rel, host, os.lstat(host)))
+        return sorted(out, key=lambda t: t[0])
+
+
+def _parse_chmod(ins: Instr, raw: str | None) -> int | None:
+    if not raw:
+        return None
+    try:
+        value = int(raw, 8)
+    except ValueError:
+        raise ins.error(f"--chmod={raw}: expected an octal mode") from None
+    if value > 0o7777:
+        raise ins.error(f"--chmod={raw}: mode out of range")
+    return value
+
+
+class CopyStep:
+    metadata_only = False
+
+    def __init__(self, add: bool) -> None:
+        self.add = add
+        self.name = "ADD" if add else "COPY"
+
+    def _words(self, b: BuildEnv, st: StageState, ins: Instr) -> tuple[list[str], str]:
+        if len(ins.args) < 2:
+            raise ins.error(f"{self.name} requires at least two arguments, but only one was provided. "
+                            "Destination could not be determined")
+        env = st.env()
+        words = [b.lex.process_word(w, env) for w in ins.args]
+        return words[:-1], words[-1]
+
+    def prepare(self, b: BuildEnv, st: StageState, ins: Instr) -> Prepared:
+        for unsupported in ("parents", "exclude"):
+            if ins.flag(unsupported) is not None:
+                raise ins.error(f"{self.name} --{unsupported} is not supported by pybuild")
+        srcs, dest = self._words(b, st, ins)
+        env = st.env()
+        from_ = ins.flag("from")
+        chown = b.lex.process_word(ins.flag("chown"), env) if ins.flag("chown") else None
+        chmod = _parse_chmod(ins, b.lex.process_word(ins.flag("chmod"), env) if ins.flag("chmod") else None)
+        checksum = ins.flag("checksum")
+        heredoc_names = {d.name for d in ins.heredocs}
+        heredocs = []
+        local_words = []
+        url_words = []
+        for word in srcs:
+            name = word[2:].lstrip("-").strip("'\"") if word.startswith("<<") else None
+            if name is not None and name in heredoc_names:
+                doc = next(d for d in ins.heredocs if d.name == name)
+                content = doc.content
+                if doc.chomp:
+                    from pybuild.dockerfile_parser import chomp_heredoc
+
+                    content = chomp_heredoc(content)
+                if doc.expand:
+                    content = b.lex.process_word(content, env) if "$" in content else content
+                heredocs.append((name, content))
+            elif is_url(word):
+                if not self.add:
+                    raise ins.error(f"COPY {word}: source can't be a URL (use ADD)")
+                url_words.append(word)
+            else:
+                local_words.append(word)
+        if checksum and (not url_words or len(srcs) != 1):
+            raise ins.error("ADD --checksum requires exactly one http(s) source")
+        files: dict[str, str] = {}
+        h = hashlib.sha256()
+        local: list[Source] = []
+        if from_:
+            assert b.key_of is not None
+            h.update(f"from {from_} {b.key_of(from_)} {local_words}".encode())
+        else:
+            for word in local_words:
+                try:
+                    found = b.context.resolve(word)
+                except ContextError as err:
+                    raise ins.error(f"{self.name} {word}: {str(err).split(': ', 1)[-1]}") from None
+                local.extend(found)
+            digest = b.context.digest(local)
+            files.update(digest.files)
+            h.update(digest.digest.encode())
+        for name, content in heredocs:
+            h.update(f"heredoc {name}\0{content}".encode())
+        urls = []
+        for url in url_words:
+            if checksum:
+                urls.append((url, "", checksum))  # downloaded in apply(); the checksum is the key
+                h.update(f"url {url} {checksum}".encode())
+                continue
+            path = os.path.join(b.temp.new_dir("download"))
+            os.mkdir(path, 0o700)
+            target = os.path.join(path, url_filename(url))
+            digest_url, mtime = fetch(url, target, None)
+            if mtime is not None:
+                os.utime(target, (mtime, mtime))
+            urls.append((url, target, digest_url))
+            files[url] = digest_url
+            h.update(f"url {url} {digest_url}".encode())
+        plan = Plan(srcs=srcs, dest=dest, from_=from_, chown=chown, chmod=chmod, heredocs=heredocs,
+                    local=local, urls=urls)
+        flags = " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in ins.flags)
+        text = f"{self.name} {flags + ' ' if flags else ''}{' '.join(srcs)} {dest}"
+        return Prepared(text=text, sources="sha256:" + h.hexdigest(), files=files,
+                        extra={"user": st.container.user, "workdir": st.container.working_dir},
+                        payload=plan)
+
+    def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
+        plan: Plan = prep.payload  # type: ignore[assignment]
+        assert b.ensure_lowers is not None
+        lowers = b.ensure_lowers(st)
+        dest = dest_path(plan.dest, st.container.working_dir or "/")
+        with contextlib.ExitStack() as stack:
+            ov = stack.enter_context(mount_overlay(b.temp.new_dir("step"), list(reversed(lowers))))
+            ids = resolve_chown(ov.merged, plan.chown) if plan.chown else None
+            place = Placement(uid=ids.uid if ids else 0, gid=ids.gid if ids else 0, chmod=plan.chmod)
+            if plan.from_:
+                assert b.lowers_of is not None
+                src_lowers = b.lowers_of(plan.from_)
+                src_ov = stack.enter_context(mount_overlay(b.temp.new_dir("from"), list(reversed(src_lowers))))
+                tree = RootfsTree(src_ov.merged)
+                sources = [s for w in plan.srcs for s in tree.resolve(w)]
+                self._copy(b, tree, sources, ov.merged, dest, place, len(plan.srcs), archives=False)
+            else:
+                n = len(plan.local) + len(plan.heredocs) + len(plan.urls)
+                self._copy(b, b.context, plan.local, ov.merged, dest, place, n, archives=self.add)
+                for name, content in plan.heredocs:
+                    hd = b.temp.new_dir("heredoc")
+                    os.mkdir(hd, 0o700)
+                    path = os.path.join(hd, name)
+                    with open(path, "w") as fh:
+                        fh.write(content)
+                    os.chmod(path, 0o644)
+                    src = Source(name, path, False)
+                    copy_sources(b.context, [src], ov.merged, dest, place, dest_is_dir(ov.merged, dest, n))
+                for url, path, digest in plan.urls:
+                    if not path:
+                        dl = b.temp.new_dir("download")
+                        os.mkdir(dl, 0o700)
+                        path = os.path.join(dl, url_filename(url))
+                        _, mtime = fetch(url, path, digest)
+                        if mtime is not None:
+                            os.utime(path, (mtime, mtime))
+                    src = Source(os.path.basename(path), path, False)
+                    copy_sources(b.context, [src], ov.merged, dest, place, dest_is_dir(ov.merged, dest, n))
+        created_by = f"{prep.text} # buildkit"
+        return Outcome(config=st.config, created_by=created_by, diff=ov.upper, base_lowers=lowers)
+
+    def _copy(self, b: BuildEnv, tree, sources: list[Source], rootfs: str, dest: str,  # type: ignore[no-untyped-def]
+              place: Placement, n: int, archives: bool) -> None:
+        as_dir = dest_is_dir(rootfs, dest, n)
+        plain = []
+        for source in sources:
+            kind = archive_kind(source.path) if archives and not source.is_dir else None
+            if kind is not None:
+                extract(source.path, kind, rootfs, dest, (place.uid, place.gid) if place.uid or place.gid else None)
+            else:
+                plain.append(source)
+        if plain:
+            copy_sources(tree, plain, rootfs, dest, place, as_dir)
