@@ -27,8 +27,9 @@ Absent optional scalars and objects become None; absent arrays and maps
 become () and {} where the spec gives absence and emptiness the same meaning
 (mounts, hooks, env, rlimits, additionalGids, namespaces, id mappings,
 devices, masked/readonly paths, annotations, sysctl, timeOffsets,
-netDevices). Capability sets stay None when absent: "no set given" and "an
-empty set" differ for capabilities.
+netDevices). Capability sets, `intelRdt.schemata` and a mount's own
+uid/gid mappings stay None when absent: for them "not given" and "empty"
+mean different things.
 
 The record classes are frozen and slotted like `@dataclass(frozen=True,
 slots=True)` ones (keyword or positional construction, ==, hash, repr,
@@ -217,8 +218,10 @@ class Mount(_Record):
     type: str | None = None
     source: str | None = None
     options: tuple[str, ...] = ()
-    uid_mappings: tuple[IDMapping, ...] = ()
-    gid_mappings: tuple[IDMapping, ...] = ()
+    # None when absent: an idmapped mount ("idmap" option) without its own mappings uses the
+    # container's, while present-but-empty mappings are the config's own choice
+    uid_mappings: tuple[IDMapping, ...] | None = None
+    gid_mappings: tuple[IDMapping, ...] | None = None
 
 
 class Hook(_Record):

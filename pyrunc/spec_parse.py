@@ -180,9 +180,9 @@ def _mount(v: object, p: str) -> Mount:
     dest = _str(_required(d, "destination", p), f"{p}.destination")
     if not dest:
         raise Invalid(f"{p}.destination", "must be a non-empty path")
-    uid_maps = _o_items(d, "uidMappings", p, _id_mapping)
-    gid_maps = _o_items(d, "gidMappings", p, _id_mapping)
-    if ("uidMappings" in d) != ("gidMappings" in d):
+    uid_maps = _o_items(d, "uidMappings", p, _id_mapping) if "uidMappings" in d else None
+    gid_maps = _o_items(d, "gidMappings", p, _id_mapping) if "gidMappings" in d else None
+    if (uid_maps is None) != (gid_maps is None):
         missing = "gidMappings" if "uidMappings" in d else "uidMappings"
         raise Invalid(f"{p}.{missing}", "is required together with "
                        + ("uidMappings" if missing == "gidMappings" else "gidMappings"))
