@@ -1,0 +1,381 @@
+"""cgroup v1 (this host's controllers) with real processes: the limits bite."""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import os
+import signal
+import struct
+import time
+
+import pytest
+
+from pyrunc import cgroups
+from pyrunc.cgroups import fileio, oom
+from pyrunc.errors import CgroupError, ConfigError, MissingFeature
+
+from test_cgroups_helpers import cg, children, make_manager, sleeper, unique  # noqa: F401
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup/memory") or
+    os.path.exists("/sys/fs/cgroup/cgroup.controllers"), reason="needs root and cgroup v1 controllers")
+
+
+def test_create_places_every_controller(cg, children):
+    c = children(sleeper)
+    cg.add(c.pid)
+    for controller, path in cg.paths.items():
+        assert str(c.pid) in fileio.read(f"{path}/cgroup.procs").split(), controller
+    assert cg.pids() == [c.pid]
+
+
+def test_memory_limit_ooms_and_reports_event(cg, children):
+    cg.apply({"memory": {"limit": 32 << 20, "swap": 32 << 20}})
+    watcher = oom.watch(cg)
+    try:
+        c = children(lambda: len(b"x" * (128 << 20)))
+        cg.add(c.pid)
+        c.go()
+        status = c.wait()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        deadline = time.monotonic() + 5
+        count = 0
+        while not count and time.monotonic() < deadline:
+            count = watcher.read()
+            time.sleep(0.01)
+        assert count >= 1
+        assert fileio.read_flat(f"{cg.paths['memory']}/memory.oom_control")["oom_kill"] >= 1
+    finally:
+        watcher.close()
+
+
+def test_memory_below_limit_survives(cg, children):
+    cg.apply({"memory": {"limit": 64 << 20}})
+    c = children(lambda: len(b"x" * (8 << 20)))
+    cg.add(c.pid)
+    c.go()
+    assert os.WIFEXITED(c.wait()) and c.result() == str(8 << 20)
+
+
+def _fork_loop() -> int:
+    """Fork until the kernel says no; the count of forks that worked."""
+    made = []
+    try:
+        for _ in range(50):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(5)
+                os._exit(0)
+            made.append(pid)
+    except OSError as err:
+        assert err.errno == errno.EAGAIN
+    finally:
+        for pid in made:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return len(made)
+
+
+def test_pids_limit_stops_fork_loop(cg, children):
+    cg.apply({"pids": {"limit": 5}})
+    c = children(_fork_loop)
+    cg.add(c.pid)
+    c.go()
+    assert os.WIFEXITED(c.wait()) and os.WEXITSTATUS(c.status) == 0
+    assert c.result() == "4"  # the child itself is the fifth task
+    assert fileio.read(f"{cg.paths['pids']}/pids.max") == "5"
+
+
+def _busy_cpu_seconds(wall: float = 1.0) -> float:
+    start = time.monotonic()
+    t0 = time.process_time()
+    while time.monotonic() - start < wall:
+        pass
+    return time.process_time() - t0
+
+
+def test_cpu_quota_slows_busy_loop(cg, children):
+    cg.apply({"cpu": {"quota": 10000, "period": 100000}})  # 10% of one CPU
+    c = children(_busy_cpu_seconds)
+    cg.add(c.pid)
+    c.go()
+    c.wait()
+    used = float(c.result())
+    assert used < 0.25, f"busy loop got {used:.2f}s of CPU in 1s under a 10% quota"
+    assert cg.stats()["cpu"]["throttling"].get("throttled_periods", 0) > 0
+
+
+def test_devices_default_deny(cg, children, tmp_path):
+    cg.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    node = str(tmp_path / "loopnode")
+    os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))  # a block device, like /dev/loop0
+
+    def probe() -> str:
+        out = []
+        for path in ("/dev/null", "/dev/zero", node):
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                out.append("ok")
+            except OSError as err:
+                out.append(errno.errorcode[err.errno])
+        try:
+            os.mknod(node + ".2", 0o600 | 0o060000, os.makedev(8, 0))  # mknod itself is allowed (b *:* m)
+            out.append("mknod")
+        except OSError as err:
+            out.append(errno.errorcode[err.errno])
+        return ",".join(out)
+
+    c = children(probe)
+    cg.add(c.pid)
+    c.go()
+    c.wait()
+    assert c.result() == "'ok,ok,EPERM,mknod'"
+    listing = fileio.read(f"{cg.paths['devices']}/devices.list").splitlines()
+    assert "c 1:3 rwm" in listing and "b *:* m" in listing and "a *:* rwm" not in listing
+
+
+def test_devices_explicit_deny_of_allowed_node(cg, children):
+    cg.apply({"devices": [{"allow": True, "type": "a"}, {"allow": False, "type": "c", "major": 1, "minor": 5,
+                                                          "access": "r"}]})
+
+    def probe() -> str:
+        try:
+            os.close(os.open("/dev/zero", os.O_RDONLY))
+            return "ok"
+        except OSError as err:
+            return errno.errorcode[err.errno]
+
+    c = children(probe)
+    cg.add(c.pid)
+    c.go()
+    c.wait()
+    # runc's defaults come after the spec's rules and re-allow /dev/zero (c 1:5 rwm)
+    assert c.result() == "'ok'"
+
+
+def _counter_child(buf: mmap.mmap):
+    def run() -> None:
+        n = 0
+        while True:
+            n += 1
+            struct.pack_into("<Q", buf, 0, n)
+    return run
+
+
+def test_freeze_thaw(cg, children):
+    buf = mmap.mmap(-1, 8)
+    c = children(_counter_child(buf))
+    cg.add(c.pid)
+    c.go()
+    time.sleep(0.1)
+    cg.freeze()
+    assert cg.is_frozen()
+    a = struct.unpack_from("<Q", buf)[0]
+    time.sleep(0.2)
+    b = struct.unpack_from("<Q", buf)[0]
+    assert a == b, "counter moved while frozen"
+    cg.thaw()
+    assert not cg.is_frozen()
+    time.sleep(0.1)
+    assert struct.unpack_from("<Q", buf)[0] > b
+
+
+def test_kill_all(cg, children):
+    kids = [children(sleeper) for _ in range(3)]
+    for k in kids:
+        cg.add(k.pid)
+    cg.kill_all(signal.SIGTERM)
+    for k in kids:
+        status = k.wait(5)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert cg.pids() == []
+
+
+def test_kill_all_keeps_paused_container_paused(cg, children):
+    c = children(sleeper)
+    cg.add(c.pid)
+    cg.freeze()
+    cg.kill_all(signal.SIGUSR1)
+    assert cg.is_frozen()
+    cg.thaw()
+
+
+def test_every_field_applied(cg):
+    vda = fileio.read("/sys/block/vda/dev") if os.path.exists("/sys/block/vda/dev") else None
+    res = {
+        "memory": {"limit": 100 << 20, "reservation": 50 << 20, "swap": 200 << 20, "kernelTCP": 8 << 20,
+                   "swappiness": 10, "disableOOMKiller": True, "useHierarchy": True},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 1000,
+                "realtimePeriod": 1000000, "realtimeRuntime": 1000, "cpus": "0", "mems": "0", "idle": 0},
+        "pids": {"limit": 42},
+        "blockIO": {"weight": 300},
+    }
+    if vda:
+        major, minor = (int(x) for x in vda.split(":"))
+        dev = {"major": major, "minor": minor}
+        bfq = "[bfq]" in fileio.read("/sys/block/vda/queue/scheduler")
+        if bfq:  # per-device weights need the bfq scheduler on that device
+            res["blockIO"]["weightDevice"] = [{**dev, "weight": 400}]
+        res["blockIO"].update({
+            "throttleReadBpsDevice": [{**dev, "rate": 1048576}],
+            "throttleWriteBpsDevice": [{**dev, "rate": 2097152}],
+            "throttleReadIOPSDevice": [{**dev, "rate": 100}],
+            "throttleWriteIOPSDevice": [{**dev, "rate": 200}]})
+    cg.apply(res)
+    p = cg.paths
+
+    def rd(ctl: str, name: str) -> str:
+        return fileio.read(f"{p[ctl]}/{name}")
+
+    assert rd("memory", "memory.limit_in_bytes") == str(100 << 20)
+    assert rd("memory", "memory.soft_limit_in_bytes") == str(50 << 20)
+    assert rd("memory", "memory.memsw.limit_in_bytes") == str(200 << 20)
+    assert rd("memory", "memory.kmem.tcp.limit_in_bytes") == str(8 << 20)
+    assert rd("memory", "memory.swappiness") == "10"
+    assert "oom_kill_disable 1" in rd("memory", "memory.oom_control")
+    assert rd("memory", "memory.use_hierarchy") == "1"
+    assert rd("cpu", "cpu.shares") == "512"
+    assert rd("cpu", "cpu.cfs_quota_us") == "50000"
+    assert rd("cpu", "cpu.cfs_period_us") == "100000"
+    assert rd("cpu", "cpu.cfs_burst_us") == "1000"
+    assert rd("cpu", "cpu.rt_period_us") == "1000000"
+    assert rd("cpu", "cpu.rt_runtime_us") == "1000"
+    assert rd("cpu", "cpu.idle") == "0"
+    assert rd("cpuset", "cpuset.cpus") == "0"
+    assert rd("cpuset", "cpuset.mems") == "0"
+    assert rd("pids", "pids.max") == "42"
+    assert rd("blkio", "blkio.bfq.weight").split()[-1] == "300"  # CFQ is gone: bfq takes the weight
+    if vda:
+        if bfq:
+            assert f"{vda} 400" in rd("blkio", "blkio.bfq.weight_device")
+        assert rd("blkio", "blkio.throttle.read_bps_device") == f"{vda} 1048576"
+        assert rd("blkio", "blkio.throttle.write_bps_device") == f"{vda} 2097152"
+        assert rd("blkio", "blkio.throttle.read_iops_device") == f"{vda} 100"
+        assert rd("blkio", "blkio.throttle.write_iops_device") == f"{vda} 200"
+
+
+@pytest.mark.parametrize("res,what", [
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, "hugetlb"),
+    ({"network": {"classID": 5}}, "net_cls"),
+    ({"network": {"priorities": [{"name": "lo", "priority": 1}]}}, "net_prio"),
+    ({"rdma": {"mlx5_0": {"hcaHandles": 1}}}, "rdma"),
+])
+def test_unmounted_controller_is_a_clear_error(cg, res, what):
+    if what in cg.paths:
+        pytest.skip(f"{what} is mounted here")
+    with pytest.raises(MissingFeature, match=f"cgroup v1 controller {what}: not supported: not mounted"):
+        cg.apply(res)
+
+
+def test_update_live_and_all_or_nothing(cg, children):
+    c = children(sleeper)
+    cg.add(c.pid)
+    cg.apply({"pids": {"limit": 100}, "memory": {"limit": 64 << 20}})
+    cg.update({"pids": {"limit": 3}})
+    pids_max = f"{cg.paths['pids']}/pids.max"
+    assert fileio.read(pids_max) == "3"
+    # pids is written before blkio; the bogus device makes blkio fail, pids must roll back
+    with pytest.raises(CgroupError, match="blkio.throttle.read_bps_device"):
+        cg.update({"pids": {"limit": 9}, "memory": {"limit": 32 << 20},
+                   "blockIO": {"throttleReadBpsDevice": [{"major": 250, "minor": 250, "rate": 1}]}})
+    assert fileio.read(pids_max) == "3"
+    assert fileio.read(f"{cg.paths['memory']}/memory.limit_in_bytes") == str(64 << 20)
+    with pytest.raises(ConfigError, match=r"resources.json: .cpu.cpus: CPUs .* do not exist"):
+        cg.update({"pids": {"limit": 9}, "cpu": {"cpus": "0-63"}}, source="resources.json", prefix="")
+    assert fileio.read(pids_max) == "3"
+
+
+def test_update_memory_grow_and_shrink_with_swap(cg):
+    cg.apply({"memory": {"limit": 32 << 20, "swap": 64 << 20}})
+    cg.update({"memory": {"limit": 256 << 20, "swap": 512 << 20}})  # memsw must be raised first
+    mem = cg.paths["memory"]
+    assert fileio.read(f"{mem}/memory.limit_in_bytes") == str(256 << 20)
+    cg.update({"memory": {"limit": 16 << 20, "swap": 16 << 20}})  # limit must be lowered first
+    assert fileio.read(f"{mem}/memory.memsw.limit_in_bytes") == str(16 << 20)
+
+
+def test_check_before_update(cg, children):
+    cg.apply({"memory": {"limit": 256 << 20}})
+    keep = mmap.mmap(-1, 8)
+
+    def hog():
+        data = b"x" * (32 << 20)
+        struct.pack_into("<Q", keep, 0, 1)
+        time.sleep(30)
+        return len(data)
+
+    c = children(hog)
+    cg.add(c.pid)
+    c.go()
+    deadline = time.monotonic() + 5
+    while not struct.unpack_from("<Q", keep)[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(ConfigError, match="below the current usage"):
+        cg.update({"memory": {"limit": 1 << 20, "checkBeforeUpdate": True}})
+    assert fileio.read(f"{cg.paths['memory']}/memory.limit_in_bytes") == str(256 << 20)
+
+
+def test_stats_shape(cg, children):
+    cg.apply({"pids": {"limit": 10}, "memory": {"limit": 64 << 20}})
+    c = children(lambda: _busy_cpu_seconds(0.2))
+    cg.add(c.pid)
+    c.go()
+    time.sleep(0.1)
+    s = cg.stats()
+    assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+    assert s["pids"] == {"current": 1, "limit": 10}
+    assert s["memory"]["usage"]["limit"] == 64 << 20 and s["memory"]["usage"]["usage"] > 0
+    assert s["cpu"]["usage"]["total"] > 0 and len(s["cpu"]["usage"]["percpu"]) == os.cpu_count()
+    json.dumps(s)
+    c.wait()
+
+
+def test_destroy_removes_created_parents():
+    top = "/" + unique()
+    m = make_manager(f"{top}/inner/leaf")
+    try:
+        m.create()
+        assert os.path.isdir(f"/sys/fs/cgroup/memory{top}/inner/leaf")
+        again = cgroups.load_manager(json.loads(json.dumps(m.to_state())))
+    finally:
+        m.destroy(kill=True)
+    for ctl in m.paths.values():
+        assert not os.path.exists(ctl)
+    assert not os.path.exists(f"/sys/fs/cgroup/memory{top}")
+    again.destroy()  # idempotent
+
+
+def test_destroy_keeps_parent_in_use():
+    top = "/" + unique()
+    a, b = make_manager(f"{top}/a"), make_manager(f"{top}/b")
+    try:
+        a.create()
+        b.create()
+        a.destroy()
+        assert os.path.isdir(f"/sys/fs/cgroup/pids{top}/b")
+    finally:
+        a.destroy()
+        b.destroy()
+        for m in (a, b):  # whichever of them made the parent removes it once empty
+            from pyrunc.cgroups.common import DirMaker
+
+            DirMaker(m.created).remove_parents()
+    assert not os.path.exists(f"/sys/fs/cgroup/pids{top}")
+
+
+def test_relative_path_is_below_own_cgroup():
+    from pyrunc.cgroups import hierarchy
+
+    name = unique()
+    m = make_manager(name)
+    own = hierarchy.own_cgroups()
+    expected = os.path.normpath(f"/sys/fs/cgroup/memory{own['memory']}/{name}")
+    assert m.paths["memory"] == expected
+    try:
+        m.create()
+        assert os.path.isdir(expected)
+    finally:
+        m.destroy()
+    assert not os.path.exists(expected)
