@@ -59,6 +59,7 @@ ARCHES: dict[str, Arch] = {a.name: a for a in (
     Arch("ppc64le", "SCMP_ARCH_PPC64LE", _EM_PPC64 | _A64 | _ALE, 64, False, "ppc64",
          socketcall=102, ipc=117),
     Arch("ppc64", "SCMP_ARCH_PPC64", _EM_PPC64 | _A64, 64, True, "ppc64", socketcall=102, ipc=117),
+    Arch("s390", "SCMP_ARCH_S390", _EM_S390, 32, True, "s390", socketcall=102, ipc=117),
 )}
 
 BY_SCMP: dict[str, Arch] = {a.scmp: a for a in ARCHES.values()}
@@ -66,7 +67,7 @@ BY_SCMP: dict[str, Arch] = {a.scmp: a for a in ARCHES.values()}
 # Valid OCI names pyrunc has no syscall table for: an error naming them, not a skip.
 UNSUPPORTED_SCMP = frozenset({
     "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_S390",
+    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
     "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K",
     "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
 })
@@ -75,7 +76,7 @@ UNSUPPORTED_SCMP = frozenset({
 GO_NAMES: dict[str, str] = {
     "amd64": "x86_64", "x86_64": "x86_64", "386": "x86", "x86": "x86", "x32": "x32",
     "arm64": "aarch64", "aarch64": "aarch64", "arm": "arm", "riscv64": "riscv64",
-    "s390x": "s390x", "ppc64le": "ppc64le", "ppc64": "ppc64",
+    "s390x": "s390x", "s390": "s390", "ppc64le": "ppc64le", "ppc64": "ppc64",
 }
 
 # seccomp_data: nr (u32) at 0, arch (u32) at 4, instruction_pointer at 8, args at 16.

@@ -57,10 +57,13 @@ def encode(program: list[Insn]) -> bytes:
     return b"".join(_INSN.pack(i.code, i.jt, i.jf, i.k & 0xFFFFFFFF) for i in program)
 
 
-def decode(data: bytes) -> list[Insn]:
+def decode(data: bytes, order: str = "=") -> list[Insn]:
+    """struct sock_filter[] → instructions; order "<" or ">" reads a foreign filter
+    (libseccomp writes a filter in its target architecture's byte order)."""
     if len(data) % 8:
         raise BPFError(f"filter length {len(data)} is not a multiple of 8")
-    return [Insn(*_INSN.unpack_from(data, off)) for off in range(0, len(data), 8)]
+    insn = struct.Struct(order + "HBBI")
+    return [Insn(*insn.unpack_from(data, off)) for off in range(0, len(data), 8)]
 
 
 def action_name(ret: int) -> str:

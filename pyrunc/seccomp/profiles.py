@@ -97,7 +97,7 @@ def to_oci(profile: dict[str, Any], arch: Arch, caps: list[str] | None,
     arches = list(profile.get("architectures") or [])
     for entry in profile.get("archMap") or []:
         if entry.get("architecture") == arch.scmp:
-            arches = [entry["architecture"], *entry.get("subArchitectures", [])]
+            arches = [entry["architecture"], *(entry.get("subArchitectures") or [])]
     if arches:
         out["architectures"] = arches
     for key in ("flags", "listenerPath", "listenerMetadata"):

@@ -17,15 +17,16 @@ def libseccomp_program(profile: Profile, *, binary_tree: bool = True) -> bytes:
 
     tokens = {"x86_64": ps.Arch.X86_64, "x86": ps.Arch.X86, "x32": ps.Arch.X32,
               "aarch64": ps.Arch.AARCH64, "arm": ps.Arch.ARM, "riscv64": ps.Arch.RISCV64,
-              "s390x": ps.Arch.S390X, "ppc64le": ps.Arch.PPC64LE, "ppc64": ps.Arch.PPC64}
+              "s390x": ps.Arch.S390X, "ppc64le": ps.Arch.PPC64LE, "ppc64": ps.Arch.PPC64,
+              "s390": ps.Arch.S390}
     filt = ps.SyscallFilter(profile.default_action)
     native = ps.system_arch()
     wanted = [tokens[a.name] for a in profile.arches]
+    if native not in wanted:
+        filt.remove_arch(native)  # first: libseccomp refuses to mix byte orders
     for token in wanted:
         if token != native:
             filt.add_arch(token)
-    if native not in wanted:
-        filt.remove_arch(native)
     if binary_tree:
         filt.set_attr(ps.Attr.CTL_OPTIMIZE, 2)
     filt.set_attr(ps.Attr.CTL_NNP, 0)

@@ -18,7 +18,7 @@ import click
 from pyrunc.errors import ConfigError
 
 _ARCH_CHOICE = click.Choice(["x86_64", "x86", "x32", "aarch64", "arm", "riscv64", "s390x",
-                             "ppc64le", "ppc64"])
+                             "ppc64le", "ppc64", "s390"])
 
 
 def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, Any, list[Any]]:
