@@ -179,7 +179,14 @@ class _Decompressor:
                         raise PybuildError("decompress: compressed stream is truncated")
                     self._out += pending
                     continue
-            self._out += self._dec.decompress(self._input, max(want - len(self._out), 65536))
+            try:
+                self._out += self._dec.decompress(self._input, max(want - len(self._out), 65536))
+            except (zlib.error, OSError, EOFError, ValueError) as err:  # bz2: OSError; lzma: LZMAError(Exception)
+                raise PybuildError(f"decompress: corrupt compressed stream: {err}") from None
+            except Exception as err:
+                if type(err).__name__ == "LZMAError":
+                    raise PybuildError(f"decompress: corrupt compressed stream: {err}") from None
+                raise
             self._input = b""
 
     def read(self, n: int = -1) -> bytes:

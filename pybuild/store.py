@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from pybuild.errors import DigestMismatch, ImageNotFound, StoreError
+from pybuild.errors import DigestMismatch, ImageNotFound, PybuildError, StoreError
 from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, Descriptor, ImageConfig, Index, Manifest,
                            chain_ids, parse_config, parse_index, parse_manifest, to_json)
 from pyrunc.fsutil import atomic_write, fsync_dir, rmtree_nofollow
@@ -406,8 +406,14 @@ class Store:
         try:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
-            with self.open_blob(blob.digest, blob.size) as reader:
-                actual_diff, size = unpack_blob(reader, blob.media_type, diff, mode="overlay")
+            try:
+                with self.open_blob(blob.digest, blob.size) as reader:
+                    actual_diff, size = unpack_blob(reader, blob.media_type, diff, mode="overlay")
+            except PybuildError as err:
+                if isinstance(err, DigestMismatch):
+                    raise
+                self.verify_blob(blob.digest)  # a corrupt blob is reported as such, not as a bad tar
+                raise
             if actual_diff != diff_id:
                 raise DigestMismatch(diff_id, actual_diff, what=f"layer {blob.digest} diffID")
             return self._publish_layer(tmp, chain, parent, diff_id, size)

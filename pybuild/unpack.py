@@ -77,6 +77,7 @@ class _Unpacker:
         self.keep_owner = keep_owner
         self.opaque_key = f"{xattr_ns}.overlay.opaque"
         self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root_path = os.readlink(f"/proc/self/fd/{self.root}")
         self.fds: dict[tuple[str, ...], int] = {}
         self.retired: list[int] = []  # fds dropped from the cache but maybe still in use by this entry
         self.created: set[tuple[str, ...]] = set()
@@ -96,8 +97,10 @@ class _Unpacker:
             os.close(fd)
         self.retired.clear()
 
-    def dirfd(self, parts: tuple[str, ...], create: bool = True) -> int:
-        """An O_PATH fd for the directory `parts` inside dest, creating missing dirs (0755, as docker)."""
+    def dirfd(self, parts: tuple[str, ...], create: bool = True, depth: int = 0) -> int:
+        """An O_PATH fd for the directory `parts` inside dest, creating missing dirs (0755, as docker);
+        a dangling symlink on the way is followed inside dest and its target created, as docker's
+        FollowSymlinkInScope + MkdirAll would."""
         if not parts:
             return self.root
         fd = self.fds.get(parts)
@@ -109,15 +112,42 @@ class _Unpacker:
         except FileNotFoundError:
             if not create:
                 raise
-            parent = self.dirfd(parts[:-1])
-            os.mkdir(parts[-1], 0o755, dir_fd=parent)
-            return self.dirfd(parts, create=False)
+            if depth > 40:
+                raise UnpackError(f"unpack: {'/'.join(parts)}: too many levels of symbolic links") from None
+            parent = self.dirfd(parts[:-1], True, depth + 1)
+            try:
+                os.mkdir(parts[-1], 0o755, dir_fd=parent)
+            except FileExistsError:
+                if not stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
+                    raise
+                return self.dirfd(self._link_target(parent, parts[-1]), True, depth + 1)
+            return self.dirfd(parts, False, depth + 1)
         except NotADirectoryError:
             raise UnpackError(f"unpack: {'/'.join(parts)}: a parent is not a directory") from None
         if len(self.fds) > 512:
             self._drop_fds()
         self.fds[parts] = fd
         return fd
+
+    def _link_target(self, parent: int, name: str) -> tuple[str, ...]:
+        """Where the symlink `name` in directory fd `parent` points, as components inside dest
+        (`..` stops at dest's root, as RESOLVE_IN_ROOT does)."""
+        target = os.readlink(name, dir_fd=parent)
+        if target.startswith("/"):
+            base: list[str] = []
+        else:
+            here = os.readlink(f"/proc/self/fd/{parent}")
+            rel = os.path.relpath(here, self.root_path)
+            base = [] if rel == "." else rel.split("/")
+        for part in target.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if base:
+                    base.pop()
+            else:
+                base.append(part)
+        return tuple(base)
 
     def _remove(self, pfd: int, name: str) -> None:
         try:
@@ -208,8 +238,8 @@ class _Unpacker:
             tparts = clean_name(m.linkname)
             if not tparts:
                 raise UnpackError(f"unpack: {m.name}: hard link to the root")
-            tfd = self.dirfd(tparts[:-1], create=False)
             try:
+                tfd = self.dirfd(tparts[:-1], create=False)
                 os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 raise UnpackError(f"unpack: {m.name}: hard link target {m.linkname} not found") from None
