@@ -10,33 +10,55 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
-
 import click
 
 from pyrunc.errors import PyruncError
+from pyrunc.verbs import VERBS
+from pyrunc.verbs import GlobalOptions as _GlobalOptions
 
 # verb -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
     "seccomp": "pyrunc.seccomp.tool:seccomp",
+    "spec": "pyrunc.spec_cmd:spec",
+    "pause": "pyrunc.pause:pause",
+    "resume": "pyrunc.pause:resume",
+    "update": "pyrunc.update:update",
+    "events": "pyrunc.events:events",
+    "ps": "pyrunc.ps:ps",
 }
 
 
-@dataclass(slots=True)
-class GlobalOptions:
-    root: str = "/run/pyrunc"
-    log: str | None = None
-    log_format: str = "text"
-    debug: bool = False
-    systemd_cgroup: bool = False
-    rootless: str = "auto"
+GlobalOptions = _GlobalOptions  # the object every command finds in ctx.obj
+
+
+def _verb_command(verb) -> click.Command:
+    """A click command for a lifecycle verb of verbs.VERBS (help and usage errors)."""
+    params: list[click.Parameter] = []
+    for opt in verb.options:
+        if opt.kind == "flag":
+            params.append(click.Option(list(opt.names), opt.dest, is_flag=True, default=False, help=opt.help))
+        else:
+            params.append(click.Option(list(opt.names), opt.dest, type=int if opt.kind == "int" else str,
+                                       default=opt.default, help=opt.help))
+    for arg in verb.args:
+        params.append(click.Argument([arg.rstrip("?")], required=not arg.endswith("?")))
+
+    @click.pass_context
+    def callback(ctx: click.Context, **values: object) -> None:
+        code = verb.handler(ctx.obj, values)
+        if code:
+            ctx.exit(code)
+
+    return click.Command(verb.name, params=params, callback=callback, help=verb.help)
 
 
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(set(COMMANDS) | set(VERBS))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in VERBS:
+            return _verb_command(VERBS[name])
         target = COMMANDS.get(name)
         if target is None:
             return None
@@ -51,12 +73,16 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, help="Debug logging.")
 @click.option("--systemd-cgroup", is_flag=True, help="cgroupsPath is slice:prefix:name (systemd).")
 @click.option("--rootless", default="auto", help="Ignore cgroup permission errors (true|false|auto).")
+@click.option("--criu", default=None, help="Path to criu (checkpoint/restore is not supported).")
 @click.version_option(package_name="pyrunc", prog_name="pyrunc")
 @click.pass_context
 def cli(ctx: click.Context, root: str, log: str | None, log_format: str, debug: bool,
-        systemd_cgroup: bool, rootless: str) -> None:
+        systemd_cgroup: bool, rootless: str, criu: str | None) -> None:
     """An OCI runtime with runc's command line."""
-    ctx.obj = GlobalOptions(root, log, log_format, debug, systemd_cgroup, rootless)
+    from pyrunc import logs
+
+    logs.configure(log, log_format, debug)
+    ctx.obj = GlobalOptions(root, log, log_format, debug, systemd_cgroup, rootless, criu)
 
 
 def main(argv: list[str]) -> int:
@@ -78,4 +104,4 @@ def main(argv: list[str]) -> int:
 def report_error(message: str, argv: list[str]) -> None:
     from pyrunc import logs
 
-    logs.error(message, argv)
+    logs.error(message)
