@@ -3,8 +3,8 @@
 Folder format (both corpora): `<case>/Dockerfile` + `<case>/result` (the
 expected dump plus one newline) for positive cases; negative cases have no
 `result` and must raise DockerfileError. Our own cases may add `error` (the
-expected message, `Dockerfile:LINE: ...`), `heredocs.json` (bodies) and
-`lines` (one `start end` pair per instruction). Expected files of our own
+expected message, `Dockerfile:LINE: ...`), `heredocs.json` (bodies),
+`lines` (one `start end` pair per instruction) and `instructions-error`. Expected files of our own
 cases were recorded from BuildKit's parser at the corpus commit.
 """
 
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from pybuild.dockerfile_parser import chomp_heredoc, dump, parse, parse_heredoc
 from pybuild.errors import DockerfileError
+from pybuild.instructions import parse_stages
 
 CORPUS = Path(__file__).parent / "corpus"
 BK = CORPUS / "buildkit" / "parser"
@@ -76,6 +77,12 @@ def test_own_case(case: Path) -> None:
     if (case / "lines").exists():
         lines = [tuple(map(int, ln.split())) for ln in (case / "lines").read_text().splitlines()]
         assert [(n.start_line, n.end_line) for n in result.nodes] == lines
+    if (case / "instructions-error").exists():
+        with pytest.raises(DockerfileError) as info:
+            parse_stages(result)
+        assert str(info.value) == (case / "instructions-error").read_text().rstrip("\n")
+    else:
+        parse_stages(result)
     if (case / "heredocs.json").exists():
         want_docs = json.loads((case / "heredocs.json").read_text())
         got = [[{"name": h.name, "fd": h.fd, "expand": h.expand, "chomp": h.chomp, "content": h.content}
