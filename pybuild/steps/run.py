@@ -17,7 +17,6 @@ import secrets as _secrets
 
 from pybuild import runtime as rt
 from pybuild.errors import StepFailed
-from pybuild.shell_words import go_quote
 from pybuild.snapshot import mount_overlay, prune_mount_stubs
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.run_mounts import MountEnv, parse_mount, prepare as prepare_mounts
@@ -62,8 +61,10 @@ def command_args(st: StageState, ins: Instr) -> tuple[list[str], str | None]:
 
 
 def history_text(st: StageState, argv: list[str]) -> str:
-    """BuildKit's runCommandString: `|N K=V …` for the stage's ARGs, then argv."""
-    pairs = [f"{k}={v}" for k, v in st.args.items() if v is not None]
+    """BuildKit's runCommandString: `|N K=V …` for every ARG declared in the
+    stage (an ENV of the same name shows its value; an unset one shows empty), then argv."""
+    env = st.container.env_dict()
+    pairs = [f"{k}={env.get(k, v if v is not None else '')}" for k, v in st.args.items()]
     prefix = [f"|{len(pairs)}", *pairs] if pairs else []
     return "RUN " + " ".join(prefix + argv) + " # buildkit"
 
