@@ -114,9 +114,10 @@ def _split_ref(body: str, want_file: bool) -> tuple[str, str | None]:
     exists = os.path.isfile if want_file else os.path.isdir
     if exists(body):
         return body, None
-    path, sep, tag = body.rpartition(":")
-    if sep and exists(path):
-        return path, tag or None
+    cut = len(body)
+    while (cut := body.rfind(":", 0, cut)) > 0:
+        if exists(body[:cut]):
+            return body[:cut], body[cut + 1:] or None
     raise ImageNotFound(body)
 
 
