@@ -5,6 +5,7 @@
     meta_args, stages = parse_stages(result)      # ARGs before the first FROM, stages
     stage = stages[select_target(stages, "build")]  # --target (default: last stage)
     for instr in stage.instructions: ...          # RunInstr, CopyInstr, EnvInstr, ...
+                                                  # (types in instruction_types, re-exported here)
 
 Checks (each raises DockerfileError "Dockerfile:LINE: message", BuildKit's wording):
 argument counts, unknown and repeated flags and bad flag values per instruction,
@@ -21,189 +22,36 @@ their quotes, as BuildKit keeps them, for the shell lexer to process later).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pybuild.dockerfile_parser import Node, Result, chomp_heredoc, must_parse_heredoc
 from pybuild.errors import DockerfileError
+from pybuild.instruction_types import (  # re-exported: the public types
+    Instruction,
+    KeyValue,
+    ArgDef,
+    SourceContent,
+    InlineFile,
+    EnvInstr,
+    LabelInstr,
+    ArgInstr,
+    MaintainerInstr,
+    AddInstr,
+    CopyInstr,
+    RunInstr,
+    CmdInstr,
+    EntrypointInstr,
+    HealthcheckInstr,
+    ExposeInstr,
+    UserInstr,
+    VolumeInstr,
+    StopSignalInstr,
+    WorkdirInstr,
+    ShellInstr,
+    OnbuildInstr,
+    Stage,
+)
 from pybuild.shell_words import go_lower, go_quote, go_upper
-
-
-@dataclass(frozen=True, slots=True)
-class Instruction:
-    """Common part: lowercased keyword, source lines (1-based) and the joined line."""
-
-    keyword: str
-    line: int
-    end_line: int
-    original: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    key: str
-    value: str
-    no_delim: bool = False  # the legacy `ENV key value` form
-
-
-@dataclass(frozen=True, slots=True)
-class ArgDef:
-    key: str
-    default: str | None  # None: `ARG NAME` without a value
-
-
-@dataclass(frozen=True, slots=True)
-class SourceContent:
-    """A heredoc source of COPY/ADD: becomes the file `path` with `data`."""
-
-    path: str
-    data: str
-    expand: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InlineFile:
-    """A heredoc of RUN/CMD/ENTRYPOINT; `chomp` means strip leading tabs."""
-
-    name: str
-    data: str
-    chomp: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EnvInstr(Instruction):
-    pairs: tuple[KeyValue, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LabelInstr(Instruction):
-    pairs: tuple[KeyValue, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ArgInstr(Instruction):
-    args: tuple[ArgDef, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MaintainerInstr(Instruction):
-    maintainer: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AddInstr(Instruction):
-    sources: tuple[str, ...] = ()
-    dest: str = ""
-    contents: tuple[SourceContent, ...] = ()
-    chown: str = ""
-    chmod: str = ""
-    link: bool = False
-    keep_git_dir: bool | None = None
-    checksum: str = ""
-    unpack: bool | None = None
-    excludes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CopyInstr(Instruction):
-    sources: tuple[str, ...] = ()
-    dest: str = ""
-    contents: tuple[SourceContent, ...] = ()
-    from_: str = ""
-    chown: str = ""
-    chmod: str = ""
-    link: bool = False
-    parents: bool = False
-    excludes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RunInstr(Instruction):
-    """`cmd` is one shell string (prepend_shell) or the exec-form argv."""
-
-    cmd: tuple[str, ...] = ()
-    prepend_shell: bool = True
-    files: tuple[InlineFile, ...] = ()
-    mounts: tuple[str, ...] = ()
-    network: str = "default"
-    security: str = "sandbox"
-    devices: tuple[str, ...] = ()
-    flags_used: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CmdInstr(Instruction):
-    cmd: tuple[str, ...] = ()
-    prepend_shell: bool = True
-    files: tuple[InlineFile, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class EntrypointInstr(Instruction):
-    cmd: tuple[str, ...] | None = None  # None: `ENTRYPOINT []` / empty clears it
-    prepend_shell: bool = True
-    files: tuple[InlineFile, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class HealthcheckInstr(Instruction):
-    """test is ["NONE"], ["CMD", argv...] or ["CMD-SHELL", cmd]; durations in ns."""
-
-    test: tuple[str, ...] = ()
-    interval: int = 0
-    timeout: int = 0
-    start_period: int = 0
-    start_interval: int = 0
-    retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ExposeInstr(Instruction):
-    ports: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class UserInstr(Instruction):
-    user: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeInstr(Instruction):
-    volumes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StopSignalInstr(Instruction):
-    signal: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkdirInstr(Instruction):
-    path: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ShellInstr(Instruction):
-    shell: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OnbuildInstr(Instruction):
-    """`expression` is the trigger text (heredoc bodies appended) for the image config."""
-
-    expression: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """A FROM and the instructions up to the next FROM. `name` is lowercased."""
-
-    index: int
-    base_name: str
-    name: str
-    platform: str
-    line: int
-    original: str
-    instructions: tuple[Instruction, ...] = field(default=())
 
 
 INSTRUCTION_NAMES = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",

@@ -38,100 +38,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pybuild.errors import PybuildError
+from pybuild.gostr import (  # re-exported for the parser and the builder
+    GO_SPACES,
+    go_isspace,
+    go_lower,
+    go_quote,
+    go_trim_left_space,
+    go_trim_space,
+    go_upper,
+    scanner_text,
+)
+from pybuild.shell_patterns import PatternError, go_replace_all, shell_pattern_regex, trim_prefix, trim_suffix
 
 EOF = ""  # the scanner's end marker (never a real character)
 
-# Go's unicode.IsSpace (White_Space property); Python's str.isspace also takes
-# U+001C..U+001F, which Go does not.
-GO_SPACES = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
-def go_isspace(ch: str) -> bool:
-    return ch in GO_SPACES
-
-
-def go_trim_space(s: str) -> str:
-    """Go strings.TrimSpace."""
-    i, j = 0, len(s)
-    while i < j and s[i] in GO_SPACES:
-        i += 1
-    while j > i and s[j - 1] in GO_SPACES:
-        j -= 1
-    return s[i:j]
-
-
-def go_trim_left_space(s: str) -> str:
-    i = 0
-    while i < len(s) and s[i] in GO_SPACES:
-        i += 1
-    return s[i:]
-
-
-def go_lower(s: str) -> str:
-    """Go strings.ToLower: per-rune simple case mapping (no final sigma, İ -> i)."""
-    if s.isascii():
-        return s.lower()
-    out = []
-    for ch in s:
-        if "\udc80" <= ch <= "\udcff":  # strings.Map turns invalid UTF-8 into U+FFFD
-            out.append("\ufffd")
-            continue
-        low = ch.lower()
-        out.append(low if len(low) == 1 else ("i" if ch == "\u0130" else ch))
-    return "".join(out)
-
-
-def go_upper(s: str) -> str:
-    """Go strings.ToUpper: per-rune simple case mapping (ß stays ß)."""
-    if s.isascii():
-        return s.upper()
-    out = []
-    for ch in s:
-        up = "\ufffd" if "\udc80" <= ch <= "\udcff" else ch.upper()
-        out.append(up if len(up) == 1 else ch)
-    return "".join(out)
-
-
-def go_quote(s: str) -> str:
-    """Go strconv.Quote of a string decoded with errors='surrogateescape'."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif 0xDC80 <= o <= 0xDCFF:  # an undecodable byte
-            out.append("\\x%02x" % (o - 0xDC00))
-        elif 0xD800 <= o <= 0xDFFF:  # cannot come from UTF-8; Go would see U+FFFD
-            out.append("\ufffd")
-        elif ch.isprintable():  # Go unicode.IsPrint: L, M, N, P, S and ASCII space
-            out.append(ch)
-        elif o < 0x80:
-            out.append("\\x%02x" % o)
-        elif o < 0x10000:
-            out.append("\\u%04x" % o)
-        else:
-            out.append("\\U%08x" % o)
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-_SPECIAL_PARAMS = frozenset("@*#?-$!0")
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def scanner_text(s: str) -> str:
-    """What Go's text/scanner reads from `s`: invalid UTF-8 becomes U+FFFD and
-    a leading byte-order mark is skipped."""
-    s = _SURROGATES.sub("\ufffd", s)
-    return s[1:] if s.startswith("\ufeff") else s
+_SPECIAL_PARAMS = frozenset("@*#?-$!0")  # POSIX special parameters: $@ $* $# ...
 
 
 class ExpansionError(PybuildError):
@@ -408,9 +329,12 @@ class _ShellWord:
             greedy = word.startswith(ch)
             if greedy:
                 word = word[1:]
-            if ch == "%":
-                return _trim_suffix(word, value, greedy)
-            return _trim_prefix(word, value, greedy)
+            try:
+                if ch == "%":
+                    return trim_suffix(word, value, greedy)
+                return trim_prefix(word, value, greedy)
+            except PatternError as err:
+                raise ExpansionError(str(err)) from None
         raise ExpansionError(f"unsupported modifier ({chs}) in substitution")
 
     def _replace(self, name: str) -> str:
@@ -432,116 +356,16 @@ class _ShellWord:
         value, found = self.get_env(name)
         if self.lex.skip_unset_env and not found:
             return "${%s/%s/%s}" % (name, pattern, replacement)
-        rx = _shell_pattern_regex(pattern, greedy=True, anchored=False)
+        try:
+            rx = shell_pattern_regex(pattern, greedy=True, anchored=False)
+        except PatternError as err:
+            raise ExpansionError(str(err)) from None
         if replace_all:
-            return _go_replace_all(rx, value, replacement)
+            return go_replace_all(rx, value, replacement)
         m = rx.search(value)
         if m:
             value = value[: m.start()] + replacement + value[m.end():]
         return value
-
-
-def _shell_pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """`*` and `?` globs (no brackets) to a regex; `\\}` and `\\/` drop the escape."""
-    src = scanner_text(pattern)
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
-    i = 0
-    while i < len(src):
-        tok = src[i]
-        i += 1
-        if tok == "*":
-            out.append(star)
-            continue
-        if tok == "?":
-            out.append(".")
-            continue
-        if tok == "\\":
-            nxt = src[i] if i < len(src) else EOF
-            if nxt in ("}", "/") and nxt:
-                continue
-            i += 1
-            if nxt not in ("*", "?", "\\") or not nxt:
-                raise ExpansionError(
-                    f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt or chr(0xFFFD)}'")
-            out.append("\\" + nxt)
-            continue
-        out.append(re.escape(tok) if tok in "[]{}.+()|^$" else tok)
-    return re.compile("".join(out))
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    m = _shell_pattern_regex(pattern, greedy, True).search(value)
-    return value[m.end():] if m else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    """Reverse a pattern keeping each `\\x` escape pair in order."""
-    runes = list(pattern)
-    out = [""] * len(runes)
-    last = len(runes) - 1
-    i = 0
-    while i <= last:
-        tok = runes[i]
-        idx = last - i
-        if tok == "\\" and i != last:
-            out[idx - 1] = tok
-            out[idx] = runes[i + 1]
-            i += 2
-        else:
-            out[idx] = tok
-            i += 1
-    return "".join(out)
-
-
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # Shortest rightmost match == leftmost match on the reversed strings.
-    return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
-
-
-def _go_expand(template: str, m: re.Match[str]) -> str:
-    """Go Regexp.Expand for our group-less patterns: `$$` is `$`, `$0`/`${0}`
-    is the match, other valid names are empty, a malformed `$` is literal."""
-    out: list[str] = []
-    while True:
-        before, sep, template = template.partition("$")
-        out.append(before)
-        if not sep:
-            return "".join(out)
-        if template.startswith("$"):
-            out.append("$")
-            template = template[1:]
-            continue
-        brace = template.startswith("{")
-        body = template[1:] if brace else template
-        i = 0
-        while i < len(body) and (body[i] == "_" or body[i].isalpha() or body[i].isdecimal()):
-            i += 1
-        if i == 0 or (brace and (i >= len(body) or body[i] != "}")):
-            out.append("$")
-            continue
-        name = body[:i]
-        template = body[i + 1:] if brace else body[i:]
-        if name == "0":
-            out.append(m.group(0))
-
-
-def _go_replace_all(rx: re.Pattern[str], src: str, template: str) -> str:
-    """Go ReplaceAllString: an empty match right after a match is not replaced."""
-    out: list[str] = []
-    last_end = 0
-    search = 0
-    while search <= len(src):
-        m = rx.search(src, search)
-        if m is None:
-            break
-        out.append(src[last_end: m.start()])
-        if m.end() > last_end or m.start() == 0:
-            out.append(_go_expand(template, m))
-        last_end = m.end()
-        search = search + 1 if search + 1 > m.end() else m.end()
-    out.append(src[last_end:])
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------
