@@ -20,6 +20,7 @@ from pyrunc.verbs import GlobalOptions as _GlobalOptions
 COMMANDS: dict[str, str] = {
     "seccomp": "pyrunc.seccomp.tool:seccomp",
     "spec": "pyrunc.spec_cmd:spec",
+    "features": "pyrunc.features:features",
     "pause": "pyrunc.pause:pause",
     "resume": "pyrunc.pause:resume",
     "update": "pyrunc.update:update",
