@@ -27,15 +27,13 @@ Errors raise DockerfileError("Dockerfile:LINE: message").
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass, field
 
+from pybuild.dockerfile_lines import LINE_PARSERS, LineError, parse_ignore, split_command
 from pybuild.errors import DockerfileError
 from pybuild.shell_words import (
     ExpansionError,
-    GO_SPACES,
     ShellLex,
     go_lower,
     go_quote,
@@ -44,7 +42,6 @@ from pybuild.shell_words import (
 )
 
 MAX_LINE = 65535  # bufio.MaxScanTokenSize - 1: the longest line BuildKit reads
-_WS = re.compile(r"[\t\v\f\r ]+")
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 _HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
@@ -121,8 +118,7 @@ def dump(result: Result) -> str:
     return go_trim_space("".join("(" + n.dump() + ")\n" for n in result.nodes))
 
 
-class _Error(Exception):
-    """A message without a location; parse() adds the line."""
+_Error = LineError  # a message without a location; parse() adds the line
 
 
 class _Directives:
@@ -279,316 +275,18 @@ def _can_contain_heredoc(node: Node) -> bool:
     return node.keyword in HEREDOC_INSTRUCTIONS and not node.json
 
 
-# --- splitting a logical line -------------------------------------------------
-
-
-def go_split(s: str, limit: int = -1) -> list[str]:
-    """Go regexp.Split on `[\\t\\v\\f\\r ]+` (keeps a leading/trailing empty piece)."""
-    if not s:
-        return [""]
-    out: list[str] = []
-    beg = end = 0
-    for m in _WS.finditer(s):
-        if limit > 0 and len(out) == limit - 1:
-            break
-        end = m.start()
-        if m.end() != 0:
-            out.append(s[beg:end])
-        beg = m.end()
-    if end != len(s):
-        out.append(s[beg:])
-    return out
+# --- splitting a logical line: see dockerfile_lines --------------------------------
 
 
 def _node_from_line(line: str, d: _Directives) -> Node:
-    cmd, flags, rest = _split_command(line, d)
-    parser = _DISPATCH.get(go_lower(cmd), _parse_ignore)
+    cmd, flags, rest = split_command(line, d.escape)
     node = Node(value=cmd, flags=flags, original=line)
-    parser(node, rest, d)
+    if go_lower(cmd) == "onbuild":
+        if rest:  # ONBUILD's argument is a whole instruction line, parsed again
+            node.sub = _node_from_line(rest, d)
+    else:
+        node.args, node.json = LINE_PARSERS.get(go_lower(cmd), parse_ignore)(rest, d.escape)
     return node
-
-
-def _split_command(line: str, d: _Directives) -> tuple[str, list[str], str]:
-    parts = go_split(go_trim_space(line), 2)
-    if len(parts) < 2:
-        return parts[0], [], ""
-    rest, flags = _extract_flags(parts[1], d.escape)
-    return parts[0], flags, go_trim_space(rest)
-
-
-def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
-    """Leading `--flag` words, walked byte by byte as BuildKit does (a byte
-    >= 0x80 becomes the rune of that value; 0x85 and 0xA0 count as spaces)."""
-    data = line.encode("utf-8", "surrogateescape")
-    esc = ord(escape)
-    words: list[str] = []
-    word: list[str] = []
-    in_word = in_quote = blank_ok = False
-    quote = 0
-    pos, n = 0, len(data)
-
-    def rest(at: int) -> str:
-        return data[at:].decode("utf-8", "surrogateescape")
-
-    while pos <= n:
-        ch = data[pos] if pos < n else -1
-        if not in_word and not in_quote:
-            if pos == n:
-                break
-            if chr(ch) in GO_SPACES:
-                pos += 1
-                continue
-            if ch != 0x2D or pos + 1 == n or data[pos + 1] != 0x2D:
-                return rest(pos), words
-            in_word = True
-        if pos == n:
-            w = "".join(word)
-            if w != "--" and (blank_ok or w):
-                words.append(w)
-            break
-        if in_word:
-            if chr(ch) in GO_SPACES:
-                w = "".join(word)
-                in_word = False
-                if w == "--":
-                    return rest(pos), words
-                if blank_ok or w:
-                    words.append(w)
-                word.clear()
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in (0x27, 0x22):
-                quote, blank_ok, in_word, in_quote = ch, True, False, True
-                pos += 1
-                continue
-            if ch == esc:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                pos += 1
-                ch = data[pos]
-            word.append(chr(ch))
-            pos += 1
-            continue
-        # in a quote
-        if ch == quote:
-            in_quote, in_word = False, True
-            pos += 1
-            continue
-        if ch == esc:
-            if pos + 1 == n:
-                in_quote, in_word = False, True
-                pos += 1
-                continue
-            pos += 1
-            ch = data[pos]
-        word.append(chr(ch))
-        pos += 1
-    return "", words
-
-
-# --- line parsers (BuildKit's line_parsers.go) -----------------------------------
-
-
-def _parse_ignore(node: Node, rest: str, d: _Directives) -> None:
-    node.args = [""]
-
-
-def _parse_sub_command(node: Node, rest: str, d: _Directives) -> None:
-    if rest:
-        node.sub = _node_from_line(rest, d)
-
-
-def _parse_words(rest: str, escape: str) -> list[str]:
-    """Words split on whitespace outside quotes, quotes and escapes kept."""
-    words: list[str] = []
-    word: list[str] = []
-    in_word = in_quote = blank_ok = False
-    quote = ""
-    src = rest
-    n = len(src)
-    pos = 0
-
-    def rune(at: int) -> str:
-        c = src[at]
-        return "\ufffd" if "\udc80" <= c <= "\udcff" else c
-
-    while pos <= n:
-        ch = rune(pos) if pos < n else ""
-        if not in_word and not in_quote:
-            if pos == n:
-                break
-            if ch in GO_SPACES:
-                pos += 1
-                continue
-            in_word = True
-        if pos == n:
-            if blank_ok or word:
-                words.append("".join(word))
-            break
-        if in_word:
-            if ch in GO_SPACES:
-                in_word = False
-                if blank_ok or word:
-                    words.append("".join(word))
-                word.clear()
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote, blank_ok, in_word, in_quote = ch, True, False, True
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                word.append(ch)
-                pos += 1
-                ch = rune(pos)
-            word.append(ch)
-            pos += 1
-            continue
-        if ch == quote:
-            in_quote, in_word = False, True
-        if ch == escape and quote != "'":
-            if pos + 1 == n:
-                in_quote, in_word = False, True
-                pos += 1
-                continue
-            pos += 1
-            word.append(ch)
-            ch = rune(pos)
-        word.append(ch)
-        pos += 1
-    return words
-
-
-def _parse_name_val(key: str) -> object:
-    def parse_name_val(node: Node, rest: str, d: _Directives) -> None:
-        words = _parse_words(rest, d.escape)
-        if not words:
-            return
-        if "=" not in words[0]:
-            parts = go_split(rest, 2)
-            if len(parts) < 2:
-                raise _Error(f"{key} must have two arguments")
-            node.args = [parts[0], parts[1], ""]
-            return
-        for word in words:
-            if "=" not in word:
-                raise _Error(f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
-            k, _, v = word.partition("=")
-            node.args += [k, v, "="]
-
-    return parse_name_val
-
-
-def _parse_name_or_name_val(node: Node, rest: str, d: _Directives) -> None:
-    node.args = _parse_words(rest, d.escape)
-
-
-def _parse_whitespace_list(node: Node, rest: str, d: _Directives) -> None:
-    if rest:
-        node.args = go_split(rest)
-
-
-def _parse_string(node: Node, rest: str, d: _Directives) -> None:
-    if rest:
-        node.args = [rest]
-
-
-class _NotJSON(Exception):
-    pass
-
-
-def _json_number(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):  # Go's ParseFloat reports a range error
-        raise _NotJSON(text)
-    return value
-
-
-def _json_constant(text: str) -> float:
-    raise _NotJSON(text)  # NaN / Infinity are not JSON to Go
-
-
-_JSON = json.JSONDecoder(parse_float=_json_number, parse_int=_json_number, parse_constant=_json_constant)
-_NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _parse_json(rest: str) -> list[str] | None:
-    """The decoded array, or None when the text is not a JSON array (then it is
-    shell form). A valid array holding a non-string is an error, as in BuildKit."""
-    rest = go_trim_left_space(rest)
-    if not rest.startswith("["):
-        return None
-    try:
-        value = _JSON.decode(rest)
-    except (ValueError, _NotJSON):
-        return None
-    except RecursionError:
-        raise _Error(_NOT_STRINGS) from None  # deeper than Python goes: nested arrays
-    if not isinstance(value, list):
-        return None
-    if not all(isinstance(v, str) for v in value):
-        raise _Error(_NOT_STRINGS)
-    # Go decodes invalid UTF-8 and lone \uD800 escapes as U+FFFD.
-    return [_LONE_SURROGATE.sub("\ufffd", v) for v in value]
-
-
-def _parse_maybe_json(node: Node, rest: str, d: _Directives) -> None:
-    if not rest:
-        return
-    values = _parse_json(rest)
-    if values is None:
-        node.args = [rest]
-    else:
-        node.args, node.json = values, True
-
-
-def _parse_maybe_json_to_list(node: Node, rest: str, d: _Directives) -> None:
-    values = _parse_json(rest)
-    if values is None:
-        _parse_whitespace_list(node, rest, d)
-    else:
-        node.args, node.json = values, True
-
-
-def _parse_health(node: Node, rest: str, d: _Directives) -> None:
-    data = rest.encode("utf-8", "surrogateescape")  # BuildKit scans bytes here
-    sep = 0
-    while sep < len(data) and chr(data[sep]) not in GO_SPACES:
-        sep += 1
-    nxt = sep
-    while nxt < len(data) and chr(data[nxt]) in GO_SPACES:
-        nxt += 1
-    if sep == 0:
-        return
-    _parse_maybe_json(node, data[nxt:].decode("utf-8", "surrogateescape"), d)
-    node.args.insert(0, data[:sep].decode("utf-8", "surrogateescape"))
-
-
-_DISPATCH = {
-    "add": _parse_maybe_json_to_list,
-    "arg": _parse_name_or_name_val,
-    "cmd": _parse_maybe_json,
-    "copy": _parse_maybe_json_to_list,
-    "entrypoint": _parse_maybe_json,
-    "env": _parse_name_val("ENV"),
-    "expose": _parse_whitespace_list,
-    "from": _parse_whitespace_list,
-    "healthcheck": _parse_health,
-    "label": _parse_name_val("LABEL"),
-    "maintainer": _parse_string,
-    "onbuild": _parse_sub_command,
-    "run": _parse_maybe_json,
-    "shell": _parse_maybe_json,
-    "stopsignal": _parse_string,
-    "user": _parse_string,
-    "volume": _parse_maybe_json_to_list,
-    "workdir": _parse_string,
-}
 
 
 # --- heredocs -------------------------------------------------------------------
