@@ -12,8 +12,8 @@ config-linux.md), stated once here:
 - `ociVersion` is SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build]); `root` is
   REQUIRED on Linux; `process` is optional (the caller requires it for start).
 - `process.cwd` is REQUIRED and absolute; `process.args` is REQUIRED and
-  non-empty (non-Windows); hook paths, namespace paths and device paths are
-  absolute; mount destinations may be relative (meaning relative to "/").
+  non-empty (non-Windows); hook, namespace, device, masked and read-only
+  paths are absolute; mount destinations may be relative (to "/").
 - namespace types and rlimit types are unique; enums (namespace types,
   rlimits, rootfsPropagation, seccomp actions/arches/flags/operators,
   scheduler, ioPriority, memoryPolicy, personality domain) are closed.
@@ -32,10 +32,8 @@ uid/gid mappings stay None when absent: for them "not given" and "empty"
 mean different things.
 
 The record classes are frozen and slotted like `@dataclass(frozen=True,
-slots=True)` ones (keyword or positional construction, ==, hash, repr,
-`replace()`), but built by a tiny metaclass: `dataclasses` costs ≈ 7 ms to
-import and ≈ 0.6 ms per frozen slotted class, ≈ 35 ms for these 45 classes,
-more than the whole budget of a container run.
+slots=True)` ones but built by the small metaclass in spec_record (see why
+there); `fields()`, `replace()` and `to_json()` come from there too.
 """
 
 from __future__ import annotations
@@ -43,99 +41,15 @@ from __future__ import annotations
 import json
 
 from pyrunc.errors import ConfigError
+from pyrunc.spec_record import (  # noqa: F401  (fields, replace, to_json are part of this API)
+    NEW_DICT, FrozenInstanceError, Record, fields, replace, to_json,
+)
 
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 writes and reports; `pyrunc spec` matches it
 
 
-class FrozenInstanceError(AttributeError):
-    """Raised on assignment to a field of a spec record (they are immutable)."""
-
-
-class _Factory:
-    """A default that is built anew for every instance (like dataclasses' default_factory)."""
-
-    __slots__ = ("make",)
-
-    def __init__(self, make: type) -> None:
-        self.make = make
-
-
-_NEW_DICT = _Factory(dict)
-
-
-class _RecordMeta(type):
-    """Turns the annotated fields of a class body into __slots__ plus a defaults table."""
-
-    def __new__(mcls, name: str, bases: tuple, ns: dict):  # type: ignore[no-untyped-def]
-        names = tuple(ns.get("__annotations__", ()))  # in class-body order
-        defaults = {f: ns.pop(f) for f in names if f in ns}
-        ns["__slots__"] = names
-        ns["_fields"] = names
-        ns["_defaults"] = defaults
-        ns["__match_args__"] = names
-        return super().__new__(mcls, name, bases, ns)
-
-
-class _Record(metaclass=_RecordMeta):
-    """Base of every spec record: immutable, slotted, compared and hashed by value."""
-
-    __slots__ = ()
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        names = self._fields
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments, got {len(args)}")
-        put = object.__setattr__
-        for name, value in zip(names, args):
-            put(self, name, value)
-        defaults = self._defaults
-        for name in names[len(args):]:
-            if name in kwargs:
-                value = kwargs.pop(name)
-            elif name in defaults:
-                value = defaults[name]
-                if type(value) is _Factory:
-                    value = value.make()
-            else:
-                raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
-            put(self, name, value)
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected arguments {sorted(kwargs)}")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
-        return f"{type(self).__name__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
-
-    def __hash__(self) -> int:
-        return hash(tuple(getattr(self, f) for f in self._fields))
-
-
-def fields(record: _Record | type) -> tuple[str, ...]:
-    """The field names of a spec record or record class, in declaration order."""
-    return record._fields  # type: ignore[union-attr]
-
-
-def replace(record: _Record, **changes: object) -> _Record:
-    """A copy of `record` with some fields changed (dataclasses.replace for spec records)."""
-    values = {f: getattr(record, f) for f in record._fields}
-    values.update(changes)
-    return type(record)(**values)
-
-
-
 # ---------------------------------------------------------------- process
-class User(_Record):
+class User(Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
@@ -143,12 +57,12 @@ class User(_Record):
     username: str | None = None
 
 
-class ConsoleSize(_Record):
+class ConsoleSize(Record):
     height: int
     width: int
 
 
-class Capabilities(_Record):
+class Capabilities(Record):
     bounding: tuple[str, ...] | None = None
     effective: tuple[str, ...] | None = None
     inheritable: tuple[str, ...] | None = None
@@ -156,13 +70,13 @@ class Capabilities(_Record):
     ambient: tuple[str, ...] | None = None
 
 
-class Rlimit(_Record):
+class Rlimit(Record):
     type: str
     hard: int
     soft: int
 
 
-class Scheduler(_Record):
+class Scheduler(Record):
     policy: str
     nice: int | None = None
     priority: int | None = None
@@ -172,17 +86,17 @@ class Scheduler(_Record):
     period: int | None = None
 
 
-class IOPriority(_Record):
+class IOPriority(Record):
     class_: str  # JSON "class"
     priority: int
 
 
-class ExecCPUAffinity(_Record):
+class ExecCPUAffinity(Record):
     initial: str | None = None
     final: str | None = None
 
 
-class Process(_Record):
+class Process(Record):
     args: tuple[str, ...]
     cwd: str
     env: tuple[str, ...] = ()
@@ -202,18 +116,18 @@ class Process(_Record):
 
 
 # ---------------------------------------------------------------- root, mounts, hooks
-class Root(_Record):
+class Root(Record):
     path: str
     readonly: bool = False
 
 
-class IDMapping(_Record):
+class IDMapping(Record):
     container_id: int
     host_id: int
     size: int
 
 
-class Mount(_Record):
+class Mount(Record):
     destination: str
     type: str | None = None
     source: str | None = None
@@ -224,14 +138,14 @@ class Mount(_Record):
     gid_mappings: tuple[IDMapping, ...] | None = None
 
 
-class Hook(_Record):
+class Hook(Record):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
 
 
-class Hooks(_Record):
+class Hooks(Record):
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
@@ -241,12 +155,12 @@ class Hooks(_Record):
 
 
 # ---------------------------------------------------------------- linux
-class Namespace(_Record):
+class Namespace(Record):
     type: str
     path: str | None = None
 
 
-class Device(_Record):
+class Device(Record):
     type: str
     path: str
     major: int | None = None
@@ -256,27 +170,27 @@ class Device(_Record):
     gid: int | None = None
 
 
-class TimeOffset(_Record):
+class TimeOffset(Record):
     secs: int | None = None
     nanosecs: int | None = None
 
 
-class NetDevice(_Record):
+class NetDevice(Record):
     name: str | None = None
 
 
-class Personality(_Record):
+class Personality(Record):
     domain: str
     flags: tuple[str, ...] = ()
 
 
-class MemoryPolicy(_Record):
+class MemoryPolicy(Record):
     mode: str
     nodes: str | None = None
     flags: tuple[str, ...] = ()
 
 
-class IntelRdt(_Record):
+class IntelRdt(Record):
     clos_id: str | None = None
     l3_cache_schema: str | None = None
     mem_bw_schema: str | None = None
@@ -286,7 +200,7 @@ class IntelRdt(_Record):
     enable_mbm: bool | None = None
 
 
-class DeviceRule(_Record):
+class DeviceRule(Record):
     """One entry of linux.resources.devices (the device cgroup)."""
 
     allow: bool
@@ -296,7 +210,7 @@ class DeviceRule(_Record):
     access: str | None = None
 
 
-class Memory(_Record):
+class Memory(Record):
     limit: int | None = None
     reservation: int | None = None
     swap: int | None = None
@@ -308,7 +222,7 @@ class Memory(_Record):
     check_before_update: bool | None = None
 
 
-class CPU(_Record):
+class CPU(Record):
     shares: int | None = None
     quota: int | None = None
     burst: int | None = None
@@ -320,24 +234,24 @@ class CPU(_Record):
     idle: int | None = None
 
 
-class Pids(_Record):
+class Pids(Record):
     limit: int | None = None
 
 
-class WeightDevice(_Record):
+class WeightDevice(Record):
     major: int
     minor: int
     weight: int | None = None
     leaf_weight: int | None = None
 
 
-class ThrottleDevice(_Record):
+class ThrottleDevice(Record):
     major: int
     minor: int
     rate: int
 
 
-class BlockIO(_Record):
+class BlockIO(Record):
     weight: int | None = None
     leaf_weight: int | None = None
     weight_device: tuple[WeightDevice, ...] = ()
@@ -347,27 +261,27 @@ class BlockIO(_Record):
     throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
 
 
-class HugepageLimit(_Record):
+class HugepageLimit(Record):
     page_size: str
     limit: int
 
 
-class InterfacePriority(_Record):
+class InterfacePriority(Record):
     name: str
     priority: int
 
 
-class Network(_Record):
+class Network(Record):
     class_id: int | None = None
     priorities: tuple[InterfacePriority, ...] = ()
 
 
-class Rdma(_Record):
+class Rdma(Record):
     hca_handles: int | None = None
     hca_objects: int | None = None
 
 
-class Resources(_Record):
+class Resources(Record):
     devices: tuple[DeviceRule, ...] = ()
     memory: Memory | None = None
     cpu: CPU | None = None
@@ -375,25 +289,25 @@ class Resources(_Record):
     block_io: BlockIO | None = None
     hugepage_limits: tuple[HugepageLimit, ...] = ()
     network: Network | None = None
-    rdma: dict[str, Rdma] = _NEW_DICT
-    unified: dict[str, str] = _NEW_DICT
+    rdma: dict[str, Rdma] = NEW_DICT
+    unified: dict[str, str] = NEW_DICT
 
 
-class SyscallArg(_Record):
+class SyscallArg(Record):
     index: int
     value: int
     op: str
     value_two: int | None = None
 
 
-class Syscall(_Record):
+class Syscall(Record):
     names: tuple[str, ...]
     action: str
     errno_ret: int | None = None
     args: tuple[SyscallArg, ...] = ()
 
 
-class Seccomp(_Record):
+class Seccomp(Record):
     default_action: str
     default_errno_ret: int | None = None
     architectures: tuple[str, ...] = ()
@@ -403,20 +317,20 @@ class Seccomp(_Record):
     syscalls: tuple[Syscall, ...] = ()
 
 
-class Linux(_Record):
+class Linux(Record):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
     gid_mappings: tuple[IDMapping, ...] = ()
-    time_offsets: dict[str, TimeOffset] = _NEW_DICT
+    time_offsets: dict[str, TimeOffset] = NEW_DICT
     devices: tuple[Device, ...] = ()
-    net_devices: dict[str, NetDevice] = _NEW_DICT
+    net_devices: dict[str, NetDevice] = NEW_DICT
     cgroups_path: str | None = None
     resources: Resources | None = None
     resources_raw: dict | None = None  # the JSON object as given: the cgroups code works on it
     rootfs_propagation: str | None = None
     seccomp: Seccomp | None = None
     seccomp_raw: dict | None = None  # the JSON object as given: the seccomp compiler works on it
-    sysctl: dict[str, str] = _NEW_DICT
+    sysctl: dict[str, str] = NEW_DICT
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     mount_label: str | None = None
@@ -432,7 +346,7 @@ class Linux(_Record):
         return None
 
 
-class Spec(_Record):
+class Spec(Record):
     oci_version: str
     root: Root | None  # REQUIRED on Linux: parse() never leaves it None
     process: Process | None = None
@@ -440,9 +354,9 @@ class Spec(_Record):
     domainname: str | None = None
     mounts: tuple[Mount, ...] = ()
     hooks: Hooks = Hooks()
-    annotations: dict[str, str] = _NEW_DICT
+    annotations: dict[str, str] = NEW_DICT
     linux: Linux | None = None
-    raw: dict = _NEW_DICT  # the whole config.json object
+    raw: dict = NEW_DICT  # the whole config.json object
 
 
 # ---------------------------------------------------------------- loading
@@ -482,47 +396,3 @@ def default_config(rootless: bool = False) -> dict:
     from pyrunc.spec_default import default_config as make
 
     return make(rootless)
-
-
-# JSON keys that are not the plain camelCase of the field name
-_JSON_KEYS = {
-    "container_id": "containerID", "host_id": "hostID", "class_": "class", "clos_id": "closID",
-    "kernel_tcp": "kernelTCP", "class_id": "classID", "exec_cpu_affinity": "execCPUAffinity",
-    "block_io": "blockIO", "throttle_read_iops_device": "throttleReadIOPSDevice",
-    "throttle_write_iops_device": "throttleWriteIOPSDevice", "enable_cmt": "enableCMT",
-    "enable_mbm": "enableMBM", "disable_oom_killer": "disableOOMKiller",
-}
-_NOT_JSON = ("raw", "resources_raw", "seccomp_raw")
-
-
-def to_json(record: object) -> object:
-    """The JSON value of a spec record (config.json for a Spec).
-
-    None fields are left out, and so are empty arrays and maps whose absence
-    means the same (see the module docstring); parse(to_json(spec)) gives
-    back an equal spec apart from the `raw` copies.
-    """
-    if isinstance(record, _Record):
-        out = {}
-        defaults = record._defaults
-        for name in record._fields:
-            value = getattr(record, name)
-            if value is None or name in _NOT_JSON:
-                continue
-            if name in defaults and defaults[name] is not None and not value \
-                    and type(value) in (tuple, dict):
-                continue
-            key = _JSON_KEYS.get(name)
-            if key is None:
-                head, *rest = name.split("_")
-                key = head + "".join(w.title() for w in rest)
-            value = to_json(value)
-            if value == {} and isinstance(defaults.get(name), _Record):
-                continue  # e.g. hooks: Hooks() means "no hooks" just as absence does
-            out[key] = value
-        return out
-    if isinstance(record, tuple):
-        return [to_json(v) for v in record]
-    if isinstance(record, dict):
-        return {k: to_json(v) for k, v in record.items()}
-    return record

@@ -1,0 +1,141 @@
+"""Frozen, slotted record classes for the spec types, without `dataclasses`.
+
+`dataclasses` costs ≈ 7 ms to import and ≈ 0.6 ms per frozen slotted class
+(it generates and compiles methods for each class at import time): ≈ 35 ms
+for the 45 spec classes, more than the whole budget of a container run. This
+metaclass gives the same surface that pyrunc uses (keyword or positional
+construction with defaults, immutability, ==, hash, repr, `replace()`,
+`fields()`) for ≈ 20 µs a class.
+"""
+
+from __future__ import annotations
+
+
+class FrozenInstanceError(AttributeError):
+    """Raised on assignment to a field of a spec record (they are immutable)."""
+
+
+class _Factory:
+    """A default that is built anew for every instance (like dataclasses' default_factory)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: type) -> None:
+        self.make = make
+
+
+NEW_DICT = _Factory(dict)
+
+
+class _RecordMeta(type):
+    """Turns the annotated fields of a class body into __slots__ plus a defaults table."""
+
+    def __new__(mcls, name: str, bases: tuple, ns: dict):  # type: ignore[no-untyped-def]
+        names = tuple(ns.get("__annotations__", ()))  # in class-body order
+        defaults = {f: ns.pop(f) for f in names if f in ns}
+        ns["__slots__"] = names
+        ns["_fields"] = names
+        ns["_defaults"] = defaults
+        ns["__match_args__"] = names
+        return super().__new__(mcls, name, bases, ns)
+
+
+class Record(metaclass=_RecordMeta):
+    """Base of every spec record: immutable, slotted, compared and hashed by value."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        names = self._fields
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments, got {len(args)}")
+        put = object.__setattr__
+        for name, value in zip(names, args):
+            put(self, name, value)
+        defaults = self._defaults
+        for name in names[len(args):]:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            elif name in defaults:
+                value = defaults[name]
+                if type(value) is _Factory:
+                    value = value.make()
+            else:
+                raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
+            put(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unexpected arguments {sorted(kwargs)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self._fields))
+
+
+def fields(record: Record | type) -> tuple[str, ...]:
+    """The field names of a spec record or record class, in declaration order."""
+    return record._fields  # type: ignore[union-attr]
+
+
+def replace(record: Record, **changes: object) -> Record:
+    """A copy of `record` with some fields changed (dataclasses.replace for spec records)."""
+    values = {f: getattr(record, f) for f in record._fields}
+    values.update(changes)
+    return type(record)(**values)
+
+
+# JSON keys that are not the plain camelCase of the field name
+_JSON_KEYS = {
+    "container_id": "containerID", "host_id": "hostID", "class_": "class", "clos_id": "closID",
+    "kernel_tcp": "kernelTCP", "class_id": "classID", "exec_cpu_affinity": "execCPUAffinity",
+    "block_io": "blockIO", "throttle_read_iops_device": "throttleReadIOPSDevice",
+    "throttle_write_iops_device": "throttleWriteIOPSDevice", "enable_cmt": "enableCMT",
+    "enable_mbm": "enableMBM", "disable_oom_killer": "disableOOMKiller",
+}
+_NOT_JSON = ("raw", "resources_raw", "seccomp_raw")
+
+
+def to_json(record: object) -> object:
+    """The JSON value of a spec record (config.json for a Spec).
+
+    None fields are left out, and so are empty arrays and maps whose absence
+    means the same (see the module docstring); parse(to_json(spec)) gives
+    back an equal spec apart from the `raw` copies.
+    """
+    if isinstance(record, Record):
+        out = {}
+        defaults = record._defaults
+        for name in record._fields:
+            value = getattr(record, name)
+            if value is None or name in _NOT_JSON:
+                continue
+            if name in defaults and defaults[name] is not None and not value \
+                    and type(value) in (tuple, dict):
+                continue
+            key = _JSON_KEYS.get(name)
+            if key is None:
+                head, *rest = name.split("_")
+                key = head + "".join(w.title() for w in rest)
+            value = to_json(value)
+            if value == {} and isinstance(defaults.get(name), Record):
+                continue  # e.g. hooks: Hooks() means "no hooks" just as absence does
+            out[key] = value
+        return out
+    if isinstance(record, tuple):
+        return [to_json(v) for v in record]
+    if isinstance(record, dict):
+        return {k: to_json(v) for k, v in record.items()}
+    return record
