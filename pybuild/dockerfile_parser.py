@@ -32,14 +32,8 @@ from dataclasses import dataclass, field
 
 from pybuild.dockerfile_lines import LINE_PARSERS, LineError, parse_ignore, split_command
 from pybuild.errors import DockerfileError
-from pybuild.shell_words import (
-    ExpansionError,
-    ShellLex,
-    go_lower,
-    go_quote,
-    go_trim_left_space,
-    go_trim_space,
-)
+from pybuild.gostr import go_lower, go_quote, go_trim_left_space, go_trim_space
+from pybuild.shell_words import ExpansionError, ShellLex
 
 MAX_LINE = 65535  # bufio.MaxScanTokenSize - 1: the longest line BuildKit reads
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")

@@ -51,7 +51,7 @@ from pybuild.instruction_types import (  # re-exported: the public types
     OnbuildInstr,
     Stage,
 )
-from pybuild.shell_words import go_lower, go_quote, go_upper
+from pybuild.gostr import go_lower, go_quote, go_upper
 
 
 INSTRUCTION_NAMES = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",

@@ -31,7 +31,7 @@ def shell_pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Patter
             out.append(".")
             continue
         if tok == "\\":
-            nxt = src[i] if i < len(src) else EOF
+            nxt = src[i] if i < len(src) else ""
             if nxt in ("}", "/") and nxt:
                 continue
             i += 1

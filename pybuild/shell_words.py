@@ -26,28 +26,20 @@ API:
     lex.process_word_with_matches(w, env)   -> WordResult(result, matched, unmatched)
 All errors raise ExpansionError (a PybuildError); the builder adds the line.
 
-The ARG/ENV scoping helpers the builder needs live in `pybuild.build_args`
-style functions at the end of this module: `default_args`, `PROXY_ARGS`,
-`meta_args_env` and `EXPANDED_INSTRUCTIONS`.
+The ARG/ENV scoping rules the builder follows are written down, with their
+helpers, at the end of this module: `default_args` (TARGETPLATFORM & co.),
+`meta_arg_env` (ARGs before the first FROM), `stage_arg_value` (an ARG inside a
+stage), `proxy_env` (predefined proxy ARGs) and `EXPANDED_INSTRUCTIONS` (which
+parts of which instruction get expanded).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pybuild.errors import PybuildError
-from pybuild.gostr import (  # re-exported for the parser and the builder
-    GO_SPACES,
-    go_isspace,
-    go_lower,
-    go_quote,
-    go_trim_left_space,
-    go_trim_space,
-    go_upper,
-    scanner_text,
-)
+from pybuild.gostr import GO_SPACES, go_quote, scanner_text
 from pybuild.shell_patterns import PatternError, go_replace_all, shell_pattern_regex, trim_prefix, trim_suffix
 
 EOF = ""  # the scanner's end marker (never a real character)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from pybuild.gostr import go_quote
 from pybuild.shell_words import (
     ExpansionError,
     ShellLex,
     default_args,
-    go_quote,
     meta_arg_env,
     proxy_env,
     stage_arg_value,
