@@ -31,11 +31,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pybuild.errors import PybuildError
+from pybuild.errors import DigestMismatch, PybuildError
 from pybuild.image import ANNOTATION_REF_NAME, MT_LAYER, MT_DOCKER_LAYER, Index, to_json
 from pybuild.layer import tar_header, write_layer
 from pybuild.store import split_name
-from pybuild.unpack import unpack_blob
 from pyrunc.fsutil import rmtree_nofollow
 
 if TYPE_CHECKING:
@@ -131,9 +130,9 @@ def _docker_tag(name: str) -> str:
 
 def write_docker_archive(store: Store, image: StoredImage, out: Any, repo_tags: Iterable[str] = (),
                          tmp_dir: str | None = None) -> None:
-    from pybuild.compress import open_decompressed
-    from pybuild.errors import DigestMismatch
     import hashlib
+
+    from pybuild.compress import open_decompressed
 
     tar = _TarOut(out)
     config_name = f"{image.id[7:]}.json"
@@ -185,9 +184,10 @@ def flatten(store: Store, image: StoredImage | None, dest_dir: str) -> None:
     os.makedirs(dest_dir, exist_ok=True)
     if image is None:
         return
-    for desc in image.manifest.layers:
-        with store.open_blob(desc.digest, desc.size) as reader:
-            unpack_blob(reader, desc.media_type, dest_dir, mode="apply")
+    for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
+        actual, _ = store.unpack(desc, dest_dir, mode="apply")
+        if actual != diff_id:
+            raise DigestMismatch(diff_id, actual, what=f"layer {desc.digest} diffID")
 
 
 def parse_output(text: str) -> dict[str, str]:

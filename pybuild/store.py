@@ -28,6 +28,7 @@ Public API (class Store):
           load_image(name_or_digest) -> StoredImage(name, descriptor, manifest, config_digest, config)
   layers: has_layer(chain), layer_dir(chain) -> path of diff/, layer_record(chain) -> LayerRecord,
           ensure_layer(chain, parent, diff_id, blob_desc) -> diff dir (unpacks the blob once),
+          unpack(blob_desc, dest, mode="overlay"|"apply") -> (diffID, size) (corruption -> DigestMismatch),
           ensure_layers(manifest, config) -> [diff dirs bottom..top], adopt_layer(chain, parent, diff_id,
           size, src_dir) -> diff dir (renames an already-unpacked dir in, e.g. a finished overlay upper dir)
   upkeep: using() (shared lock context), gc(extra_blobs=(), extra_layers=()) -> GcStats
@@ -401,24 +402,28 @@ class Store:
         """Unpack a layer blob once (verifying its digest and diffID) and return its diff dir."""
         if self.has_layer(chain):
             return self.layer_dir(chain)
-        from pybuild.layer import unpack_blob
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root)
         try:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
-            try:
-                with self.open_blob(blob.digest, blob.size) as reader:
-                    actual_diff, size = unpack_blob(reader, blob.media_type, diff, mode="overlay")
-            except PybuildError as err:
-                if isinstance(err, DigestMismatch):
-                    raise
-                self.verify_blob(blob.digest)  # a corrupt blob is reported as such, not as a bad tar
-                raise
+            actual_diff, size = self.unpack(blob, diff, mode="overlay")
             if actual_diff != diff_id:
                 raise DigestMismatch(diff_id, actual_diff, what=f"layer {blob.digest} diffID")
             return self._publish_layer(tmp, chain, parent, diff_id, size)
         except BaseException:
             rmtree_nofollow(tmp)
+            raise
+
+    def unpack(self, blob: Descriptor, dest: str, mode: str = "overlay") -> tuple[str, int]:
+        """Unpack a layer blob into dest (pybuild.unpack modes); returns (diffID, tar size). A blob that
+        fails to decompress or parse is re-verified, so corruption is reported as DigestMismatch."""
+        from pybuild.unpack import unpack_blob
+        try:
+            with self.open_blob(blob.digest, blob.size) as reader:
+                return unpack_blob(reader, blob.media_type, dest, mode=mode)
+        except PybuildError as err:
+            if not isinstance(err, DigestMismatch):
+                self.verify_blob(blob.digest)
             raise
 
     def ensure_layers(self, manifest: Manifest, config: ImageConfig) -> list[str]:
