@@ -4,9 +4,9 @@ import sys
 
 
 def main() -> None:
-    from pyrunc.cli import main as cli_main
+    from pyrunc.fastcli import main as fast_main
 
-    sys.exit(cli_main(sys.argv[1:]))
+    sys.exit(fast_main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

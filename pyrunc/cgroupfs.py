@@ -1,0 +1,103 @@
+"""Mount /sys/fs/cgroup inside the container (a `cgroup` entry in `mounts`).
+
+With a cgroup namespace the container gets real cgroup filesystems (their root
+is its own cgroup). Without one, as runc, it gets bind mounts of its own cgroup
+directories, so it never sees its siblings. v1, v2 and hybrid hosts are read
+from init's /proc/self/mountinfo and /proc/self/cgroup (host /proc, before
+pivot_root).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrunc import mountopts, safepath, syscalls as s
+from pyrunc.errors import KernelError
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def host_hierarchies() -> list[tuple[str, str, str, str]]:
+    """(mount point, fstype, super options, root) of each cgroup mount, first per super options."""
+    seen: set[str] = set()
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            parts = left.split()
+            fstype, _source, superopts = right.split()[:3]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            key = fstype + ":" + ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((_unescape(parts[4]), fstype, superopts, _unescape(parts[3])))
+    return out
+
+
+def own_cgroups() -> dict[str, str]:
+    """controller list (or '' for v2) -> this process's cgroup path."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def _controllers_of(fstype: str, superopts: str) -> str:
+    if fstype == "cgroup2":
+        return ""
+    known = ("rw", "ro", "relatime", "nosuid", "nodev", "noexec", "clone_children", "xattr",
+             "noprefix", "cpuset_v2_mode", "favordynmods", "nsdelegate", "memory_recursiveprot")
+    return ",".join(o for o in superopts.split(",") if o not in known and not o.startswith("release_agent"))
+
+
+def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_ns: bool) -> None:
+    flags = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_RDONLY)
+    hier = host_hierarchies()
+    own = own_cgroups()
+    target = safepath.create_target(root_fd, dest, True)
+    try:
+        pure_v2 = len(hier) == 1 and hier[0][1] == "cgroup2"
+        if pure_v2:
+            _mount_one(target, hier[0], own.get("", "/"), flags, cgroup_ns, dest)
+        else:
+            s.mount("tmpfs", safepath.fd_path(target), "tmpfs", flags | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
+                    "mode=755")
+    except OSError as err:
+        raise KernelError("mount cgroup", err.errno or 5, dest) from None
+    finally:
+        os.close(target)
+    if not pure_v2:
+        for h in hier:
+            sub = os.path.join(dest, os.path.basename(h[0]))
+            fd = safepath.create_target(root_fd, sub, True)
+            try:
+                ctl = _controllers_of(h[1], h[2])
+                _mount_one(fd, h, own.get(ctl, "/"), flags, cgroup_ns, sub)
+            except OSError as err:
+                raise KernelError("mount cgroup", err.errno or 5, sub) from None
+            finally:
+                os.close(fd)
+    if opts.flags & s.MS_RDONLY:
+        from pyrunc.rootfs import remount_readonly
+
+        for h in hier if not pure_v2 else ():
+            remount_readonly(root_fd, os.path.join(dest, os.path.basename(h[0])))
+        remount_readonly(root_fd, dest)
+
+
+def _mount_one(target: int, h: tuple[str, str, str, str], own_path: str, flags: int, cgroup_ns: bool,
+               dest: str) -> None:
+    mountpoint, fstype, superopts, root = h
+    if cgroup_ns:
+        data = None if fstype == "cgroup2" else _controllers_of(fstype, superopts)
+        s.mount("cgroup", safepath.fd_path(target), fstype, flags, data)
+        return
+    rel = os.path.relpath(own_path, root) if root != "/" else own_path.lstrip("/")
+    source = os.path.normpath(os.path.join(mountpoint, rel))
+    s.mount(source, safepath.fd_path(target), None, s.MS_BIND | s.MS_REC)

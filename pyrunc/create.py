@@ -1,0 +1,204 @@
+"""`pyrunc create`: set a container up and leave init blocked on exec.fifo.
+
+The parent owns the undo stack: any failure before the state is saved kills
+init, destroys the cgroup and removes the state dir, so a failed create leaves
+nothing behind (DESIGN §2). All parsing, compiling and importing happens here,
+before fork (see launch.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from pyrunc import namespaces, spec as specmod, syscalls as s
+from pyrunc.errors import ConfigError, MissingFeature
+from pyrunc.fsutil import atomic_write
+from pyrunc.launch import Launch, env_dict, personality_value, rootfs_path
+from pyrunc.state import FIFO_NAME, State, StateStore, Status
+
+
+@dataclass(slots=True)
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd_cgroup: bool = False,
+           rootless: bool = False) -> State:
+    bundle = os.path.abspath(opts.bundle)
+    spec = specmod.load(bundle)
+    proc = spec.process
+    if proc is None:
+        raise ConfigError(".process", "is required to create a container")
+    if proc.terminal and not opts.console_socket:
+        raise ConfigError(".process.terminal", "terminal is true but no --console-socket was given")
+    if proc.terminal:
+        raise MissingFeature("terminal", "process.terminal=true (console sockets) is not implemented yet")
+    linux = spec.linux
+    ns = namespaces.plan(linux.namespaces if linux else ())
+    rootfs = rootfs_path(spec, bundle)
+    launch = _prepare(spec, bundle, rootfs, ns, opts)
+
+    with ExitStack() as undo:
+        state_dir = store.claim(container_id)
+        undo.callback(store.remove, container_id)
+        state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
+                      owner="", annotations=dict(spec.annotations), state_dir=state_dir,
+                      hooks=spec.raw.get("hooks") or {})
+        launch.cgroup = _cgroup(linux, container_id, systemd_cgroup, rootless, undo)
+        if launch.cgroup is not None:
+            state.cgroup = launch.cgroup.to_state()
+        fifo = os.path.join(state_dir, FIFO_NAME)
+        os.mkfifo(fifo, 0o622)
+        launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        undo.callback(os.close, launch.fifo_fd)
+        if not opts.no_new_keyring:
+            _new_keyring(container_id)
+        s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+        undo.callback(_kill_init, launch)
+        pid, notify_fd = _spawn(launch, state, spec)
+        state.pid = pid
+        state.pid_start = _start_time(pid)
+        state.status = Status.CREATED
+        state.shares_pidns = not ns.has("pid") or any(t == "pid" for t, _ in ns.join)
+        state.namespaces = {t: f"/proc/{pid}/ns/{namespaces.PROC_NAME[t]}" for t in ns.types}
+        if notify_fd is not None:
+            from pyrunc import seccomp
+
+            try:
+                seccomp.send_to_listener(launch.seccomp, notify_fd, state.hook_state())
+            finally:
+                os.close(notify_fd)
+        store.save(state)
+        if opts.pid_file:
+            atomic_write(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644, durable=False)
+        undo.pop_all()
+    os.close(launch.fifo_fd)
+    return state
+
+
+def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
+    from pyrunc import capabilities
+
+    proc, linux = spec.process, spec.linux
+    launch = Launch(spec=spec, bundle=bundle, rootfs=rootfs, ns=ns,
+                    caps=capabilities.prepare_caps(proc.capabilities), env=env_dict(proc.env),
+                    new_netns=ns.has("network") and not any(t == "network" for t, _ in ns.join),
+                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                    oom_score_adj=proc.oom_score_adj)
+    if launch.caps.warnings:
+        from pyrunc import logs
+
+        for text in launch.caps.warnings:  # runc warns about unknown names only
+            (logs.warning if text.startswith("ignoring") else logs.debug)(text)
+    if linux is not None:
+        launch.personality = personality_value(linux.personality)
+        if linux.sysctl:
+            launch.sysctl_writer = _sysctl_writer(linux, ns)
+        if linux.seccomp_raw is not None:
+            from pyrunc import seccomp
+
+            launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
+                proc.capabilities.bounding or ()) if proc.capabilities else [])
+            launch.seccomp_load = seccomp.load
+            launch.seccomp_early = not proc.no_new_privileges or launch.seccomp.needs_notify
+        if linux.net_devices:
+            raise MissingFeature("linux.netDevices", "moving network devices is not implemented yet")
+        if linux.intel_rdt is not None:
+            raise MissingFeature("linux.intelRdt", "resctrl is not mounted on this host")
+    hk = spec.hooks
+    launch.has_runtime_hooks = bool(hk.prestart or hk.create_runtime or hk.create_container
+                                    or hk.start_container)
+    if any((hk.prestart, hk.create_runtime, hk.create_container, hk.start_container, hk.poststart)):
+        import subprocess  # noqa: F401  (init runs createContainer/startContainer hooks after fork)
+
+        from pyrunc import hooks  # noqa: F401
+    if any("tmpcopyup" in m.options for m in spec.mounts):
+        import shutil  # noqa: F401  (rootfs._tmpcopyup runs in init)
+    if any(m.type in ("cgroup", "cgroup2") for m in spec.mounts):
+        from pyrunc import cgroupfs  # noqa: F401
+    return launch
+
+
+def _sysctl_writer(linux, ns):
+    from pyrunc import sysctl
+
+    new = {t for t in ns.types if not any(j == t for j, _ in ns.join)}
+    plan = sysctl.validate_sysctl(linux.sysctl, new)
+
+    def write(_root_fd: int) -> None:
+        proc_fd = sysctl.trusted_proc()
+        try:
+            sysctl.write_sysctls(proc_fd, plan)
+        finally:
+            os.close(proc_fd)
+
+    return write
+
+
+def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: ExitStack):
+    from pyrunc import cgroups
+
+    manager = cgroups.new_manager(linux.cgroups_path if linux else None, container_id,
+                                  systemd=systemd, rootless=rootless)
+    manager.create()
+    undo.callback(manager.destroy)
+    manager.apply(linux.resources_raw if linux else None)
+    return manager
+
+
+def _new_keyring(container_id: str) -> None:
+    """A fresh session keyring, so the container cannot read the host's keys (runc)."""
+    try:
+        s.keyctl_join_session_keyring(container_id)
+    except OSError:
+        pass  # keyrings are optional in the kernel (and refused in some sandboxes), as for runc
+
+
+def _spawn(launch: Launch, state: State, spec) -> tuple[int, int | None]:
+    from pyrunc import process
+
+    state.status = Status.CREATING
+    launch.hook_state = state.hook_state(Status.CREATING)
+
+    def on_hooks(pid: int) -> None:
+        from pyrunc import hooks
+
+        state.pid = pid
+        doc = state.hook_state(Status.CREATING)
+        hooks.run_all("prestart", spec.hooks.prestart, doc)
+        hooks.run_all("createRuntime", spec.hooks.create_runtime, doc)
+        return doc
+
+    return process.spawn(launch, on_hooks)
+
+
+def _start_time(pid: int) -> int:
+    from pyrunc.state import proc_start_time
+
+    t = proc_start_time(pid)
+    if t is None:
+        raise ConfigError("", "container init exited during create")
+    return t
+
+
+def _kill_init(launch: Launch) -> None:
+    pid = launch.extra.get("init_pid")
+    if not pid:
+        return
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass  # already gone / not our child: nothing left to reap

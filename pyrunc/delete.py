@@ -1,0 +1,81 @@
+"""`pyrunc delete [-f] ID`: kill (with -f), destroy the cgroup, run poststop
+hooks, remove the state dir.
+
+A stopped container is destroyed; a created one (or any with -f) is killed
+first. An ID with a half-made directory (a create that died) is cleaned up;
+an unknown ID with -f is not an error (runc).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+from pyrunc import syscalls as s
+from pyrunc.errors import ContainerNotFound, InvalidState, PyruncError
+from pyrunc.state import State, StateStore, Status
+
+
+def delete(store: StateStore, container_id: str, force: bool = False) -> None:
+    try:
+        state = store.load(container_id)
+    except ContainerNotFound:
+        path = store.dir_of(container_id)
+        if os.path.isdir(path):
+            store.remove(container_id)  # a create that died before saving its state
+            return
+        if force:
+            return
+        raise
+    with store.lock(container_id):
+        if state.status in (Status.RUNNING, Status.PAUSED) and not force:
+            raise InvalidState(f"cannot delete container {container_id} that is not stopped: {state.status}")
+        if state.status is not Status.STOPPED:
+            stop(state)
+        destroy(store, state)
+
+
+def stop(state: State, timeout: float = 10.0) -> None:
+    """SIGKILL init and wait until it is gone (thawing a paused container so
+    the signal can be delivered)."""
+    from pyrunc.state import proc_start_time
+
+    try:
+        pidfd = s.pidfd_open(state.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if proc_start_time(state.pid) != state.pid_start:
+            return
+        s.pidfd_send_signal(pidfd, 9)
+        if state.status is Status.PAUSED:
+            from pyrunc.cgroups import load_manager
+
+            load_manager(state.cgroup).thaw()
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            raise PyruncError(f"container {state.id}: init (pid {state.pid}) did not die after SIGKILL")
+        _reap_if_child(state.pid)
+    finally:
+        os.close(pidfd)
+
+
+def _reap_if_child(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # not our child (create's parent exited): its new parent reaps it
+
+
+def destroy(store: StateStore, state: State) -> None:
+    if state.cgroup:
+        from pyrunc.cgroups import load_manager
+
+        load_manager(state.cgroup).destroy()
+    if state.hooks.get("poststop"):
+        from pyrunc import hooks
+
+        hooks.run_all_warn("poststop", hooks.hooks_from_raw(state.hooks, "poststop"),
+                           state.hook_state(Status.STOPPED))
+    store.remove(state.id)

@@ -1,0 +1,115 @@
+"""argv parsing for the lifecycle verbs without importing click.
+
+containerd, podman and pybuild call `create/start/run/state/kill/delete` for
+every container; click costs ≈ 25 ms to import, close to a whole `runc run`.
+This parser handles exactly the table in verbs.py; anything it does not
+understand (help, usage errors, the other verbs) goes to the click CLI, which
+owns all help and error texts.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyrunc.errors import PyruncError
+from pyrunc.verbs import GLOBAL_OPTS, VERBS, GlobalOptions, Opt
+
+
+class _Fallback(Exception):
+    """Let click handle this argv."""
+
+
+def _match(arg: str, opts: tuple[Opt, ...]) -> tuple[Opt, str | None] | None:
+    name, eq, value = arg.partition("=")
+    for opt in opts:
+        if name in opt.names:
+            return opt, (value if eq else None)
+    return None
+
+
+def _take(opt: Opt, inline: str | None, argv: list[str], i: int, out: dict) -> int:
+    if opt.kind == "flag":
+        if inline is not None:
+            if inline not in ("true", "false"):
+                raise _Fallback
+            out[opt.dest] = inline == "true"
+        else:
+            out[opt.dest] = True
+        return i
+    if inline is None:
+        if i >= len(argv):
+            raise _Fallback
+        inline = argv[i]
+        i += 1
+    if opt.kind == "int":
+        if not inline.lstrip("-").isdigit():
+            raise _Fallback
+        out[opt.dest] = int(inline)
+    else:
+        out[opt.dest] = inline
+    return i
+
+
+def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
+    g: dict = {o.dest: o.default for o in GLOBAL_OPTS}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        found = _match(argv[i], GLOBAL_OPTS)
+        if found is None:
+            raise _Fallback
+        i = _take(found[0], found[1], argv, i + 1, g)
+    if i >= len(argv) or argv[i] not in VERBS:
+        raise _Fallback
+    verb = VERBS[argv[i]]
+    values: dict = {o.dest: o.default for o in verb.options}
+    positional: list[str] = []
+    i += 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            positional.extend(argv[i + 1:])
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            if arg in ("-h", "--help"):
+                raise _Fallback
+            found = _match(arg, verb.options)
+            if found is None:
+                raise _Fallback
+            i = _take(found[0], found[1], argv, i + 1, values)
+            continue
+        positional.append(arg)
+        i += 1
+    required = [a for a in verb.args if not a.endswith("?")]
+    if not len(required) <= len(positional) <= len(verb.args):
+        raise _Fallback
+    for name, value in zip(verb.args, positional):
+        values[name.rstrip("?")] = value
+    return GlobalOptions(**g), verb.name, values
+
+
+def main(argv: list[str]) -> int:
+    try:
+        g, verb, values = parse(argv)
+    except _Fallback:
+        from pyrunc.cli import main as click_main
+
+        return click_main(argv)
+    from pyrunc import logs
+
+    logs.configure(g.log, g.log_format, g.debug)
+    try:
+        return VERBS[verb].handler(g, values)
+    except PyruncError as err:
+        logs.error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as err:
+        # Unexpected kernel errors still get one line, naming the call's path.
+        where = f"{err.filename}: " if err.filename else ""
+        logs.error(f"{verb}: {where}{err.strerror or err}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,209 @@
+"""The container's init: the ordered in-container sequence up to execve.
+
+Runs as pid 1 of the new pid namespace, a forked child of the runtime (never a
+re-exec). Invariants:
+- Non-dumpable from the intermediate's first instruction to execve, so no
+  container process can open /proc/<init>/{exe,fd,mem} (the host interpreter).
+- Nothing is imported here after pivot_root: every module this file needs is
+  imported at the top or by create.py before fork; after pivot_root it only
+  makes syscalls on data it already has.
+- Every failure is sent to the parent as data; the process then _exits(1).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import socket
+import struct
+
+from pyrunc import capabilities, hooks, rootfs, safepath, sync, syscalls as s
+from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.launch import Launch
+
+RLIMITS = {name: i for i, name in enumerate((  # asm-generic/resource.h numbering
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+class Step(PyruncError):
+    """An init failure that names its step."""
+
+
+def run(launch: Launch, sock: socket.socket) -> None:
+    """Never returns: execs the user process or exits 1 after reporting."""
+    try:
+        _setup(launch, sock)
+        _wait_and_exec(launch, sock)
+    except BaseException as err:  # everything, even KeyboardInterrupt: report, then die
+        sync.send_error(sock, err)
+    os._exit(1)
+
+
+def _setup(launch: Launch, sock: socket.socket) -> None:
+    spec, proc = launch.spec, launch.spec.process
+    os.setsid()
+    _uts(launch)
+    if launch.ns.has("network") and launch.new_netns:
+        _loopback_up()
+    if launch.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(launch.oom_score_adj))
+    if launch.ns.has("mount"):
+        _build_rootfs(launch, sock)
+    elif launch.has_runtime_hooks:
+        _hooks_barrier(launch, sock)
+    for rl in proc.rlimits:
+        try:
+            resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
+        except (ValueError, OSError) as err:
+            raise Step(f"setrlimit {rl.type} soft={rl.soft} hard={rl.hard}: {err}") from None
+    if launch.personality is not None:
+        s.personality(launch.personality)
+    _user(launch)
+    cwd = proc.cwd or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise Step(f"chdir to cwd ({cwd!r}) set in config.json failed: {err.strerror}") from None
+    if not os.getcwd().startswith("/"):  # CVE-2024-21626: a host dir leaked as cwd
+        raise Step("current working directory is outside of the container mount namespace root")
+    if "HOME" not in launch.env:
+        launch.env["HOME"] = _home_of(proc.user.uid)
+    launch.exec_path = _look_path(proc.args[0], launch.env)
+    if proc.no_new_privileges:
+        s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
+    if launch.seccomp is not None and launch.seccomp_early:
+        _load_seccomp(launch, sock)
+    sync.send(sock, "ready")
+
+
+def _uts(launch: Launch) -> None:
+    spec = launch.spec
+    for value, setter, name in ((spec.hostname, s.sethostname, "hostname"),
+                                (spec.domainname, s.setdomainname, "domainname")):
+        if value is None:
+            continue
+        if not launch.ns.has("uts"):
+            raise ConfigError(f".{name}", "unable to set a hostname without a private UTS namespace")
+        setter(value)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sk:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sk.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(sk.fileno(), SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
+
+
+def _build_rootfs(launch: Launch, sock: socket.socket) -> None:
+    spec = launch.spec
+    linux = spec.linux
+    root_fd = rootfs.prepare_root(launch.rootfs, linux.rootfs_propagation if linux else None)
+    try:
+        for i, m in enumerate(spec.mounts):
+            rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user)
+        if not rootfs.bind_dev_mounted(spec.mounts):
+            rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
+                                  bool(launch.ns.join and launch.ns.join[0][0] == "user"))
+            rootfs.dev_symlinks(root_fd)
+        if launch.has_runtime_hooks:
+            _hooks_barrier(launch, sock)
+        if spec.hooks.create_container:
+            hooks.run_all("createContainer", spec.hooks.create_container, launch.hook_state)
+        if launch.sysctl_writer is not None:
+            launch.sysctl_writer(root_fd)
+        if linux:
+            rootfs.readonly_paths(root_fd, linux.readonly_paths)
+            rootfs.mask_paths(root_fd, linux.masked_paths)
+        if spec.process.cwd:
+            rootfs.make_cwd(root_fd, spec.process.cwd)
+        if spec.root.readonly:
+            rootfs.remount_readonly(root_fd, "/")
+    finally:
+        os.close(root_fd)
+    rootfs.pivot(launch.rootfs, launch.no_pivot)
+
+
+def _hooks_barrier(launch: Launch, sock: socket.socket) -> None:
+    """Let the parent run prestart/createRuntime hooks; it answers with the
+    state JSON (with init's host pid) for the hooks init runs itself."""
+    sync.send(sock, "hooks")
+    msg, _ = sync.expect(sock, "hooks-done")
+    launch.hook_state = msg["state"].encode()
+
+
+def _user(launch: Launch) -> None:
+    user = launch.spec.process.user
+    plan = launch.caps
+    capabilities.drop_bounding(plan)
+    capabilities.set_keepcaps()
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:
+            raise Step("setgroups: not permitted (is setgroups denied in this user namespace?)") from None
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    capabilities.clear_keepcaps()
+    capabilities.apply_sets(plan)
+    capabilities.raise_ambient(plan)
+    os.umask(user.umask if user.umask is not None else 0o022)
+
+
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, "/" when absent (runc)."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.split(b":")
+                if len(parts) >= 6 and parts[2] == str(uid).encode():
+                    return parts[5].decode(errors="replace") or "/"
+    except OSError:
+        pass  # no passwd file in the image: the default below is runc's
+    return "/"
+
+
+def _look_path(arg0: str, env: dict[str, str]) -> str:
+    """runc's exec.LookPath in the container root, before ready, so that a
+    missing binary fails `create`, not `start`."""
+    if "/" in arg0:
+        candidates = [arg0]
+    else:
+        candidates = [os.path.join(d or ".", arg0) for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and os.access(path, os.X_OK):
+            return path
+    where = "" if "/" in arg0 else " in $PATH"
+    detail = "no such file or directory" if "/" in arg0 else "executable file not found" + where
+    raise Step(f'exec: "{arg0}": {detail}')
+
+
+def _load_seccomp(launch: Launch, sock: socket.socket) -> None:
+    fd = launch.seccomp_load(launch.seccomp)
+    if fd:
+        sync.send(sock, "seccomp", fds=[fd])
+        os.close(fd)
+
+
+def _wait_and_exec(launch: Launch, sock: socket.socket) -> None:
+    if launch.fifo_fd is not None:
+        fd = os.open(safepath.fd_path(launch.fifo_fd), os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(launch.fifo_fd)
+    if launch.spec.hooks.start_container:
+        hooks.run_all("startContainer", launch.spec.hooks.start_container, launch.hook_state)
+    if launch.seccomp is not None and not launch.seccomp_early:
+        _load_seccomp(launch, sock)
+    sock.close()
+    s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
+    os.execve(launch.exec_path, list(launch.spec.process.args), launch.env)

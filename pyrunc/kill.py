@@ -1,0 +1,60 @@
+"""`pyrunc kill [--all] ID [SIGNAL]`: signal init through a pidfd.
+
+The pidfd is opened and the pid's start time checked afterwards, so a pid
+that was recycled since the container stopped is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pyrunc import syscalls as s
+from pyrunc.errors import InvalidState, PyruncError
+from pyrunc.state import State, StateStore, Status, proc_start_time
+
+
+def parse_signal(text: str) -> int:
+    """runc accepts 9, KILL and SIGKILL (any case)."""
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+        if sig is not None:
+            return int(sig)
+    raise PyruncError(f"unknown signal {text!r}")
+
+
+def kill(store: StateStore, container_id: str, sig: int, all_processes: bool = False) -> None:
+    state = store.load(container_id)
+    if all_processes:
+        if not state.cgroup:
+            raise PyruncError("kill --all: the container has no cgroup")
+        from pyrunc.cgroups import load_manager
+
+        load_manager(state.cgroup).kill_all(sig)
+        return
+    if state.status is Status.STOPPED:
+        raise InvalidState("container not running")
+    signal_init(state, sig)
+
+
+def signal_init(state: State, sig: int) -> bool:
+    """Signal init if it is still the same process; False if it is gone."""
+    try:
+        pidfd = s.pidfd_open(state.pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if proc_start_time(state.pid) != state.pid_start:
+            return False
+        s.pidfd_send_signal(pidfd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)

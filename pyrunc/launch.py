@@ -1,0 +1,74 @@
+"""Everything init needs, computed in the parent before fork.
+
+The parent does all parsing, compiling (seccomp BPF, capability numbers) and
+importing; the forked children only read this object and make syscalls. That
+is what keeps the children fast and keeps imports out of the container.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pyrunc.errors import ConfigError
+from pyrunc.namespaces import NamespacePlan
+
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+@dataclass(slots=True)
+class Launch:
+    spec: Any
+    bundle: str
+    rootfs: str
+    ns: NamespacePlan
+    caps: Any
+    env: dict[str, str]
+    new_netns: bool = False
+    fifo_fd: int | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    seccomp: Any = None
+    seccomp_early: bool = False
+    seccomp_load: Callable[[Any], int | None] | None = None
+    sysctl_writer: Callable[[int], None] | None = None
+    personality: int | None = None
+    oom_score_adj: int | None = None
+    has_runtime_hooks: bool = False
+    hook_state: bytes = b""
+    cgroup: Any = None
+    exec_path: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    """process.env as a dict; a later duplicate wins, as in execve's getenv."""
+    out: dict[str, str] = {}
+    for i, item in enumerate(env):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f".process.env[{i}]", f"{item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def personality_value(p: Any) -> int | None:
+    if p is None:
+        return None
+    if p.domain not in PERSONALITY_DOMAINS:
+        raise ConfigError(".linux.personality.domain", f"unknown domain {p.domain!r} (LINUX or LINUX32)")
+    if p.flags:
+        raise ConfigError(".linux.personality.flags", "no personality flags are defined by the spec")
+    return PERSONALITY_DOMAINS[p.domain]
+
+
+def rootfs_path(spec: Any, bundle: str) -> str:
+    if spec.root is None:
+        raise ConfigError(".root", "is required on Linux")
+    path = spec.root.path
+    full = path if path.startswith("/") else os.path.join(bundle, path)
+    full = os.path.realpath(full)
+    if not os.path.isdir(full):
+        raise ConfigError(".root.path", f"{full}: rootfs does not exist or is not a directory")
+    return full

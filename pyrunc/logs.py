@@ -1,0 +1,62 @@
+"""runc's log output: `--log FILE`, `--log-format text|json`, `--debug`.
+
+The CLI configures this once (`configure`); errors and warnings go to the log
+file when one is given, else to stderr. JSON lines look like runc's
+(`{"level":"error","msg":"…","time":"…"}`) because containerd and podman parse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+_log_path: str | None = None
+_json = False
+_debug = False
+
+
+def configure(log_path: str | None, log_format: str, debug: bool) -> None:
+    global _log_path, _json, _debug
+    _log_path, _json, _debug = log_path, log_format == "json", debug
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _emit(level: str, message: str) -> None:
+    if _json:
+        line = json.dumps({"level": level, "msg": message, "time": _now()})
+    elif _log_path:
+        line = f'time="{_now()}" level={level} msg="{message}"'
+    else:
+        line = f"pyrunc: {message}" if level == "error" else f"pyrunc: {level}: {message}"
+    if _log_path:
+        fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+        if level != "error":
+            return
+        if _json:
+            return
+        line = f"pyrunc: {message}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def error(message: str, argv: list[str] | None = None) -> None:
+    _emit("error", message)
+
+
+def warning(message: str) -> None:
+    _emit("warning", message)
+
+
+def debug(message: str) -> None:
+    if _debug:
+        _emit("debug", message)

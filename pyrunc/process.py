@@ -1,0 +1,121 @@
+"""Parent side of container creation: fork the intermediate, which enters the
+namespaces and forks init; answer the children's requests (id maps, hooks,
+seccomp listener fd) until init reports ready.
+
+Why an intermediate: unshare(CLONE_NEWPID) only affects children, and the
+user namespace must exist (with its maps written by the parent) before the
+other namespaces are made so that they belong to it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pyrunc import init, namespaces, sync, syscalls as s
+from pyrunc.errors import KernelError
+from pyrunc.launch import Launch
+
+
+def spawn(launch: Launch, on_hooks=None) -> tuple[int, int | None]:
+    """Start init; returns (init pid, seccomp notify fd or None) once init is
+    ready. Raises ChildError with the child's message on failure (the caller's
+    undo stack kills whatever is left)."""
+    parent_sock, child_sock = sync.pair()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            _intermediate(launch, child_sock)
+        child_sock.close()
+        return _serve(launch, parent_sock, pid, on_hooks)
+    finally:
+        parent_sock.close()
+        if not child_sock._closed:  # type: ignore[attr-defined]
+            child_sock.close()
+
+
+def _serve(launch: Launch, sock: socket.socket, mid: int, on_hooks) -> tuple[int, int | None]:
+    init_pid = 0
+    notify_fd = None
+    try:
+        while True:
+            msg, fds = sync.recv(sock)
+            kind = msg["t"]
+            if kind == "idmap":
+                linux = launch.spec.linux
+                namespaces.write_id_maps(mid, linux.uid_mappings, linux.gid_mappings, os.geteuid() != 0)
+                sync.send(sock, "idmap-done")
+            elif kind == "pid":
+                init_pid = msg["pid"]
+                launch.extra["init_pid"] = init_pid
+                _reap(mid)
+                mid = 0
+            elif kind == "hooks":
+                doc = on_hooks(init_pid)
+                sync.send(sock, "hooks-done", state=doc.decode())
+            elif kind == "seccomp":
+                notify_fd = fds[0]
+            elif kind == "ready":
+                return init_pid, notify_fd
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        if notify_fd is not None:
+            os.close(notify_fd)
+        raise
+    finally:
+        if mid:
+            _kill(mid)
+            _reap(mid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # already reaped (by a SIGCHLD handler of an embedding program)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _intermediate(launch: Launch, sock: socket.socket) -> None:
+    """Never returns."""
+    code = 1
+    try:
+        s.prctl(s.PR_SET_DUMPABLE, 0)
+        if launch.cgroup is not None:
+            launch.cgroup.add(os.getpid())
+        namespaces.join_all(launch.ns)
+        if launch.ns.new_user:
+            s.unshare(s.CLONE_NEWUSER)
+            sync.send(sock, "idmap")
+            sync.expect(sock, "idmap-done")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if launch.ns.unshare_flags:
+            try:
+                s.unshare(launch.ns.unshare_flags)
+            except OSError as err:
+                raise KernelError("unshare", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
+        if launch.ns.unshare_flags & s.CLONE_NEWTIME and launch.spec.linux.time_offsets:
+            namespaces.write_time_offsets(launch.spec.linux.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            init.run(launch, sock)
+        sync.send(sock, "pid", pid=pid)
+        code = 0
+    except BaseException as err:  # report anything, then exit: never return into the CLI
+        sync.send_error(sock, err)
+    os._exit(code)
+
+
+def _flag_names(flags: int) -> str:
+    names = [n for n, f in namespaces.FLAGS.items() if flags & f]
+    return "namespaces " + ",".join(names)
+

@@ -1,0 +1,61 @@
+"""`pyrunc state ID` and `pyrunc list`, byte-compatible with runc's output."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyrunc.errors import ContainerNotFound
+from pyrunc.state import State, StateStore
+
+
+def state_json(store: StateStore, container_id: str) -> str:
+    """runc: json.MarshalIndent(state, "", "  "), written without a newline."""
+    return json.dumps(store.load(container_id).oci(), indent=2)
+
+
+def _all(store: StateStore) -> list[State]:
+    out = []
+    for cid in store.ids():
+        try:
+            out.append(_fill_owner(store.load(cid)))
+        except ContainerNotFound:
+            continue  # deleted between listdir and load
+    return out
+
+
+def list_output(store: StateStore, fmt: str = "table", quiet: bool = False) -> str:
+    states = _all(store)
+    if quiet:
+        return "".join(f"{st.id}\n" for st in states)
+    if fmt == "json":
+        return (json.dumps([st.oci() for st in states], separators=(",", ":")) if states else "null") + "\n"
+    rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    for st in states:
+        doc = st.oci()
+        rows.append([st.id, str(doc["pid"]), doc["status"], st.bundle, st.created, st.owner])
+    return tabwrite(rows)
+
+
+def _fill_owner(state: State) -> State:
+    """runc's list (not state) names the owner of the container's state dir."""
+    import pwd
+
+    uid = os.stat(state.state_dir).st_uid
+    try:
+        state.owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        state.owner = f"#{uid}"
+    return state
+
+
+def tabwrite(rows: list[list[str]], minwidth: int = 12, padding: int = 3) -> str:
+    """Go's text/tabwriter as runc configures it: every column but the last
+    is padded to max(len + padding, minwidth)."""
+    ncols = max(len(r) for r in rows)
+    widths = [max(max(len(r[i]) for r in rows if len(r) > i) + padding, minwidth) for i in range(ncols - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(widths[i]) if i < ncols - 1 else c for i, c in enumerate(r)]
+        lines.append("".join(cells))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""`pyrunc start`: release init from exec.fifo, then run poststart hooks.
+
+Opening the fifo for reading unblocks init's open for writing; init then
+writes one byte and execs. The fifo is opened non-blocking and polled together
+with a pidfd of init, so a dead init makes `start` fail instead of hang (runc).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+from pyrunc import syscalls as s
+from pyrunc.errors import InvalidState, PyruncError
+from pyrunc.state import State, StateStore, Status
+
+
+def start(store: StateStore, container_id: str) -> State:
+    with store.lock(container_id):
+        state = store.load(container_id)
+        if state.status is Status.STOPPED:
+            raise InvalidState("cannot start a container that has stopped")
+        if state.status is not Status.CREATED:
+            raise InvalidState(f"cannot start an already {state.status} container")
+        release(state)
+        state.status = Status.RUNNING
+    if state.hooks.get("poststart"):
+        _poststart(state)
+    return state
+
+
+def release(state: State) -> None:
+    """Open exec.fifo and wait for init's byte (or its death)."""
+    try:
+        fifo = os.open(state.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InvalidState("cannot start an already running container") from None
+    pidfd = s.pidfd_open(state.pid)
+    try:
+        poller = select.poll()
+        poller.register(fifo, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if fifo in events:
+                data = os.read(fifo, 1)
+                if data:
+                    break
+            if pidfd in events:
+                raise PyruncError("container init exited before start")
+    finally:
+        os.close(pidfd)
+        os.close(fifo)
+    os.unlink(state.fifo_path)
+
+
+def _poststart(state: State) -> None:
+    from pyrunc import hooks
+    from pyrunc.kill import signal_init
+
+    try:
+        hooks.run_all("poststart", hooks.hooks_from_raw(state.hooks, "poststart"), state.hook_state())
+    except PyruncError:
+        signal_init(state, 9)
+        raise

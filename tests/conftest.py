@@ -1,0 +1,239 @@
+"""Shared fixtures: markers, busybox bundles, the leak guard.
+
+The leak guard (DESIGN §7) runs around every test under tests/integration and
+tests/security: a test that leaves a mount, a cgroup, a network namespace, a
+veth or a state dir behind fails, and the leftovers are removed so the next
+test starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+VENV_BIN = os.path.dirname(sys.executable)
+PYRUNC = os.path.join(VENV_BIN, "pyrunc")
+BUSYBOX = "/bin/busybox"
+DEFAULT_ROOT = "/run/pyrunc"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = str(item.fspath)
+        if "/integration/" in path or "/security/" in path:
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.root)
+
+
+def _mounts() -> set[str]:
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            out.add(parts[4])
+    return out
+
+
+def _cgroup_dirs() -> set[str]:
+    found = set()
+    base = "/sys/fs/cgroup"
+    for ctl in os.listdir(base):
+        top = os.path.join(base, ctl)
+        for name in ("pyrunc", "pybuild"):
+            d = os.path.join(top, name)
+            if os.path.isdir(d):
+                for sub in os.listdir(d):
+                    if os.path.isdir(os.path.join(d, sub)):
+                        found.add(os.path.join(d, sub))
+    return found
+
+
+def _state_dirs() -> set[str]:
+    try:
+        return {os.path.join(DEFAULT_ROOT, n) for n in os.listdir(DEFAULT_ROOT)}
+    except FileNotFoundError:
+        return set()
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def _netns() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def snapshot() -> dict[str, set[str]]:
+    return {"mounts": _mounts(), "cgroups": _cgroup_dirs(), "state": _state_dirs(),
+            "links": _links(), "netns": _netns()}
+
+
+def _cleanup(kind: str, items: set[str]) -> None:
+    for item in sorted(items, key=len, reverse=True):
+        if kind == "mounts":
+            subprocess.run(["umount", "-l", item], capture_output=True)
+        elif kind == "cgroups":
+            for root, dirs, _files in os.walk(item, topdown=False):
+                for d in dirs:
+                    _rmdir_quiet(os.path.join(root, d))
+            _rmdir_quiet(item)
+        elif kind == "state":
+            subprocess.run([PYRUNC, "delete", "-f", os.path.basename(item)], capture_output=True)
+            shutil.rmtree(item, ignore_errors=True)
+        elif kind == "links":
+            subprocess.run(["ip", "link", "del", item], capture_output=True)
+        elif kind == "netns":
+            subprocess.run(["ip", "netns", "del", item], capture_output=True)
+
+
+def _rmdir_quiet(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError as err:
+        print(f"leak guard: cannot remove {path}: {err}", file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def leak_guard(request):
+    path = str(request.node.fspath)
+    if "/integration/" not in path and "/security/" not in path:
+        yield
+        return
+    mine = str(request.getfixturevalue("tmp_path"))
+    before = snapshot()
+    yield
+    after = snapshot()
+    leaks = {k: after[k] - before[k] for k in after if after[k] - before[k]}
+    # Other pytest runs on this machine (their tmp dirs) are not this test's doing.
+    if "mounts" in leaks:
+        leaks["mounts"] = {m for m in leaks["mounts"]
+                           if not m.startswith("/tmp/pytest-of-") or m.startswith(mine)}
+    leaks = {k: v for k, v in leaks.items() if v}
+    for kind, items in leaks.items():
+        _cleanup(kind, items)
+    if leaks:
+        pytest.fail(f"test left behind: {leaks}")
+
+
+# ---------------------------------------------------------------- bundles
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> str:
+    """A template rootfs: busybox-static with its applets as symlinks."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    root = str(tmp_path_factory.mktemp("busybox") / "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
+    install_applets(os.path.join(root, "bin"))
+    for d in ("proc", "sys", "dev", "etc", "tmp", "root"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    with open(os.path.join(root, "etc", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    with open(os.path.join(root, "etc", "group"), "w") as f:
+        f.write("root:x:0:\nnogroup:x:65534:\n")
+    return root
+
+
+def install_applets(bindir: str) -> None:
+    """Relative symlinks for every applet (`busybox --install -s` would point
+    them at the host path of the binary, which does not exist in a container)."""
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for name in applets:
+        link = os.path.join(bindir, name)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+
+
+class Bundle:
+    """A bundle dir with a busybox rootfs and a runc-default config to edit."""
+
+    def __init__(self, path: str, rootfs_template: str) -> None:
+        from pyrunc.spec import default_config
+
+        self.path = path
+        self.rootfs = os.path.join(path, "rootfs")
+        shutil.copytree(rootfs_template, self.rootfs, symlinks=True)
+        self.config = default_config()
+        self.config["process"]["terminal"] = False
+
+    def write(self) -> "Bundle":
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=2)
+        return self
+
+    def set_args(self, *args: str) -> "Bundle":
+        self.config["process"]["args"] = list(args)
+        return self.write()
+
+
+@pytest.fixture
+def bundle(tmp_path, busybox_rootfs) -> Bundle:
+    b = Bundle(str(tmp_path / "bundle"), busybox_rootfs)
+    os.makedirs(b.path, exist_ok=True)
+    return b.write()
+
+
+@pytest.fixture
+def cid() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+class Runtime:
+    """Runs a runc-compatible CLI with its own --root, and cleans up after."""
+
+    def __init__(self, name: str, root: str) -> None:
+        self.name = name
+        self.binary = PYRUNC if name == "pyrunc" else shutil.which(name)
+        self.root = root
+        self.ids: set[str] = set()
+
+    def __call__(self, *args: str, check: bool = False, input: bytes | None = None,
+                 timeout: float = 60, cwd: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [self.binary, "--root", self.root, *args]
+        for a in args:
+            if a.startswith("t-"):
+                self.ids.add(a)
+        # Files, not pipes: a created container's init inherits stdout/stderr and
+        # keeps them open until it exits, so a pipe would never reach EOF.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(cmd, stdout=out, stderr=err, input=input, timeout=timeout, cwd=cwd)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read(), err.read()
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stderr.decode()}")
+        return proc
+
+    def cleanup(self) -> None:
+        for i in self.ids:
+            subprocess.run([self.binary, "--root", self.root, "delete", "-f", i], capture_output=True)
+
+
+def _runtime_fixture(request, tmp_path, name: str):
+    if name != "pyrunc" and shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed")
+    rt = Runtime(name, str(tmp_path / f"{name}-root"))
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def pyrunc(request, tmp_path):
+    yield from _runtime_fixture(request, tmp_path, "pyrunc")
+
+
+@pytest.fixture(params=["pyrunc", pytest.param("runc", marks=pytest.mark.peer)])
+def runtime(request, tmp_path):
+    """The same test under pyrunc and under runc as the oracle."""
+    yield from _runtime_fixture(request, tmp_path, request.param)
