@@ -23,7 +23,8 @@ config-linux.md), stated once here:
   never a valid value; integral floats (1.0) count as integers, as in JSON
   Schema.
 
-Absent optional scalars and objects become None; absent arrays and maps
+An absent `process.user` is User(uid=0, gid=0), as in runc. Absent optional
+scalars and objects become None; absent arrays and maps
 become () and {} where the spec gives absence and emptiness the same meaning
 (mounts, hooks, env, rlimits, additionalGids, namespaces, id mappings,
 devices, masked/readonly paths, annotations, sysctl, timeOffsets,

@@ -136,6 +136,32 @@ def test_unknown_properties_are_ignored():
     assert s.linux == spec.Linux()
 
 
+def test_schema_is_a_valid_2020_12_schema_with_the_loaders_enums():
+    import jsonschema
+
+    from pyrunc import spec_check as C
+
+    schema = VALIDATOR.schema
+    jsonschema.Draft202012Validator.check_schema(schema)
+    defs = schema["$defs"]
+    assert defs["Namespace"]["properties"]["type"]["enum"] == list(C.NAMESPACE_TYPES)
+    assert defs["Rlimit"]["properties"]["type"]["enum"] == list(C.RLIMIT_TYPES)
+    assert defs["Linux"]["properties"]["rootfsPropagation"]["enum"] == list(C.ROOTFS_PROPAGATIONS)
+    assert defs["Seccomp"]["properties"]["defaultAction"]["enum"] == list(C.SECCOMP_ACTIONS)
+    assert defs["Seccomp"]["properties"]["architectures"]["items"]["enum"] == list(C.SECCOMP_ARCHES)
+    assert defs["Seccomp"]["properties"]["flags"]["items"]["enum"] == list(C.SECCOMP_FLAGS)
+    assert defs["DeviceRule"]["properties"]["access"]["enum"] == list(C.CGROUP_DEVICE_ACCESS)
+    assert defs["Scheduler"]["properties"]["policy"]["enum"] == list(C.SCHEDULER_POLICIES)
+    assert defs["MemoryPolicy"]["properties"]["mode"]["enum"] == list(C.MEMORY_POLICY_MODES)
+    assert defs["Personality"]["properties"]["domain"]["enum"] == list(C.PERSONALITY_DOMAINS)
+
+
+def test_absent_user_is_root():
+    config = with_change(BASE, ("process", "user"), DELETE)
+    assert spec.parse(config).process.user == spec.User(0, 0)
+    assert VALIDATOR.is_valid(config)
+
+
 # ---------------------------------------------------------------- records
 def test_records_are_frozen_hashable_and_replaceable():
     root = spec.Root("rootfs")
