@@ -36,8 +36,14 @@ class _RecordMeta(type):
         ns["__slots__"] = names
         ns["_fields"] = names
         ns["_defaults"] = defaults
+        # (name, default or _REQUIRED, default is a factory) for Record.__init__
+        ns["_plan"] = tuple((f, defaults.get(f, _REQUIRED), type(defaults.get(f)) is _Factory)
+                            for f in names)
         ns["__match_args__"] = names
         return super().__new__(mcls, name, bases, ns)
+
+
+_REQUIRED = object()
 
 
 class Record(metaclass=_RecordMeta):
@@ -46,22 +52,22 @@ class Record(metaclass=_RecordMeta):
     __slots__ = ()
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        names = self._fields
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments, got {len(args)}")
+        if args:
+            if len(args) > len(self._fields):
+                raise TypeError(f"{type(self).__name__}() takes {len(self._fields)} arguments, "
+                                f"got {len(args)}")
+            for name, value in zip(self._fields, args):
+                if name in kwargs:
+                    raise TypeError(f"{type(self).__name__}() got {name!r} twice")
+                kwargs[name] = value
         put = object.__setattr__
-        for name, value in zip(names, args):
-            put(self, name, value)
-        defaults = self._defaults
-        for name in names[len(args):]:
-            if name in kwargs:
-                value = kwargs.pop(name)
-            elif name in defaults:
-                value = defaults[name]
-                if type(value) is _Factory:
-                    value = value.make()
-            else:
+        pop = kwargs.pop
+        for name, default, factory in self._plan:
+            value = pop(name, default)
+            if value is _REQUIRED:
                 raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
+            if factory and value is default:
+                value = default.make()
             put(self, name, value)
         if kwargs:
             raise TypeError(f"{type(self).__name__}() got unexpected arguments {sorted(kwargs)}")
