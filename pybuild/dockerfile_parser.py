@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from pybuild.dockerfile_lines import LINE_PARSERS, LineError, parse_ignore, split_command
 from pybuild.errors import DockerfileError
-from pybuild.gostr import go_lower, go_quote, go_trim_left_space, go_trim_space
+from pybuild.gostr import go_lower, go_quote, go_trim_left_space, go_trim_space, printable
 from pybuild.shell_words import ExpansionError, ShellLex
 
 MAX_LINE = 65535  # bufio.MaxScanTokenSize - 1: the longest line BuildKit reads
@@ -78,17 +78,23 @@ class Node:
         return go_lower(self.value)
 
     def dump(self) -> str:
-        """BuildKit's Node.Dump for one instruction, without the parentheses."""
-        parts = [go_lower(self.value)]
-        if self.flags:
-            parts.append(" [" + " ".join(go_quote(f) for f in self.flags) + "]")
-        if self.sub is not None:
-            # An argument node with children prints as its child's dump, which
-            # ends in ")\n" before TrimSpace removes the newline.
-            parts.append(" " + go_trim_space("(" + self.sub.dump() + ")\n"))
-        for arg in self.args:
-            parts.append(" " + go_quote(arg))
-        return go_trim_space("".join(parts))
+        """BuildKit's Node.Dump for one instruction, without the parentheses.
+
+        An ONBUILD argument prints as its trigger's dump in parentheses; built
+        from the innermost trigger outwards so deep ONBUILD chains need no recursion."""
+        chain = [self]
+        while chain[-1].sub is not None:
+            chain.append(chain[-1].sub)  # type: ignore[arg-type]
+        text = ""
+        for node in reversed(chain):
+            parts = [go_lower(node.value)]
+            if node.flags:
+                parts.append(" [" + " ".join(go_quote(f) for f in node.flags) + "]")
+            if node.sub is not None:
+                parts.append(" (" + text + ")")  # the child's ")\n" loses its newline to TrimSpace
+            parts.extend(" " + go_quote(arg) for arg in node.args)
+            text = go_trim_space("".join(parts))
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +188,7 @@ def parse(data: bytes, filename: str = "Dockerfile") -> Result:
     i, n = 0, len(lines)
 
     def fail(msg: str, line: int | None) -> DockerfileError:
-        return DockerfileError(msg, line or None, filename)
+        return DockerfileError(printable(msg), line or None, printable(filename))
 
     while i < n:
         raw = lines[i]
@@ -273,14 +279,24 @@ def _can_contain_heredoc(node: Node) -> bool:
 
 
 def _node_from_line(line: str, d: _Directives) -> Node:
-    cmd, flags, rest = split_command(line, d.escape)
-    node = Node(value=cmd, flags=flags, original=line)
-    if go_lower(cmd) == "onbuild":
-        if rest:  # ONBUILD's argument is a whole instruction line, parsed again
-            node.sub = _node_from_line(rest, d)
-    else:
-        node.args, node.json = LINE_PARSERS.get(go_lower(cmd), parse_ignore)(rest, d.escape)
-    return node
+    """One logical line -> Node; ONBUILD's argument is a whole line, parsed again."""
+    root: Node | None = None
+    parent: Node | None = None
+    while True:
+        cmd, flags, rest = split_command(line, d.escape)
+        node = Node(value=cmd, flags=flags, original=line)
+        if parent is None:
+            root = node
+        else:
+            parent.sub = node
+        if go_lower(cmd) != "onbuild":
+            node.args, node.json = LINE_PARSERS.get(go_lower(cmd), parse_ignore)(rest, d.escape)
+            break
+        if not rest:
+            break
+        parent, line = node, rest
+    assert root is not None
+    return root
 
 
 # --- heredocs -------------------------------------------------------------------

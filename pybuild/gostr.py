@@ -99,3 +99,8 @@ def scanner_text(s: str) -> str:
     a leading byte-order mark is skipped."""
     s = _SURROGATES.sub("\ufffd", s)
     return s[1:] if s.startswith("\ufeff") else s
+
+
+def printable(s: str) -> str:
+    """`s` with undecodable bytes shown as U+FFFD, safe to print (error messages)."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

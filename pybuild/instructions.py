@@ -51,7 +51,7 @@ from pybuild.instruction_types import (  # re-exported: the public types
     OnbuildInstr,
     Stage,
 )
-from pybuild.gostr import go_lower, go_quote, go_upper
+from pybuild.gostr import go_lower, go_quote, go_upper, printable
 
 
 INSTRUCTION_NAMES = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",
@@ -163,9 +163,12 @@ class _Req:
 
 
 def _node_args(node: Node) -> list[str]:
-    if node.sub is not None:
-        return [node.sub.value, *_node_args(node.sub)]
-    return list(node.args)
+    """BuildKit's nodeArgs: an ONBUILD trigger contributes its keyword and its args."""
+    out: list[str] = []
+    while node.sub is not None:
+        node = node.sub
+        out.append(node.value)
+    return out + node.args
 
 
 def _at_least_one(cmd: str) -> _Err:
@@ -477,7 +480,7 @@ def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction |
                                 [go_upper(n) for n in INSTRUCTION_NAMES], case_sensitive=False))
         return parser(req)
     except _Err as err:
-        raise DockerfileError(str(err), node.start_line, filename) from None
+        raise DockerfileError(printable(str(err)), node.start_line, filename) from None
 
 
 def parse_stages(result: Result) -> tuple[list[ArgInstr], list[Stage]]:

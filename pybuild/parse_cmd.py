@@ -65,6 +65,7 @@ def _describe(instr: object) -> str:
 def parse(path: str, dump: bool, target: str) -> None:
     """Parse a Dockerfile and print what pybuild understood."""
     from pybuild import dockerfile_parser, instructions
+    from pybuild.gostr import printable
 
     data, name = _read(path)
     result = dockerfile_parser.parse(data, filename=name)
@@ -76,7 +77,7 @@ def parse(path: str, dump: bool, target: str) -> None:
     click.echo(f"escape {result.escape!r}" + "".join(f"  {k}={v}" for k, v in result.directives.items()
                                                       if k != "escape"))
     for warning in result.warnings:
-        click.echo(f"warning: {name}:{warning.line}: {warning.message}")
+        click.echo(printable(f"warning: {name}:{warning.line}: {warning.message}"))
     for arg in meta:
         click.echo(f"{arg.line:>5}  global ARG {_describe(arg)}")
     for stage in stages:

@@ -182,18 +182,22 @@ def test_fuzz_structured(pieces: list[str]) -> None:
     data = " ".join(pieces).encode("utf-8", "surrogatepass")
     try:
         result = parse(data)
-    except DockerfileError:
+        parse_stages(result)
+    except DockerfileError as err:
+        str(err).encode("utf-8")  # messages must be printable
         return
-    dump(result)
+    dump(result).encode("utf-8")
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_bytes(data: bytes) -> None:
     try:
-        dump(parse(data))
-    except DockerfileError:
-        pass
+        result = parse(data)
+        dump(result).encode("utf-8")
+        parse_stages(result)
+    except DockerfileError as err:
+        str(err).encode("utf-8")
 
 
 @settings(max_examples=200, deadline=None)
@@ -204,6 +208,36 @@ def test_fuzz_mutated_corpus(case: Path, data: st.DataObject) -> None:
         pos = data.draw(st.integers(0, len(src)))
         src[pos:pos + data.draw(st.integers(0, 3))] = data.draw(st.binary(max_size=4))
     try:
-        dump(parse(bytes(src)))
-    except DockerfileError:
-        pass
+        result = parse(bytes(src))
+        dump(result).encode("utf-8")
+        parse_stages(result)
+    except DockerfileError as err:
+        str(err).encode("utf-8")
+
+
+def test_parse_command_dump_and_listing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pybuild.parse_cmd import parse as parse_command
+
+    case = BK / "testfiles" / "flags"
+    runner = CliRunner()
+    res = runner.invoke(parse_command, ["-f", str(case / "Dockerfile"), "--dump"])
+    assert res.exit_code == 0 and res.output == (case / "result").read_text()
+    df = tmp_path / "Dockerfile"
+    df.write_bytes(b"ARG V=1\nFROM busybox AS base\nRUN echo hi\nFROM base\nCOPY --from=base /a /b\n")
+    res = runner.invoke(parse_command, ["-f", str(df), "--target", "base"])
+    assert res.exit_code == 0
+    assert "stage 0 'base': FROM busybox  <- target" in res.output and "global ARG args=[V=1]" in res.output
+
+
+def test_cli_reports_errors_with_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pybuild.cli import main
+
+    df = tmp_path / "Dockerfile"
+    df.write_bytes(b"FROM busybox\nCOPY --chwon=1 a b\n")
+    assert main(["parse", "-f", str(df)]) == 1
+    assert capsys.readouterr().err == f"pybuild: {df}:2: unknown flag: --chwon (did you mean chown?)\n"
+    df.write_bytes(b"\xff\xfe\x00binary")
+    assert main(["parse", "-f", str(df)]) == 1
+    assert "unknown instruction" in capsys.readouterr().err

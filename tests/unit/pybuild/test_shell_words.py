@@ -188,3 +188,22 @@ def test_meta_args_and_stage_scope() -> None:
     assert stage_arg_value("D", "$E", {"D": "cli"}, env, {"E": "e"}, lex) == "cli"
     assert stage_arg_value("D", "$E", {}, env, {"E": "e"}, lex) == "e"
     assert stage_arg_value("Z", None, {}, env, {}, lex) is None
+
+
+@pytest.mark.parametrize(("word", "env", "expected"), [
+    ("${A#$B}", {"A": "ab", "B": "a\\"}, "error"),  # a pattern may not end in a lone backslash
+    ("${A%$B}", {"A": "ab", "B": "\\*"}, "ab"),
+    ("${A/$B/x}", {"A": "ab", "B": "\\q"}, "error"),
+])
+def test_patterns_from_variables(word: str, env: dict[str, str], expected: str) -> None:
+    lex = ShellLex("\\")
+    if expected == "error":
+        with pytest.raises(ExpansionError, match="invalid pattern"):
+            lex.process_word(word, env)
+    else:
+        assert lex.process_word(word, env) == expected
+
+
+def test_empty_quotes_make_no_word() -> None:
+    assert ShellLex("\\").process_words('""', {}) == []
+    assert ShellLex("\\").process_words("a '' b", {}) == ["a", "b"]
