@@ -50,7 +50,12 @@ def images(ctx: click.Context, quiet: bool) -> None:
     from pybuild.store import split_name
     store = _store(ctx)
     rows = []
+    from pybuild.image import INDEX_TYPES
     for name, desc in store.list_refs():
+        if desc.media_type in INDEX_TYPES:  # put there by another tool (skopeo copy --all)
+            repo, tag = split_name(name) if name else ("<none>", "<none>")
+            rows.append((repo, tag, desc.digest[7:19], "N/A", "(index)"))
+            continue
         manifest = store.read_manifest(desc.digest)
         config = parse_config(store.read_blob(manifest.config.digest))
         size = sum(layer.size for layer in manifest.layers) + manifest.config.size
