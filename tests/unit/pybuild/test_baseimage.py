@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from pybuild.baseimage import import_reference, import_rootfs, resolve, unpack_layers
+from pybuild.baseimage import import_rootfs, resolve, unpack_layers
 from pybuild.errors import DigestMismatch, ImageNotFound, StoreError
 from pybuild.store import Store
 

@@ -7,12 +7,11 @@ import io
 import json
 import multiprocessing
 import os
-import tarfile
 
 import pytest
 
 from pybuild.errors import DigestMismatch, ImageNotFound, StoreError
-from pybuild.image import MT_LAYER, MT_MANIFEST, ContainerConfig, Descriptor, chain_ids
+from pybuild.image import MT_MANIFEST, Descriptor, chain_ids
 from pybuild.layer import commit_layer
 from pybuild.mutate import Mutator
 from pybuild.store import Store, normalize_name
