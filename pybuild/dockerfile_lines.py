@@ -259,13 +259,74 @@ def _parse_json(rest: str) -> list[str] | None:
     except (ValueError, _NotJSON):
         return None
     except RecursionError:
-        raise LineError(_NOT_STRINGS) from None  # deeper than Python goes: nested arrays
+        # Deeper than Python's decoder goes. Go accepts up to 10000 levels: a valid
+        # document that deep is an array holding arrays, i.e. not strings only.
+        if _deep_json_is_valid(rest):
+            raise LineError(_NOT_STRINGS) from None
+        return None
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
         raise LineError(_NOT_STRINGS)
     # Go decodes invalid UTF-8 and lone \uD800 escapes as U+FFFD.
     return [_LONE_SURROGATE.sub("\ufffd", v) for v in value]
+
+
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_JSON_SCALAR = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null")
+_GO_MAX_DEPTH = 10000
+
+
+def _deep_json_is_valid(text: str) -> bool:
+    """Would Go's decoder accept `text` (syntax, nesting depth, float range)?
+    An iterative check for documents too deep for Python's json module."""
+    stack: list[str] = []
+    state, i, n = "value", 0, len(text)
+    while True:
+        i = _JSON_WS.match(text, i).end()  # type: ignore[union-attr]
+        if i >= n:
+            return state == "after" and not stack
+        c = text[i]
+        if state == "value" or state == "key":
+            if state == "key" or c == '"':
+                if c != '"':
+                    return False
+                try:
+                    _, i = json.decoder.scanstring(text, i + 1, True)  # type: ignore[attr-defined]
+                except ValueError:
+                    return False
+                if state == "key":
+                    i = _JSON_WS.match(text, i).end()  # type: ignore[union-attr]
+                    if text[i:i + 1] != ":":
+                        return False
+                    i, state = i + 1, "value"
+                else:
+                    state = "after"
+            elif c in "[{":
+                stack.append(c)
+                if len(stack) > _GO_MAX_DEPTH:
+                    return False
+                i = _JSON_WS.match(text, i + 1).end()  # type: ignore[union-attr]
+                if text[i:i + 1] == ("]" if c == "[" else "}"):
+                    stack.pop()
+                    i, state = i + 1, "after"
+                else:
+                    state = "value" if c == "[" else "key"
+            else:
+                m = _JSON_SCALAR.match(text, i)
+                if not m or (m.group(0)[0] in "-0123456789" and math.isinf(float(m.group(0)))):
+                    return False
+                i, state = m.end(), "after"
+        else:  # after a value
+            if not stack:
+                return False
+            if c == ",":
+                i, state = i + 1, ("value" if stack[-1] == "[" else "key")
+            elif c == ("]" if stack[-1] == "[" else "}"):
+                stack.pop()
+                i += 1
+            else:
+                return False
 
 
 def _parse_maybe_json(rest: str, escape: str) -> Args:

@@ -241,3 +241,23 @@ def test_cli_reports_errors_with_line(tmp_path: Path, capsys: pytest.CaptureFixt
     df.write_bytes(b"\xff\xfe\x00binary")
     assert main(["parse", "-f", str(df)]) == 1
     assert "unknown instruction" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "is_error"), [
+    (b"[" * 5000 + b"]" * 5000, True),  # valid, nested: not an array of strings
+    (b'["x", ' + b"[" * 3000 + b'{"k": [1, 2.5e3, "s"]}' + b"]" * 3000 + b"]", True),
+    (b"[" * 10000 + b"]" * 10000, True),  # Go's decoder allows 10000 levels
+    (b"[" * 10001 + b"]" * 10001, False),  # ... and no more: shell form
+    (b"[" * 5000 + b"]" * 4999, False),
+    (b"[" * 3000 + b"1e999" + b"]" * 3000, False),  # float out of range: not JSON to Go
+    (b"[" * 3000 + b"]" * 3000 + b" x", False),
+])
+def test_deeply_nested_json(args: bytes, is_error: bool) -> None:
+    """Nesting deeper than Python's json recursion goes; outcomes recorded from BuildKit."""
+    src = b"FROM a\nCMD " + args + b"\n"
+    if is_error:
+        with pytest.raises(DockerfileError, match="arrays must be comprised of strings only"):
+            parse(src)
+    else:
+        node = parse(src).nodes[1]
+        assert node.args == [args.decode()] and not node.json
