@@ -102,5 +102,5 @@ def scanner_text(s: str) -> str:
 
 
 def printable(s: str) -> str:
-    """`s` with undecodable bytes shown as U+FFFD, safe to print (error messages)."""
-    return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """`s` with each undecodable byte shown as U+FFFD (as Go decodes it), safe to print."""
+    return _SURROGATES.sub("\ufffd", s)
