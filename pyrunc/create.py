@@ -11,17 +11,16 @@ from __future__ import annotations
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 
 from pyrunc import namespaces, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, personality_value, rootfs_path
+from pyrunc.spec_record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status
 
 
-@dataclass(slots=True)
-class CreateOptions:
+class CreateOptions(MutableRecord):
     bundle: str
     pid_file: str | None = None
     console_socket: str | None = None

@@ -9,10 +9,10 @@ extensions (`tmpcopyup`, `idmap`), and everything else passed as fs data.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pyrunc import syscalls as s
 from pyrunc.errors import ConfigError
+from pyrunc.spec_record import Record
 
 # option -> (clear?, flag)
 FLAGS: dict[str, tuple[bool, int]] = {
@@ -51,8 +51,7 @@ RECURSIVE_ATIME = {"rrelatime": 0x0, "rnorelatime": 0x0, "rnoatime": 0x10, "rati
 EXTENSIONS = {"tmpcopyup", "idmap", "ridmap", "bind-keep-flags"}
 
 
-@dataclass(frozen=True, slots=True)
-class MountOptions:
+class MountOptions(Record):
     flags: int = 0
     clear: int = 0          # bits an option explicitly cleared (matters for bind remounts)
     propagation: tuple[int, ...] = ()

@@ -9,10 +9,10 @@ alone, so the parent can write the maps before anything needs them).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pyrunc import syscalls
 from pyrunc.errors import ConfigError, KernelError
+from pyrunc.spec_record import Record
 
 FLAGS: dict[str, int] = {
     "user": syscalls.CLONE_NEWUSER,
@@ -30,8 +30,7 @@ PROC_NAME = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid"
              "mount": "mnt", "cgroup": "cgroup", "time": "time"}
 
 
-@dataclass(frozen=True, slots=True)
-class NamespacePlan:
+class NamespacePlan(Record):
     new_user: bool
     unshare_flags: int                 # every new namespace except user
     join: tuple[tuple[str, str], ...]  # (type, path) in JOIN_ORDER

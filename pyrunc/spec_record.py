@@ -91,6 +91,16 @@ class Record(metaclass=_RecordMeta):
         return hash(tuple(getattr(self, f) for f in self._fields))
 
 
+class MutableRecord(Record):
+    """A Record whose fields can be assigned (runtime state, launch plans):
+    same cheap construction, no hashing."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+    __hash__ = None  # type: ignore[assignment]
+
+
 def fields(record: Record | type) -> tuple[str, ...]:
     """The field names of a spec record or record class, in declaration order."""
     return record._fields  # type: ignore[union-attr]

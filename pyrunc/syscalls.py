@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
-MACHINE = platform.machine()
+MACHINE = os.uname().machine
 
 # Syscall numbers glibc 2.36 does not wrap (or wraps badly), per architecture.
 _NR_TABLE: dict[str, dict[str, int]] = {

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import Callable
+
+from pyrunc.spec_record import MutableRecord, Record
 
 
-@dataclass(frozen=True, slots=True)
-class Opt:
+class Opt(Record):
     names: tuple[str, ...]
     dest: str
     kind: str = "flag"          # flag | str | int
@@ -24,17 +23,15 @@ class Opt:
     help: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Verb:
+class Verb(Record):
     name: str
-    handler: Callable
+    handler: object  # (GlobalOptions, dict) -> int
     options: tuple[Opt, ...]
     args: tuple[str, ...]       # positional names; a trailing "?" means optional
     help: str
 
 
-@dataclass(slots=True)
-class GlobalOptions:
+class GlobalOptions(MutableRecord):
     root: str = "/run/pyrunc"
     log: str | None = None
     log_format: str = "text"

@@ -23,6 +23,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import pyrunc, click, jsonschema, prctl, pyroute2, pytest, hypothesis" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
     touch .venv/.installed
 fi
+
+# Launchers: the interpreter runs isolated (-I: no PYTHON* variables, no user
+# site, no cwd on sys.path), so the runtime's environment cannot change what it
+# does or load code into it; and they skip the `re` import pip's scripts make.
+for tool in pyrunc pybuild; do
+    printf '#!%s -I\nimport sys\nfrom %s.__main__ import main\nsys.exit(main())\n' \
+        "$PWD/.venv/bin/python3" "$tool" > ".venv/bin/$tool.tmp"
+    chmod 755 ".venv/bin/$tool.tmp"
+    mv ".venv/bin/$tool.tmp" ".venv/bin/$tool"
+done
+.venv/bin/python -I -m compileall -q pyrunc pybuild >/dev/null
+
