@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pybuild.gostr import go_quote
 from pybuild.shell_words import (
@@ -207,3 +209,17 @@ def test_patterns_from_variables(word: str, env: dict[str, str], expected: str) 
 def test_empty_quotes_make_no_word() -> None:
     assert ShellLex("\\").process_words('""', {}) == []
     assert ShellLex("\\").process_words("a '' b", {}) == ["a", "b"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="${}:-+?#%/*\\`'\" \tab0@<", max_size=16), st.sampled_from(["\\", "`"]),
+       st.booleans(), st.booleans())
+def test_fuzz_lexer_only_raises_expansion_error(word: str, escape: str, words: bool, raw: bool) -> None:
+    lex = ShellLex(escape, raw_quotes=raw, raw_escapes=raw, skip_unset_env=raw)
+    env = {"a": "x y", "b": ""}
+    try:
+        out = lex.process_words(word, env) if words else lex.process_word(word, env)
+    except ExpansionError as err:
+        str(err).encode("utf-8")
+        return
+    assert isinstance(out, list if words else str)
