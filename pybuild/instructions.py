@@ -10,7 +10,8 @@
 Checks (each raises DockerfileError "Dockerfile:LINE: message", BuildKit's wording):
 argument counts, unknown and repeated flags and bad flag values per instruction,
 unknown instructions (with a "did you mean" hint), instructions before the
-first FROM, invalid and duplicate stage names, ONBUILD ONBUILD/FROM/MAINTAINER,
+first FROM, invalid and duplicate stage names (BuildKit only lints duplicates;
+a build here must know which stage a name means), ONBUILD ONBUILD/FROM/MAINTAINER,
 SHELL not in JSON form, HEALTHCHECK types and durations, RUN --network and
 --security values, heredocs as a COPY/ADD destination.
 
@@ -21,6 +22,7 @@ their quotes, as BuildKit keeps them, for the shell lexer to process later).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -51,7 +53,7 @@ from pybuild.instruction_types import (  # re-exported: the public types
     OnbuildInstr,
     Stage,
 )
-from pybuild.gostr import go_lower, go_quote, go_upper, printable
+from pybuild.gostr import go_lower, go_quote, go_trim_space, go_upper, printable
 from pybuild.instruction_flags import FlagError, Flags, parse_go_duration, suggest
 
 
@@ -378,7 +380,7 @@ def parse_stages(result: Result) -> tuple[list[ArgInstr], list[Stage]]:
 
     def close() -> None:
         if stages:
-            stages[-1] = Stage(**{**_stage_fields(stages[-1]), "instructions": tuple(body)})
+            stages[-1] = dataclasses.replace(stages[-1], instructions=tuple(body))
 
     for node in result.nodes:
         parsed = parse_instruction(node, fn)
@@ -391,7 +393,7 @@ def parse_stages(result: Result) -> tuple[list[ArgInstr], list[Stage]]:
                     raise DockerfileError(f"Duplicate stage name {go_quote(name)}, stage names should be unique",
                                           node.start_line, fn)
                 names[name] = len(stages)
-            stages.append(Stage(len(stages), base, name, platform, node.start_line, node.original.strip()))
+            stages.append(Stage(len(stages), base, name, platform, node.start_line, go_trim_space(node.original)))
             continue
         if not stages:
             if isinstance(parsed, ArgInstr):
@@ -401,10 +403,6 @@ def parse_stages(result: Result) -> tuple[list[ArgInstr], list[Stage]]:
         body.append(parsed)
     close()
     return meta, stages
-
-
-def _stage_fields(stage: Stage) -> dict[str, object]:
-    return {name: getattr(stage, name) for name in Stage.__dataclass_fields__}
 
 
 def select_target(stages: list[Stage], target: str = "") -> int:
