@@ -7,12 +7,14 @@ a temp dir. Each run commits the tree with pybuild.layer.commit_layer into a fre
 written, fsynced, renamed, as in a build) and the median wall time is reported as MB/s of uncompressed tar
 bytes, for parallel gzip at pybuild's default level, gzip -6 (the classic default) and zstd -3.
 The page cache is warm (the tree was just written or read): this measures the commit, not the disk.
+CPU seconds (all threads) are printed too: on a shared machine the wall time depends on the load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -62,20 +64,27 @@ def tree_stats(path: str) -> tuple[int, int]:
     return files, size
 
 
-def measure(src: str, compression: str, level: int | None, runs: int) -> tuple[float, int, int]:
-    times = []
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(src: str, compression: str, level: int | None, runs: int) -> tuple[float, float, int, int]:
+    """Median wall seconds, median CPU seconds (all threads), tar bytes, blob bytes."""
+    times, cpus = [], []
     result = None
     for _ in range(runs):
         root = tempfile.mkdtemp(prefix="pybuild-bench-store-")
         try:
             store = Store(root)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu()
             _, result = commit_layer(store, src, compression=compression, level=level)
             times.append(time.perf_counter() - start)
+            cpus.append(_cpu() - cpu)
         finally:
             shutil.rmtree(root)
     assert result is not None
-    return statistics.median(times), result.uncompressed_size, result.size
+    return statistics.median(times), statistics.median(cpus), result.uncompressed_size, result.size
 
 
 def main() -> None:
@@ -92,13 +101,18 @@ def main() -> None:
         src = made
     try:
         files, size = tree_stats(src)
-        print(f"tree: {src}: {files} files, {size / 1e6:.0f} MB; {default_threads()} cores; median of {args.runs}")
+        cores = default_threads()
+        print(f"tree: {src}: {files} files, {size / 1e6:.0f} MB; {cores} cores; median of {args.runs}; "
+              f"load average {os.getloadavg()[0]:.2f}")
+        print("  wall MB/s is what a build sees; 'CPU-bound' = tar MB / CPU seconds x cores, the rate on an idle "
+              "machine when compression is the bottleneck")
         for label, compression, level in (("gzip (default level 1, parallel)", "gzip", None),
                                           ("gzip -6 (parallel)", "gzip", 6),
                                           ("zstd -3 (multithreaded)", "zstd", None),
                                           ("uncompressed tar", "none", None)):
-            seconds, tar_bytes, blob_bytes = measure(src, compression, level, args.runs)
-            print(f"{label:34s} {tar_bytes / 1e6 / seconds:7.1f} MB/s  {seconds:6.2f} s  "
+            seconds, cpu, tar_bytes, blob_bytes = measure(src, compression, level, args.runs)
+            print(f"{label:34s} {tar_bytes / 1e6 / seconds:7.1f} MB/s wall  {seconds:6.2f} s  "
+                  f"CPU {cpu:6.2f} s (CPU-bound {tar_bytes / 1e6 / cpu * cores:6.1f} MB/s)  "
                   f"ratio {blob_bytes / tar_bytes:.3f}")
     finally:
         if made:
