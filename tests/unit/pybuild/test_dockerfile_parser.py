@@ -261,3 +261,30 @@ def test_deeply_nested_json(args: bytes, is_error: bool) -> None:
     else:
         node = parse(src).nodes[1]
         assert node.args == [args.decode()] and not node.json
+
+
+DUMP_CASES = BK_POSITIVE + [c for c in OWN_CASES if (c / "result").exists()]
+
+
+@pytest.mark.parametrize("case", DUMP_CASES, ids=[f"{c.parent.name}/{c.name}" for c in DUMP_CASES])
+def test_parse_command_dump_matches_result(case: Path) -> None:
+    from click.testing import CliRunner
+
+    from pybuild.parse_cmd import parse as parse_command
+
+    res = CliRunner().invoke(parse_command, ["-f", str(case / "Dockerfile"), "--dump"])
+    assert res.exit_code == 0
+    assert res.stdout_bytes == (case / "result").read_bytes()
+
+
+def test_parse_entry_point(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    df = tmp_path / "Dockerfile"
+    df.write_bytes(b"FROM busybox\nCOPY --chmod=0755 a /b\nBOGUS x\n")
+    proc = subprocess.run([sys.executable, "-m", "pybuild", "parse", "-f", str(df), "--dump"],
+                          capture_output=True, check=False)
+    assert proc.returncode == 0 and proc.stdout == b'(from "busybox")\n(copy ["--chmod=0755"] "a" "/b")\n(bogus "")\n'
+    proc = subprocess.run([sys.executable, "-m", "pybuild", "parse", "-f", str(df)], capture_output=True, check=False)
+    assert proc.returncode == 1 and proc.stderr == f"pybuild: {df}:3: unknown instruction: BOGUS\n".encode()
