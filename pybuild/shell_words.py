@@ -370,8 +370,11 @@ class _ShellWord:
 # * An ARG in a stage is in scope from its line to the stage end; its value is
 #   the build arg if given, else its default expanded with the stage env so far,
 #   else (no default) the global value, else it is declared but unset.
-# * ARG values join the stage env that expands later instructions and that RUN
-#   sees, but they are not written to the image config; ENV values are.
+# * ARG and ENV values share one stage env (BuildKit's llb state env), which
+#   expands later instructions and is what RUN sees: the later of the two
+#   instructions wins, so `ARG V` then `ENV V=x` gives x (the documented "ENV
+#   overrides ARG"). Only ENV values are written to the image config.
+# * A stage built FROM another stage inherits that stage's env, ARGs included.
 # * Proxy build args (HTTP_PROXY, ... any case) reach RUN without being
 #   declared and are kept out of the image and its history.
 # ---------------------------------------------------------------------------
