@@ -77,7 +77,7 @@ def update_container(root: str, container_id: str, resources: dict[str, Any], so
     with store.lock(container_id):
         state = store.load(container_id)
         if state.status is Status.STOPPED:
-            raise InvalidState(f"cannot update container {container_id}: container is stopped")
+            raise InvalidState("container not running")  # runc's words
         if not state.cgroup:
             raise InvalidState(f"cannot update container {container_id}: it has no cgroup")
         load_manager(state.cgroup).update(resources, source=source, prefix="")
