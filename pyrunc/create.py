@@ -34,7 +34,9 @@ def _rfc3339(t: float) -> str:
 
 
 def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd_cgroup: bool = False,
-           rootless: bool = False) -> State:
+           rootless: bool = False, keep_sync: bool = False) -> State:
+    """Create the container. With keep_sync (used by `run`) the sync socket to
+    init stays open in `state.sync` so errors after start still reach us."""
     bundle = os.path.abspath(opts.bundle)
     spec = specmod.load(bundle)
     proc = spec.process
@@ -60,13 +62,14 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             state.cgroup = launch.cgroup.to_state()
         fifo = os.path.join(state_dir, FIFO_NAME)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo obeys the umask; init may run as any uid
         launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         undo.callback(os.close, launch.fifo_fd)
         if not opts.no_new_keyring:
             _new_keyring(container_id)
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
         undo.callback(_kill_init, launch)
-        pid, notify_fd = _spawn(launch, state, spec)
+        pid, notify_fd = _spawn(launch, state, spec, keep_sync)
         state.pid = pid
         state.pid_start = _start_time(pid)
         state.status = Status.CREATED
@@ -165,7 +168,7 @@ def _new_keyring(container_id: str) -> None:
         pass  # keyrings are optional in the kernel (and refused in some sandboxes), as for runc
 
 
-def _spawn(launch: Launch, state: State, spec) -> tuple[int, int | None]:
+def _spawn(launch: Launch, state: State, spec, keep_sync: bool) -> tuple[int, int | None]:
     from pyrunc import process
 
     state.status = Status.CREATING
@@ -180,7 +183,10 @@ def _spawn(launch: Launch, state: State, spec) -> tuple[int, int | None]:
         hooks.run_all("createRuntime", spec.hooks.create_runtime, doc)
         return doc
 
-    return process.spawn(launch, on_hooks)
+    pid, notify_fd, sock = process.spawn(launch, on_hooks, keep_sync)
+    if sock is not None:
+        state.sync = sock
+    return pid, notify_fd
 
 
 def _start_time(pid: int) -> int:

@@ -17,10 +17,11 @@ from pyrunc.errors import KernelError
 from pyrunc.launch import Launch
 
 
-def spawn(launch: Launch, on_hooks=None) -> tuple[int, int | None]:
-    """Start init; returns (init pid, seccomp notify fd or None) once init is
-    ready. Raises ChildError with the child's message on failure (the caller's
-    undo stack kills whatever is left)."""
+def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
+    """Start init; returns (init pid, seccomp notify fd or None, the sync
+    socket if keep_sync else None) once init is ready. Raises ChildError with
+    the child's message on failure (the caller's undo stack kills whatever
+    is left)."""
     parent_sock, child_sock = sync.pair()
     try:
         pid = os.fork()
@@ -28,9 +29,14 @@ def spawn(launch: Launch, on_hooks=None) -> tuple[int, int | None]:
             parent_sock.close()
             _intermediate(launch, child_sock)
         child_sock.close()
-        return _serve(launch, parent_sock, pid, on_hooks)
+        pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks)
+        if keep_sync:
+            kept, parent_sock = parent_sock, None
+            return pid, notify_fd, kept
+        return pid, notify_fd, None
     finally:
-        parent_sock.close()
+        if parent_sock is not None:
+            parent_sock.close()
         if not child_sock._closed:  # type: ignore[attr-defined]
             child_sock.close()
 

@@ -66,6 +66,7 @@ class State(MutableRecord):
     shares_pidns: bool = False
     status: Status = Status.CREATING
     state_dir: str = ""
+    sync: object = None  # run only: the socket to init, not saved
 
     def oci(self) -> dict:
         """The OCI state object, in runc's key order (runc `state` output)."""
@@ -94,7 +95,7 @@ class State(MutableRecord):
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in self._fields}
         doc["status"] = str(self.status)
-        del doc["state_dir"]
+        del doc["state_dir"], doc["sync"]
         return json.dumps(doc).encode()
 
     @classmethod

@@ -59,6 +59,18 @@ def recv(sock: socket.socket) -> tuple[dict, list[int]]:
     return msg, fds
 
 
+def wait_exec(sock: socket.socket) -> None:
+    """After start: EOF means init exec'd (its end is CLOEXEC); a message is
+    the error that stopped it between ready and execve."""
+    try:
+        data = sock.recv(_MAX)
+    finally:
+        sock.close()
+    if data:
+        msg = json.loads(data)
+        raise ChildError(msg.get("msg", "container init failed after start"))
+
+
 def expect(sock: socket.socket, kind: str) -> tuple[dict, list[int]]:
     msg, fds = recv(sock)
     if msg["t"] != kind:
