@@ -50,7 +50,8 @@ class Flags:
                 raise FlagError(suggest(f"unknown flag: {flag}", name, list(self.kinds), case_sensitive=True))
             if name in self.used and kind != "strings":
                 raise FlagError(f"duplicate flag specified: {flag}")
-            self.used.append(name)
+            if name not in self.used:  # BuildKit reports each used flag once
+                self.used.append(name)
             if kind == "bool":
                 if has_value and value == "":
                     raise FlagError(f"missing a value on flag: {flag}")
