@@ -218,6 +218,17 @@ class Builder:
         return sorted(seen)
 
     def _base_state(self, stage, lex):  # type: ignore[no-untyped-def]
+        """The stage's starting state. An image without PATH in its Env gets
+        the default PATH, as BuildKit and buildah do."""
+        st, name = self._base_state_raw(stage, lex)
+        if not any(e.startswith("PATH=") for e in st.container.env):
+            from pybuild.runtime import DEFAULT_PATH
+            from pybuild.steps import with_container
+
+            st.config = with_container(st, env=(DEFAULT_PATH,) + tuple(st.container.env))
+        return st, name
+
+    def _base_state_raw(self, stage, lex):  # type: ignore[no-untyped-def]
         from pybuild.errors import ImageNotFound
         from pybuild.steps import StageState
 

@@ -106,6 +106,10 @@ class Pybuild:
         for tar in self.layer_tars(name):
             for m in tar.getmembers():
                 path = m.name.rstrip("/")
+                while path.startswith("./"):
+                    path = path[2:]
+                if path in ("", "."):
+                    continue
                 base = os.path.basename(path)
                 parent = os.path.dirname(path)
                 if base == ".wh..wh..opq":

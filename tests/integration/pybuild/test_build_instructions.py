@@ -77,7 +77,8 @@ def test_every_instruction(pb, full_context):
     cfg = pb.config("all")
     c = cfg["config"]
     assert cfg["author"] == "Jane Doe <jane@example.com>"
-    assert c["Env"] == ["APP_HOME=/srv/app", "GREETING=hello world", "DERIVED=1.0-x"]
+    assert c["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "APP_HOME=/srv/app", "GREETING=hello world", "DERIVED=1.0-x"]
     assert c["Labels"] == {"org.example.version": "1.0", "multi word": "yes"}
     assert c["WorkingDir"] == "/srv/app"
     assert c["User"] == "app"
