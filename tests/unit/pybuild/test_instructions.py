@@ -5,10 +5,15 @@ Expected error messages were checked against BuildKit's instructions package.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from pybuild import instructions as ins
 from pybuild.dockerfile_parser import parse
 from pybuild.errors import DockerfileError
+from pybuild.gostr import printable
 from pybuild.instructions import (
     AddInstr,
     ArgDef,
@@ -141,3 +146,73 @@ def test_bad_durations() -> None:
         with pytest.raises(DockerfileError):
             stages_of(f"FROM a\nHEALTHCHECK --timeout={text} CMD x\n" if text else
                       "FROM a\nHEALTHCHECK --timeout=1 CMD x\n")
+
+
+# --- typed values against BuildKit: corpus/own/<case>/instructions.json --------------------
+# Each file holds BuildKit's instructions.Parse result (its exported fields) for the case.
+
+OWN = Path(__file__).parent / "corpus" / "own"
+TYPED_CASES = sorted(p.parent for p in OWN.glob("*/instructions.json"))
+
+
+def _kv(p: KeyValue) -> dict[str, object]:
+    return {"Key": p.key, "Value": p.value, "NoDelim": p.no_delim}
+
+
+def _as_buildkit(x: object) -> dict[str, object]:
+    """Our instruction in the shape of BuildKit's JSON-encoded command."""
+    if isinstance(x, ins.EnvInstr | ins.LabelInstr):
+        return {"Env" if isinstance(x, ins.EnvInstr) else "Labels": [_kv(p) for p in x.pairs]}
+    if isinstance(x, ArgInstr):
+        return {"Args": [{"Key": a.key, "Value": a.default} for a in x.args]}
+    if isinstance(x, ins.MaintainerInstr):
+        return {"Maintainer": x.maintainer}
+    if isinstance(x, AddInstr | CopyInstr):
+        out: dict[str, object] = {
+            "DestPath": x.dest, "SourcePaths": list(x.sources) or None,
+            "SourceContents": [{"Path": c.path, "Data": c.data, "Expand": c.expand} for c in x.contents] or None,
+            "Chown": x.chown, "Chmod": x.chmod, "Link": x.link, "ExcludePatterns": list(x.excludes) or None}
+        if isinstance(x, AddInstr):
+            out.update(KeepGitDir=x.keep_git_dir, Checksum=x.checksum, Unpack=x.unpack)
+        else:
+            out.update(From=x.from_, Parents=x.parents)
+        return out
+    if isinstance(x, RunInstr | CmdInstr | EntrypointInstr):
+        out = {"CmdLine": None if x.cmd is None else list(x.cmd), "PrependShell": x.prepend_shell,
+               "Files": [{"Name": f.name, "Data": f.data, "Chomp": f.chomp} for f in x.files] or None}
+        if isinstance(x, RunInstr):
+            out["FlagsUsed"] = sorted(x.flags_used)
+        return out
+    if isinstance(x, HealthcheckInstr):
+        health: dict[str, object] = {"Test": list(x.test)}
+        for key, value in (("Interval", x.interval), ("Timeout", x.timeout), ("StartPeriod", x.start_period),
+                           ("StartInterval", x.start_interval), ("Retries", x.retries)):
+            if value:
+                health[key] = value
+        return {"Health": health}
+    simple = {ExposeInstr: ("Ports", "ports"), ins.UserInstr: ("User", "user"), ins.VolumeInstr: ("Volumes", "volumes"),
+              StopSignalInstr: ("Signal", "signal"), ins.WorkdirInstr: ("Path", "path"), ShellInstr: ("Shell", "shell"),
+              OnbuildInstr: ("Expression", "expression")}
+    key, attr = simple[type(x)]
+    value = getattr(x, attr)
+    return {key: list(value) if isinstance(value, tuple) else value}
+
+
+def test_typed_cases_exist() -> None:
+    assert len(TYPED_CASES) >= 15
+
+
+@pytest.mark.parametrize("case", TYPED_CASES, ids=[c.name for c in TYPED_CASES])
+def test_typed_values_match_buildkit(case: Path) -> None:
+    want = json.loads((case / "instructions.json").read_text())
+    meta, stages = parse_stages(parse((case / "Dockerfile").read_bytes()))
+    got = {"meta": [_as_buildkit(a) for a in meta],
+           "stages": [{"Name": s.name, "BaseName": s.base_name, "Platform": s.platform, "SourceCode": s.original,
+                       "Commands": [_as_buildkit(i) for i in s.instructions]} for s in stages]}
+    # BuildKit's JSON encoder shows each undecodable byte as U+FFFD.
+    assert json.loads(printable(json.dumps(got, ensure_ascii=False))) == want
+
+
+def test_flags_used_once() -> None:
+    _, (stage,) = stages_of("FROM a\nRUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b x\n")
+    assert stage.instructions[0].flags_used == ("mount",)
