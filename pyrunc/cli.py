@@ -38,11 +38,16 @@ def _verb_command(verb) -> click.Command:
     for opt in verb.options:
         if opt.kind == "flag":
             params.append(click.Option(list(opt.names), opt.dest, is_flag=True, default=False, help=opt.help))
+        elif opt.kind == "list":
+            params.append(click.Option(list(opt.names), opt.dest, multiple=True, help=opt.help))
         else:
             params.append(click.Option(list(opt.names), opt.dest, type=int if opt.kind == "int" else str,
                                        default=opt.default, help=opt.help))
     for arg in verb.args:
-        params.append(click.Argument([arg.rstrip("?")], required=not arg.endswith("?")))
+        if arg.endswith("*"):
+            params.append(click.Argument([arg.rstrip("*")], nargs=-1))
+        else:
+            params.append(click.Argument([arg.rstrip("?")], required=not arg.endswith("?")))
 
     @click.pass_context
     def callback(ctx: click.Context, **values: object) -> None:

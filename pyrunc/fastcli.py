@@ -41,6 +41,9 @@ def _take(opt: Opt, inline: str | None, argv: list[str], i: int, out: dict) -> i
             raise _Fallback
         inline = argv[i]
         i += 1
+    if opt.kind == "list":
+        out[opt.dest] = (out.get(opt.dest) or ()) + (inline,)
+        return i
     if opt.kind == "int":
         if not inline.lstrip("-").isdigit():
             raise _Fallback
@@ -69,6 +72,9 @@ def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
         if arg == "--":
             positional.extend(argv[i + 1:])
             break
+        if positional and verb.args[-1].endswith("*") and len(positional) >= len(verb.args) - 1:
+            positional.extend(argv[i:])  # exec: the command's own flags are not ours
+            break
         if arg.startswith("-") and len(arg) > 1:
             if arg in ("-h", "--help"):
                 raise _Fallback
@@ -79,11 +85,14 @@ def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
             continue
         positional.append(arg)
         i += 1
-    required = [a for a in verb.args if not a.endswith("?")]
-    if not len(required) <= len(positional) <= len(verb.args):
+    required = [a for a in verb.args if not a.endswith(("?", "*"))]
+    rest = verb.args[-1].endswith("*") if verb.args else False
+    if len(positional) < len(required) or (not rest and len(positional) > len(verb.args)):
         raise _Fallback
     for name, value in zip(verb.args, positional):
-        values[name.rstrip("?")] = value
+        values[name.rstrip("?*")] = value
+    if rest:
+        values[verb.args[-1].rstrip("*")] = tuple(positional[len(verb.args) - 1:])
     return GlobalOptions(**g), verb.name, values
 
 

@@ -207,3 +207,31 @@ def _wait_and_exec(launch: Launch, sock: socket.socket) -> None:
     sock.close()
     s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
     os.execve(launch.exec_path, list(launch.spec.process.args), launch.env)
+
+
+def run_exec(launch: Launch, sock: socket.socket) -> None:
+    """`pyrunc exec`'s process, already in the container's namespaces and
+    cgroup: the same privilege steps as init, then execve. Never returns."""
+    try:
+        proc = launch.spec.process
+        for rl in proc.rlimits:
+            resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
+        _user(launch)
+        try:
+            os.chdir(proc.cwd or "/")
+        except OSError as err:
+            raise Step(f"chdir to cwd ({proc.cwd!r}) failed: {err.strerror}") from None
+        if "HOME" not in launch.env:
+            launch.env["HOME"] = _home_of(proc.user.uid)
+        path = _look_path(proc.args[0], launch.env)
+        if proc.no_new_privileges:
+            s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
+        if launch.seccomp is not None:
+            fd = launch.seccomp_load(launch.seccomp)
+            if fd:
+                os.close(fd)  # exec'd processes share init's listener; nothing to hand over
+        s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
+        os.execve(path, list(proc.args), launch.env)
+    except BaseException as err:  # everything: report, then die
+        sync.send_error(sock, err)
+    os._exit(1)

@@ -141,6 +141,19 @@ def do_delete(g: GlobalOptions, v: dict) -> int:
     return 0
 
 
+def do_exec(g: GlobalOptions, v: dict) -> int:
+    from pyrunc.exec import ExecOptions, exec_process
+
+    opts = ExecOptions(args=tuple(v.get("command") or ()), process_json=v.get("process"),
+                       env=tuple(v.get("env") or ()), cwd=v.get("cwd"), user=v.get("user"),
+                       additional_gids=tuple(v.get("additional_gids") or ()), caps=tuple(v.get("cap") or ()),
+                       no_new_privs=bool(v.get("no_new_privs")), tty=bool(v.get("tty")),
+                       detach=bool(v.get("detach")), pid_file=v.get("pid_file"),
+                       preserve_fds=int(v.get("preserve_fds") or 0), console_socket=v.get("console_socket"),
+                       apparmor=v.get("apparmor"), process_label=v.get("process_label"))
+    return exec_process(_store(g), v["container_id"], opts)
+
+
 _CREATE_OPTS = (
     Opt(("--bundle", "-b"), "bundle", "str", None,
         "path to the root of the bundle directory, defaults to the current directory"),
@@ -170,6 +183,22 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("kill", do_kill, (
         Opt(("--all", "-a"), "all", "flag", False, "send the specified signal to all processes inside the container"),
     ), ("container_id", "signal?"), "kill sends the specified signal (default: SIGTERM) to the container's init process"),
+    Verb("exec", do_exec, (
+        Opt(("--console-socket",), "console_socket", "str", None, "path to an AF_UNIX socket for the pty master"),
+        Opt(("--cwd",), "cwd", "str", None, "current working directory in the container"),
+        Opt(("--env", "-e"), "env", "list", None, "set environment variables"),
+        Opt(("--tty", "-t"), "tty", "flag", False, "allocate a pseudo-TTY"),
+        Opt(("--user", "-u"), "user", "str", None, "UID (format: <uid>[:<gid>])"),
+        Opt(("--additional-gids", "-g"), "additional_gids", "list", None, "additional gids"),
+        Opt(("--process", "-p"), "process", "str", None, "path to the process.json"),
+        Opt(("--detach", "-d"), "detach", "flag", False, "detach from the container's process"),
+        Opt(("--pid-file",), "pid_file", "str", None, "specify the file to write the process id to"),
+        Opt(("--process-label",), "process_label", "str", None, "set the asm process label for the process"),
+        Opt(("--apparmor",), "apparmor", "str", None, "set the apparmor profile for the process"),
+        Opt(("--no-new-privs",), "no_new_privs", "flag", False, "set the no new privileges value for the process"),
+        Opt(("--cap", "-c"), "cap", "list", None, "add a capability to the bounding set for the process"),
+        Opt(("--preserve-fds",), "preserve_fds", "int", 0, "pass N additional file descriptors to the container"),
+    ), ("container_id", "command*"), "execute new process inside the container"),
     Verb("delete", do_delete, (
         Opt(("--force", "-f"), "force", "flag", False, "Forcibly deletes the container if it is still running (uses SIGKILL)"),
     ), ("container_id",), "delete any resources held by the container often used with detached container"),

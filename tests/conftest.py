@@ -115,10 +115,9 @@ def leak_guard(request):
     yield
     after = snapshot()
     leaks = {k: after[k] - before[k] for k in after if after[k] - before[k]}
-    # Other pytest runs on this machine (their tmp dirs) are not this test's doing.
+    # Other work on this machine in its own temp dirs is not this test's doing.
     if "mounts" in leaks:
-        leaks["mounts"] = {m for m in leaks["mounts"]
-                           if not m.startswith("/tmp/pytest-of-") or m.startswith(mine)}
+        leaks["mounts"] = {m for m in leaks["mounts"] if not m.startswith("/tmp/") or m.startswith(mine)}
     leaks = {k: v for k, v in leaks.items() if v}
     for kind, items in leaks.items():
         _cleanup(kind, items)
