@@ -124,3 +124,13 @@ def check_cpuset_exists(files: dict[str, str], parent: str, prefix: str, source:
             what = "CPUs" if key == "cpus" else "memory nodes"
             raise ConfigError(f"{prefix}.cpu.{key}", f"{what} {missing} do not exist (available: {have_text})",
                               source)
+
+
+def warn_kernel_memory(res: dict | None) -> None:
+    """`memory.kernel` (kmem.limit_in_bytes) is deprecated in the kernel and
+    ignored by runc with this warning; pyrunc does the same."""
+    mem = (res or {}).get("memory")
+    if isinstance(mem, dict) and mem.get("kernel"):
+        from pyrunc import logs
+
+        logs.warning("Kernel memory settings are ignored and will be removed")

@@ -104,9 +104,12 @@ class DeviceState(namedtuple("DeviceState", "default_allow exceptions")):
 class Emulator:
     """The v1 devices controller's whitelist/blacklist semantics, in memory."""
 
-    def __init__(self, default_allow: bool = True) -> None:
+    def __init__(self, default_allow: bool = True, field: str = ".linux.resources.devices",
+                 source: str = "config.json") -> None:
         self.default_allow = default_allow
         self.rules: dict[tuple[str, int, int], set[str]] = {}
+        self.field = field
+        self.source = source
 
     def apply(self, rule: Rule) -> None:
         if rule.type == "a":  # the all-devices rule resets everything
@@ -129,8 +132,8 @@ class Emulator:
             partial = self.rules.get((rule.type, major, minor), set())
             if partial & perms:
                 hole = Rule(not rule.allow, rule.type, major, minor, _norm_access("".join(partial)))
-                raise ConfigError(".linux.resources.devices",
-                                  f"rule {rule.line()} cannot punch a hole in the wildcard rule {hole.line()}")
+                raise ConfigError(self.field, f"rule {rule.line()} cannot punch a hole in the wildcard rule "
+                                              f"{hole.line()} (cgroup v1 would ignore it)", self.source)
         key = (rule.type, rule.major, rule.minor)
         left = self.rules.get(key, set()) - perms
         if left:
@@ -145,10 +148,11 @@ class Emulator:
         return DeviceState(self.default_allow, excs)
 
 
-def compute(rules: list[Rule], *, with_defaults: bool = True) -> DeviceState:
+def compute(rules: list[Rule], *, with_defaults: bool = True, prefix: str = ".linux.resources",
+            source: str = "config.json") -> DeviceState:
     """Fold the rules (then runc's defaults) over a deny-all start, as runc's
     buildEmulator does: no rules at all means only the defaults are allowed."""
-    emu = Emulator(default_allow=False)
+    emu = Emulator(default_allow=False, field=f"{prefix}.devices", source=source)
     for rule in [*rules, *(DEFAULT_RULES if with_defaults else ())]:
         emu.apply(rule)
     return emu.state()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, rmdir_tree
+from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, rmdir_tree, warn_kernel_memory
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
 
 # spec field that needs each optional controller (for error messages)
@@ -94,7 +94,8 @@ class V1Manager:
         plan = resources.plan_v1(res, prefix=prefix, source=source)
         if devices_too:
             rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
-            plan["devices"] = devices.v1_plan(devices.compute(rules))
+            plan["devices"] = devices.v1_plan(devices.compute(rules, prefix=prefix, source=source))
+        warn_kernel_memory(res)
         return plan
 
     def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:

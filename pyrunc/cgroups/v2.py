@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 from pyrunc import syscalls
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, read_pids_tree, rmdir_tree, signal_pids
+from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, read_pids_tree, rmdir_tree, signal_pids,
+                                    warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
 
 
@@ -93,7 +94,8 @@ class V2Manager:
         program = None
         if devices_too:
             rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
-            program = devices.bpf_program(devices.compute(rules))
+            program = devices.bpf_program(devices.compute(rules, prefix=prefix, source=source))
+        warn_kernel_memory(res)
         if "cpuset" in plan:
             check_cpuset_exists(plan["cpuset"], os.path.dirname(self.dir), prefix, source)
         if "memory" in plan and resources.memory_check_before_update(res) and "memory.max" in plan["memory"]:

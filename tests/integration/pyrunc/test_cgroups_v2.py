@@ -168,3 +168,40 @@ def test_stats_without_controllers(v2, children):
     s = v2.stats()
     assert set(s) >= {"cpu", "blkio", "hugetlb"}
     assert "kernel" in s["cpu"]["usage"]
+
+
+@pytest.fixture
+def hugetlb_v2():
+    """A nested v2 cgroup with the hugetlb controller enabled on the way down;
+    the root's subtree_control is put back as it was."""
+    available = fileio.read(f"{MOUNT}/cgroup.controllers").split()
+    if "hugetlb" not in available or not os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB"):
+        pytest.skip("no hugetlb controller / 2MB pages on this cgroup2 mount")
+    before = fileio.read(f"{MOUNT}/cgroup.subtree_control").split()
+    m = V2Manager(f"/{unique()}/leaf", mount=MOUNT)
+    m.create()
+    try:
+        yield m
+    finally:
+        m.destroy(kill=True)
+        if "hugetlb" not in before:
+            fileio.write(f"{MOUNT}/cgroup.subtree_control", "-hugetlb")
+
+
+def test_hugetlb_limit_enables_controller(hugetlb_v2):
+    m = hugetlb_v2
+    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+    assert "hugetlb" in fileio.read(f"{os.path.dirname(m.dir)}/cgroup.subtree_control").split()
+    assert fileio.read(f"{m.dir}/hugetlb.2MB.max") == str(4 << 20)
+    assert m.stats()["hugetlb"]["2MB"] == {"failcnt": 0}
+
+
+def test_update_rolls_back_on_failure_v2(hugetlb_v2):
+    m = hugetlb_v2
+    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+    from pyrunc.errors import CgroupError
+
+    with pytest.raises(CgroupError, match="hugetlb.2MB.rsvd.max"):
+        m.update({"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}],
+                  "unified": {"hugetlb.2MB.rsvd.max": "not-a-number"}})
+    assert fileio.read(f"{m.dir}/hugetlb.2MB.max") == str(4 << 20)
