@@ -300,7 +300,8 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
     reader = _HashingReader(stream)
     unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns)
     try:
-        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:
+        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
+                          bufsize=_READ) as tf:
             for member in tf:
                 try:
                     unpacker.entry(tf, member)
