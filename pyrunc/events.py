@@ -55,14 +55,21 @@ def stream(root: str, container_id: str, stats_only: bool, interval: float) -> N
         emit("stats", container_id, mgr.stats())
         return
     from pyrunc.cgroups import oom
+    from pyrunc.errors import MissingFeature
 
-    watcher = oom.watch(mgr)
+    try:
+        watcher: oom.OomWatcher | None = oom.watch(mgr)
+    except MissingFeature as err:  # e.g. v2 without the memory controller: stats still flow
+        from pyrunc import logs
+
+        logs.warning(f"events: no OOM notifications: {err}")
+        watcher = None
     try:
         next_tick = time.monotonic() + interval
         while True:
             timeout = max(0.0, next_tick - time.monotonic())
-            ready, _, _ = select.select([watcher], [], [], timeout)
-            if ready:
+            ready, _, _ = select.select([watcher] if watcher else [], [], [], timeout)
+            if ready and watcher:
                 for _ in range(watcher.read()):
                     emit("oom", container_id)
             if not (mgr.exists() and mgr.pids()):
@@ -71,7 +78,8 @@ def stream(root: str, container_id: str, stats_only: bool, interval: float) -> N
                 next_tick += interval
                 emit("stats", container_id, mgr.stats())
     finally:
-        watcher.close()
+        if watcher:
+            watcher.close()
 
 
 @click.command("events", help="Display container events such as OOM notifications and resource usage statistics.")

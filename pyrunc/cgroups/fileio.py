@@ -56,7 +56,7 @@ def write(path: str, value: str) -> None:
     """Write each line of `value` with its own write(2), as cgroupfs parses
     one record per write."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC as runc (a no-op on cgroupfs)
     except OSError as err:
         raise CgroupError(f"open {path}: {err.strerror}") from None
     try:
