@@ -176,3 +176,40 @@ def test_delete_removes_cgroups(runtime, bundle, cid, cgpath):
     runtime("delete", "-f", cid, check=True)
     leftovers = [c for c in os.listdir("/sys/fs/cgroup") if os.path.exists(f"/sys/fs/cgroup/{c}{cgpath}")]
     assert leftovers == []
+
+
+def _shape(value, depth=0):
+    """The key tree of a stats object (values and memory.raw's keys dropped)."""
+    if isinstance(value, dict):
+        return {k: (None if k == "raw" else _shape(v, depth + 1)) for k, v in value.items()}
+    if isinstance(value, list):
+        return ["list"]
+    return type(value).__name__
+
+
+@pytest.mark.peer
+def test_events_stats_same_shape_as_runc(pyrunc, bundle, cid, cgpath, tmp_path):
+    import shutil
+
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    resources = {"pids": {"limit": 50}, "memory": {"limit": 64 << 20}}
+    shapes = {}
+    runc_root = str(tmp_path / "runc-root")
+    for name in ("pyrunc", "runc"):
+        binary = pyrunc.binary if name == "pyrunc" else shutil.which("runc")
+        root = pyrunc.root if name == "pyrunc" else runc_root
+        ident = f"{cid}-{name}"
+        bundle.config["linux"]["cgroupsPath"] = f"{cgpath}-{name}"
+        bundle.config["linux"]["resources"] = resources
+        bundle.set_args("sleep", "100")
+        try:
+            subprocess.run([binary, "--root", root, "run", "-d", "-b", bundle.path, ident], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=30)
+            out = subprocess.run([binary, "--root", root, "events", "--stats", ident], check=True,
+                                 capture_output=True, timeout=30).stdout
+            shapes[name] = _shape(json.loads(out))
+        finally:
+            subprocess.run([binary, "--root", root, "delete", "-f", ident], capture_output=True, timeout=30)
+    assert shapes["pyrunc"] == shapes["runc"]
