@@ -68,15 +68,17 @@ class LayerDigests:
 
 
 class _HashingOut:
-    """Counts and hashes what the compressor emits, then hands it on."""
+    """Counts and hashes what the compressor emits, then hands it on (hash=None: count only, for a
+    destination that hashes by itself, such as the store's BlobWriter)."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, hash_output: bool = True) -> None:
         self._out = out
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hash_output else None
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.size += len(data)
         self._out.write(data)
         return len(data)
@@ -277,9 +279,10 @@ class _Walker:
 
 def write_layer(src: str, out: Any, compression: str = GZIP, level: int | None = None,
                 exclude: Iterable[str] = (), source_date_epoch: int | None = None,
-                threads: int | None = None) -> LayerDigests:
-    """Archive `src` into `out` (compressed) and return the digests; see the module docstring."""
-    hashed = _HashingOut(out)
+                threads: int | None = None, hash_output: bool = True) -> LayerDigests:
+    """Archive `src` into `out` (compressed) and return the digests; see the module docstring.
+    With hash_output=False the blob digest is left empty ("") for a caller whose `out` hashes."""
+    hashed = _HashingOut(out, hash_output)
     comp = open_compressor(compression, hashed, level, threads)
     sink = _TarSink(comp)
     walker = _Walker(src, sink, exclude, source_date_epoch)
@@ -289,7 +292,10 @@ def write_layer(src: str, out: Any, compression: str = GZIP, level: int | None =
     finally:
         comp.close()
     diff_id = "sha256:" + sink.hash.hexdigest()
-    digest = diff_id if compression == "none" else "sha256:" + hashed.hash.hexdigest()
+    if compression == "none":
+        digest = diff_id
+    else:
+        digest = "sha256:" + hashed.hash.hexdigest() if hashed.hash is not None else ""
     return LayerDigests(diff_id=diff_id, digest=digest, size=hashed.size, uncompressed_size=sink.size,
                         media_type=MEDIA_TYPES[compression], entries=walker.entries)
 
@@ -298,9 +304,12 @@ def commit_layer(store: Store, src: str, compression: str = GZIP, level: int | N
                  exclude: Iterable[str] = (), source_date_epoch: int | None = None,
                  threads: int | None = None) -> tuple[Descriptor, LayerDigests]:
     """write_layer straight into a store blob; returns the manifest descriptor and the digests."""
-    with store.blob_writer() as writer:
-        result = write_layer(src, writer, compression, level, exclude, source_date_epoch, threads)
-        writer.commit(result.digest)
+    import dataclasses
+    with store.blob_writer() as writer:  # it hashes the blob: write_layer need not do it twice
+        result = write_layer(src, writer, compression, level, exclude, source_date_epoch, threads,
+                             hash_output=False)
+        digest, size = writer.commit(result.diff_id if compression == "none" else None)
+    result = dataclasses.replace(result, digest=digest, size=size)
     return Descriptor(result.media_type, result.digest, result.size), result
 
 
