@@ -103,6 +103,7 @@ class BlobWriter:
     def __init__(self, store: Store) -> None:
         self._store = store
         fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", dir=store.blob_dir)
+        os.fchmod(fd, 0o644)  # blobs are public content, as every OCI layout writer leaves them
         self._file = os.fdopen(fd, "wb", buffering=_CHUNK)
         self._hash = hashlib.sha256()
         self.size = 0
@@ -403,6 +404,7 @@ class Store:
         if self.has_layer(chain):
             return self.layer_dir(chain)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root)
+        os.chmod(tmp, 0o755)
         try:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
@@ -439,6 +441,7 @@ class Store:
         if self.has_layer(chain):
             return self.layer_dir(chain)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_root)
+        os.chmod(tmp, 0o755)
         try:
             os.rename(src_dir, os.path.join(tmp, "diff"))
             return self._publish_layer(tmp, chain, parent, diff_id, size)
