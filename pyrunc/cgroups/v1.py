@@ -104,8 +104,9 @@ class V1Manager:
             if controller not in self.paths:
                 if self.rootless:
                     continue
+                why = "not mounted on this host" if _kernel_has(controller) else "the kernel lacks it"
                 raise MissingFeature(f"cgroup v1 controller {controller}",
-                                     f"not mounted on this host (needed by {prefix}.{_FIELD.get(controller, controller)})")
+                                     f"{why} (needed by {prefix}.{_FIELD.get(controller, controller)})")
         if "cpuset" in plan:
             check_cpuset_exists(plan["cpuset"], os.path.dirname(self.paths["cpuset"]), prefix, source)
         mem = plan.get("memory", {})
@@ -220,6 +221,16 @@ class V1Manager:
         from pyrunc.cgroups.stats import stats_v1
 
         return stats_v1(self.paths)
+
+
+def _kernel_has(controller: str) -> bool:
+    """Is the controller compiled in and enabled (/proc/cgroups)? Only read on errors."""
+    try:
+        with open("/proc/cgroups") as f:
+            return any(line.split()[0] == controller and line.split()[-1] == "1"
+                       for line in f if not line.startswith("#"))
+    except OSError:
+        return True
 
 
 def _seed_cpuset(made: list[str]) -> None:
