@@ -44,7 +44,8 @@ def compile_profile(seccomp: dict[str, Any], *, arch: Any = None, field: str = "
         seccomp = profiles.to_oci(seccomp, target, bounding_caps, field=field, source="config.json")
     profile = rules.parse(seccomp, field, target)
     dbs = compiler.build(profile)
-    program = bpf.encode(codegen.generate(dbs, profile.default_action))
+    program = bpf.encode(codegen.generate(dbs, profile.default_action,
+                                          libseccomp_tree=compiler.libseccomp_tree_layout(profile)))
     notify = any(entry_uses(adb.db, bpf.RET_USER_NOTIF) for adb in dbs)
     return profile, program, notify
 

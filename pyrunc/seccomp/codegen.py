@@ -16,8 +16,8 @@ syscall equally likely), plus a small weight for the rest so that no range
 sinks deep. On x86_64 the x32 numbers (bit 30) and `nr == -1` are ranges like
 the others, which folds libseccomp's two extra ABI checks into the tree.
 
-Argument checks are emitted level by level as `ruletree` defines them, so
-they decide exactly as libseccomp's trees do. All jumps point forward; a jump
+Argument checks are libseccomp's own blocks (`chains`), rebuilt with the same
+accumulator loads, so they decide exactly as libseccomp's filter does. All jumps point forward; a jump
 that would exceed the 8-bit offset gets a copy of its RET (free at run time)
 or a `ja` trampoline placed right after it.
 """
@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pyrunc.seccomp import bpf
 from pyrunc.seccomp.arches import OFFSET_ARCH, OFFSET_NR, X32_SYSCALL_BIT, Arch
 from pyrunc.seccomp.compiler import ArchDB
-from pyrunc.seccomp.ruletree import EQ, GT, MASKED_EQ, Node, SysEntry, level, level_start
+from pyrunc.seccomp.chains import JEQ, JGE, JGT, ChainBuilder, LBlock, place
+from pyrunc.seccomp.ruletree import SysEntry
 from pyrunc.seccomp.tables.syscalls import ARCHES as COLUMNS
 from pyrunc.seccomp.tables.syscalls import SYSCALLS
 
 U32 = 0xFFFFFFFF
-_JMP_OPS = {EQ: bpf.BPF_JEQ, MASKED_EQ: bpf.BPF_JEQ, GT: bpf.BPF_JGT}
+_OPS = {JEQ: bpf.BPF_JEQ, JGT: bpf.BPF_JGT, JGE: bpf.BPF_JGE}
 _REST_WEIGHT = 0.25  # weight of a range holding no syscall of the table
 _CHAIN_BOOST = 16.0  # argument checks cost more, so their ranges sit higher in the tree
 
@@ -57,45 +58,26 @@ class _Gen:
     def __init__(self, default: int) -> None:
         self.default = default
         self.rets: dict[int, Block] = {}
-        self.levels: dict[tuple[int, int], Block] = {}
+        self.converted: dict[int, Block] = {}
 
     def ret(self, action: int) -> Block:
         if action not in self.rets:
             self.rets[action] = Block(ret=action)
         return self.rets[action]
 
-    # --- argument checks ------------------------------------------------------------
-    def chain(self, entry: SysEntry) -> Block:
-        assert entry.chains is not None
-        return self.level(entry.chains, self.ret(self.default))
-
-    def level(self, head: Node, fallthrough: Block) -> Block:
-        key = (id(level_start(head)), id(fallthrough))
-        if key in self.levels:
-            return self.levels[key]
-        nodes = level(head)
-        blocks = [Block() for _ in nodes]
-        for i, node in enumerate(nodes):
-            nxt = blocks[i + 1] if i + 1 < len(nodes) else fallthrough
-            blk = blocks[i]
-            prev = nodes[i - 1] if i else None
-            reload = (prev is None or prev.nxt_t is not None or prev.nxt_f is not None
-                      or prev.offset != node.offset or prev.mask != node.mask)
-            if reload:
-                blk.pre.append(bpf.Insn(bpf.BPF_LD | bpf.BPF_W | bpf.BPF_ABS, k=node.offset))
-                if node.mask != U32:
-                    blk.pre.append(bpf.Insn(bpf.BPF_ALU | bpf.BPF_AND | bpf.BPF_K, k=node.mask))
-            blk.op = _JMP_OPS.get(node.op, bpf.BPF_JGE)
-            blk.k = node.datum
-            blk.jt = self._branch(node.nxt_t, node.act_t_flg, node.act_t, nxt)
-            blk.jf = self._branch(node.nxt_f, node.act_f_flg, node.act_f, nxt)
-        self.levels[key] = blocks[0]
-        return blocks[0]
-
-    def _branch(self, sub: Node | None, has_act: bool, act: int, nxt: Block) -> Block:
-        if sub is not None:
-            return self.level(sub, nxt)
-        return self.ret(act) if has_act else nxt
+    # --- argument checks (libseccomp's blocks, see chains.py) --------------------------
+    def convert(self, lb: LBlock) -> Block:
+        if id(lb) in self.converted:
+            return self.converted[id(lb)]
+        if lb.ret is not None:
+            return self.ret(lb.ret)
+        blk = Block(op=_OPS[lb.op], k=lb.k)
+        for kind, value in lb.loads:
+            code = (bpf.BPF_LD | bpf.BPF_W | bpf.BPF_ABS) if kind == "ld" else (bpf.BPF_ALU | bpf.BPF_AND | bpf.BPF_K)
+            blk.pre.append(bpf.Insn(code, k=value))
+        self.converted[id(lb)] = blk
+        blk.jt, blk.jf = self.convert(lb.jt), self.convert(lb.jf)
+        return blk
 
     # --- syscall number dispatch --------------------------------------------------------
     def dispatch(self, ranges: list[tuple[int, int, Block]], weights: list[float]) -> Block:
@@ -153,7 +135,8 @@ def _table_numbers(arch: Arch) -> list[int]:
     return sorted(row[col] for row in SYSCALLS.values() if row[col] is not None)
 
 
-def _ranges(gen: _Gen, groups: list[ArchDB], badarch: int) -> tuple[list[tuple[int, int, Block]], list[float]]:
+def _ranges(gen: _Gen, groups: list[ArchDB], badarch: int,
+            chain_heads: dict[int, LBlock]) -> tuple[list[tuple[int, int, Block]], list[float]]:
     """Cut [0, 2^32) into decision ranges for one audit token (x86_64 + x32 share one)."""
     default = gen.ret(gen.default)
     points: dict[int, Block] = {}
@@ -164,7 +147,8 @@ def _ranges(gen: _Gen, groups: list[ArchDB], badarch: int) -> tuple[list[tuple[i
         for num, entry in g.db.syscalls.items():
             if num < 0 or not entry.valid:
                 continue
-            points[num] = gen.chain(entry) if entry.chains is not None else gen.ret(entry.action)
+            points[num] = (gen.convert(chain_heads[id(entry)]) if entry.chains is not None
+                           else gen.ret(entry.action))
     # the background decision of each region of the number line
     if names == {"x86_64"}:
         regions = [(0, X32_SYSCALL_BIT - 1, default), (X32_SYSCALL_BIT, U32 - 1, gen.ret(badarch)),
@@ -201,21 +185,48 @@ def _weight(numbers: list[int], lo: int, hi: int) -> float:
     return count + _REST_WEIGHT
 
 
-def generate(dbs: list[ArchDB], default: int, badarch: int = bpf.RET_KILL_THREAD) -> list[bpf.Insn]:
-    """The whole filter for these architectures (native first)."""
+def generate(dbs: list[ArchDB], default: int, badarch: int = bpf.RET_KILL_THREAD, *,
+             libseccomp_tree: bool = True) -> list[bpf.Insn]:
+    """The whole filter for these architectures (native first). `libseccomp_tree`
+    says which layout libseccomp would use (runc asks for its binary tree above 32
+    syscall entries): it decides the order of the walk that repairs accumulator
+    loads, hence some decisions (see chains.py)."""
     gen = _Gen(default)
     groups: dict[int, list[ArchDB]] = {}
     for adb in dbs:
         groups.setdefault(adb.arch.audit, []).append(adb)
+    heads = _chain_heads(list(groups.values()), default, libseccomp_tree)
     checks: list[Block] = []
     for audit, members in groups.items():
-        ranges, weights = _ranges(gen, members, badarch)
+        ranges, weights = _ranges(gen, members, badarch, heads)
         section = gen.dispatch(ranges, weights)
         checks.append(Block(op=bpf.BPF_JEQ, k=audit, jt=section))
     for i, blk in enumerate(checks):
         blk.jf = checks[i + 1] if i + 1 < len(checks) else gen.ret(badarch)
     checks[0].pre.insert(0, bpf.Insn(bpf.BPF_LD | bpf.BPF_W | bpf.BPF_ABS, k=OFFSET_ARCH))
     return assemble(checks[0])
+
+
+def _chain_heads(sections: list[list[ArchDB]], default: int, tree: bool) -> dict[int, LBlock]:
+    """Build every syscall's argument checks as libseccomp does, then run its layout
+    walk: sections from the last, syscalls in the order its layout ends with."""
+    builder = ChainBuilder()
+    heads: dict[int, LBlock] = {}
+    walk: list[LBlock] = []
+    for members in reversed(sections):
+        entries = [e for adb in members for e in sorted(adb.db.syscalls.values(), key=lambda e: e.num)
+                   if e.num >= 0 and e.valid]
+        if tree:
+            entries.sort(key=lambda e: e.num)
+        else:
+            entries.sort(key=lambda e: -e.priority)  # stable: libseccomp's insertion sort
+            entries.reverse()
+        for entry in entries:
+            if entry.chains is not None:
+                heads[id(entry)] = builder.syscall(entry, default)
+                walk.append(heads[id(entry)])
+    place(walk)
+    return heads
 
 
 # --- layout ------------------------------------------------------------------------------

@@ -65,6 +65,11 @@ def build(profile: Profile, known: frozenset[str] | None = None) -> list[ArchDB]
     return dbs
 
 
+def libseccomp_tree_layout(profile: Profile) -> bool:
+    """runc turns on libseccomp's binary tree above 32 syscall entries (one per name)."""
+    return sum(len(rule.names) for rule in profile.rules) > 32
+
+
 def _condition_sets(rule: Rule) -> list[list[Cond]]:
     conds = [Cond(a.index, a.op, a.mask, a.datum) for a in rule.args]
     indexes = [c.arg for c in conds]

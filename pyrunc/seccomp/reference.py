@@ -12,7 +12,8 @@ import tempfile
 from pyrunc.seccomp.rules import Profile
 
 
-def libseccomp_program(profile: Profile, *, binary_tree: bool = True) -> bytes:
+def libseccomp_program(profile: Profile, *, binary_tree: bool | None = None) -> bytes:
+    """binary_tree None: as runc decides (above 32 syscall entries)."""
     import pyseccomp as ps  # the test extra; wraps the system libseccomp
 
     tokens = {"x86_64": ps.Arch.X86_64, "x86": ps.Arch.X86, "x32": ps.Arch.X32,
@@ -27,6 +28,8 @@ def libseccomp_program(profile: Profile, *, binary_tree: bool = True) -> bytes:
     for token in wanted:
         if token != native:
             filt.add_arch(token)
+    if binary_tree is None:
+        binary_tree = sum(len(rule.names) for rule in profile.rules) > 32
     if binary_tree:
         filt.set_attr(ps.Attr.CTL_OPTIMIZE, 2)
     filt.set_attr(ps.Attr.CTL_NNP, 0)

@@ -72,6 +72,11 @@ class SysEntry:
     action: int
     chains: Node | None = None
     valid: bool = True
+    node_cnt: int = 0     # libseccomp's node count: orders syscalls in a linear filter
+
+    @property
+    def priority(self) -> int:
+        return (0xFFFF - self.node_cnt) & 0xFFFF
 
 
 @dataclass(slots=True)
@@ -358,20 +363,20 @@ def _prune_one(x: Node, n: Node, state: _State, st_new: _State) -> tuple[Node | 
 
 
 # --- add: merge the new chain into the existing tree ---------------------------------------
-def _add(slot: _Slot, new: Node) -> int:
+def _add(slot: _Slot, new: Node, sx: SysEntry) -> int:
     x = slot.get()
     n = new
     while x is not None:
         if _eq(x, n):
             for side in ("t", "f"):
                 if getattr(n, f"act_{side}_flg"):
-                    rc = _merge_action(x, n, side)
+                    rc = _merge_action(x, n, side, sx)
                     if rc:
                         return rc
             for attr, flg in (("nxt_t", "act_t_flg"), ("nxt_f", "act_f_flg")):
                 if getattr(n, attr) is not None:
                     if getattr(x, attr) is not None:
-                        rc = _add(_Slot(x, attr), getattr(n, attr))
+                        rc = _add(_Slot(x, attr), getattr(n, attr), sx)
                         if rc:
                             return rc
                     elif not getattr(x, flg):
@@ -401,13 +406,13 @@ def _add(slot: _Slot, new: Node) -> int:
     return 0
 
 
-def _merge_action(x: Node, n: Node, side: str) -> int:
+def _merge_action(x: Node, n: Node, side: str, sx: SysEntry) -> int:
     flg, act, nxt = f"act_{side}_flg", f"act_{side}", f"nxt_{side}"
     if not getattr(x, flg):
         rc = _act_check(getattr(x, nxt), getattr(n, act))
         if rc:
             return rc
-        _put(getattr(x, nxt))
+        sx.node_cnt -= _put(getattr(x, nxt))[0]
         setattr(x, nxt, None)
         setattr(x, act, getattr(n, act))
         setattr(x, flg, True)
@@ -424,8 +429,9 @@ def _merge_action(x: Node, n: Node, side: str) -> int:
 
 
 # --- chain generation ----------------------------------------------------------------------
-def _gen_64(conds: list[Cond], action: int, offsets) -> Node | None:  # type: ignore[no-untyped-def]
+def _gen_64(conds: list[Cond], action: int, offsets) -> tuple[Node | None, int]:  # type: ignore[no-untyped-def]
     head: Node | None = None
+    count = 0
     prev: list[Node | None] = [None, None, None]
     op_prev = 0
     cur: list[Node | None] = [None, None, None]
@@ -451,9 +457,10 @@ def _gen_64(conds: list[Cond], action: int, offsets) -> Node | None:  # type: ig
             _link(prev, op_prev, cur[0])  # type: ignore[arg-type]
         else:
             head = _get(cur[0])
+        count += 3 if cur[2] is not None else 2
         prev, op_prev = cur, c.op
     if cur[0] is None:
-        return None
+        return None, 0
     a, b, c2 = cur
     if op_prev in (GT, GE):
         _set_act(a, "t", action), _set_act(c2, "t", action)
@@ -463,7 +470,7 @@ def _gen_64(conds: list[Cond], action: int, offsets) -> Node | None:  # type: ig
         _set_act(b, "t", action)
     else:  # NE
         _set_act(a, "f", action), _set_act(b, "f", action)
-    return head
+    return head, count
 
 
 def _link(prev: list[Node], op_prev: int, nxt: Node) -> None:
@@ -486,8 +493,9 @@ def _set_act(n: Node | None, side: str, action: int) -> None:
     setattr(n, f"act_{side}", action)
 
 
-def _gen_32(conds: list[Cond], action: int, offsets) -> Node | None:  # type: ignore[no-untyped-def]
+def _gen_32(conds: list[Cond], action: int, offsets) -> tuple[Node | None, int]:  # type: ignore[no-untyped-def]
     head: Node | None = None
+    count = 0
     prev: Node | None = None
     tf = True
     for c in sorted(conds, key=lambda c: c.arg):
@@ -500,10 +508,11 @@ def _gen_32(conds: list[Cond], action: int, offsets) -> Node | None:  # type: ig
         else:
             head = _get(node)
         prev, tf = node, tf_now
+        count += 1
     if prev is None:
-        return None
+        return None, 0
     _set_act(prev, "t" if tf else "f", action)
-    return head
+    return head, count
 
 
 # --- the database of one architecture ------------------------------------------------------
@@ -517,33 +526,37 @@ class RuleDB:
     def add(self, num: int, action: int, conds: list[Cond]) -> int:
         """db_rule_add: 0, or -EEXIST when the rule conflicts with the tree."""
         gen = _gen_64 if self.bits == 64 else _gen_32
-        new_chains = gen(conds, action, self.offsets)
+        new_chains, new_cnt = gen(conds, action, self.offsets)
         sx = self.syscalls.get(num)
         rm_flag = False
         while True:
             if sx is None:
-                self.syscalls[num] = SysEntry(num, action, new_chains)
+                self.syscalls[num] = SysEntry(num, action, new_chains, True, new_cnt)
                 return 0
             if sx.chains is None:
                 if rm_flag or not sx.valid:
                     sx.chains, sx.action, sx.valid = new_chains, action, True
+                    sx.node_cnt = new_cnt
                 return 0
             if new_chains is None:
                 _tree_put(sx.chains)
-                sx.chains, sx.action = None, action
+                sx.chains, sx.action, sx.node_cnt = None, action, 0
                 return 0
             state = _State(sx, action)
-            if _prune(sx.chains, new_chains, state) > 0:
+            removed = _prune(sx.chains, new_chains, state)
+            if removed > 0:
                 rm_flag = True
+                sx.node_cnt -= removed
                 if sx.chains is None:
                     continue
             elif state.flags & _M_REDUNDANT == _M_REDUNDANT:
                 _tree_put(new_chains)
                 return 0
-            rc = _add(_Slot(sx, "chains"), new_chains)
+            rc = _add(_Slot(sx, "chains"), new_chains, sx)
             if rc < 0:
                 return rc
-            _tree_put(new_chains)
+            sx.node_cnt += new_cnt
+            sx.node_cnt -= _tree_put(new_chains)[0]
             return 0
 
     def copy_state(self) -> dict[int, SysEntry]:

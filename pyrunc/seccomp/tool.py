@@ -41,7 +41,8 @@ def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, A
         dbs = compiler.build(profile)
     except ConfigError as err:
         raise ConfigError(err.field, str(err).split(": ", 2)[-1], source) from None
-    return arch, profile, codegen.generate(dbs, profile.default_action)
+    return arch, profile, codegen.generate(dbs, profile.default_action,
+                                           libseccomp_tree=compiler.libseccomp_tree_layout(profile))
 
 
 @click.group("seccomp")

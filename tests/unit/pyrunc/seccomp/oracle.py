@@ -34,7 +34,8 @@ def without_newer_names(oci: dict[str, Any]) -> dict[str, Any]:
 
 def both(oci: dict[str, Any], arch: Arch) -> tuple[rules.Profile, list[bpf.Insn], list[bpf.Insn]]:
     profile = rules.parse(oci, ".linux.seccomp", arch)
-    mine = codegen.generate(compiler.build(profile), profile.default_action)
+    mine = codegen.generate(compiler.build(profile), profile.default_action,
+                            libseccomp_tree=compiler.libseccomp_tree_layout(profile))
     theirs = libseccomp_insns(profile, arch)
     return profile, mine, theirs
 

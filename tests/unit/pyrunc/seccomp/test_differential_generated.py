@@ -68,7 +68,8 @@ def test_generated_profiles_agree(profile: dict, arch_set: str) -> None:
     except OSError:
         theirs = None
     try:
-        mine = codegen.generate(compiler.build(parsed), parsed.default_action)
+        mine = codegen.generate(compiler.build(parsed), parsed.default_action,
+                                libseccomp_tree=compiler.libseccomp_tree_layout(parsed))
     except ConfigError:
         mine = None
     assert (mine is None) == (theirs is None), "only one compiler refused the profile"
