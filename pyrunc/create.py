@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 
 from pyrunc import namespaces, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
@@ -18,6 +17,7 @@ from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, personality_value, rootfs_path
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status
+from pyrunc.undo import Undo
 
 
 class CreateOptions(MutableRecord):
@@ -51,7 +51,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     rootfs = rootfs_path(spec, bundle)
     launch = _prepare(spec, bundle, rootfs, ns, opts)
 
-    with ExitStack() as undo:
+    with Undo() as undo:
         state_dir = store.claim(container_id)
         undo.callback(store.remove, container_id)
         state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
@@ -149,7 +149,7 @@ def _sysctl_writer(linux, ns):
     return write
 
 
-def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: ExitStack):
+def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: Undo):
     from pyrunc import cgroups
 
     manager = cgroups.new_manager(linux.cgroups_path if linux else None, container_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
 from pyrunc import namespaces, spec as specmod, sync, syscalls as s
 from pyrunc.errors import ConfigError, InvalidState, MissingFeature, PyruncError

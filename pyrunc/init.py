@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import resource
-import socket
+import _socket
 import struct
 
 from pyrunc import capabilities, hooks, rootfs, safepath, sync, syscalls as s
@@ -34,7 +34,7 @@ class Step(PyruncError):
     """An init failure that names its step."""
 
 
-def run(launch: Launch, sock: socket.socket) -> None:
+def run(launch: Launch, sock: _socket.socket) -> None:
     """Never returns: execs the user process or exits 1 after reporting."""
     try:
         _setup(launch, sock)
@@ -44,7 +44,7 @@ def run(launch: Launch, sock: socket.socket) -> None:
     os._exit(1)
 
 
-def _setup(launch: Launch, sock: socket.socket) -> None:
+def _setup(launch: Launch, sock: _socket.socket) -> None:
     spec, proc = launch.spec, launch.spec.process
     os.setsid()
     _uts(launch)
@@ -94,13 +94,16 @@ def _uts(launch: Launch) -> None:
 
 
 def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sk:
+    sk = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14s", b"lo", 0, b"")
         flags = struct.unpack("16sH14s", fcntl.ioctl(sk.fileno(), SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(sk.fileno(), SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
+    finally:
+        sk.close()
 
 
-def _build_rootfs(launch: Launch, sock: socket.socket) -> None:
+def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     spec = launch.spec
     linux = spec.linux
     root_fd = rootfs.prepare_root(launch.rootfs, linux.rootfs_propagation if linux else None)
@@ -129,7 +132,7 @@ def _build_rootfs(launch: Launch, sock: socket.socket) -> None:
     rootfs.pivot(launch.rootfs, launch.no_pivot)
 
 
-def _hooks_barrier(launch: Launch, sock: socket.socket) -> None:
+def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
     """Let the parent run prestart/createRuntime hooks; it answers with the
     state JSON (with init's host pid) for the hooks init runs itself."""
     sync.send(sock, "hooks")
@@ -187,14 +190,14 @@ def _look_path(arg0: str, env: dict[str, str]) -> str:
     raise Step(f'exec: "{arg0}": {detail}')
 
 
-def _load_seccomp(launch: Launch, sock: socket.socket) -> None:
+def _load_seccomp(launch: Launch, sock: _socket.socket) -> None:
     fd = launch.seccomp_load(launch.seccomp)
     if fd:
         sync.send(sock, "seccomp", fds=[fd])
         os.close(fd)
 
 
-def _wait_and_exec(launch: Launch, sock: socket.socket) -> None:
+def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
     if launch.fifo_fd is not None:
         fd = os.open(safepath.fd_path(launch.fifo_fd), os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
@@ -209,7 +212,7 @@ def _wait_and_exec(launch: Launch, sock: socket.socket) -> None:
     os.execve(launch.exec_path, list(launch.spec.process.args), launch.env)
 
 
-def run_exec(launch: Launch, sock: socket.socket) -> None:
+def run_exec(launch: Launch, sock: _socket.socket) -> None:
     """`pyrunc exec`'s process, already in the container's namespaces and
     cgroup: the same privilege steps as init, then execve. Never returns."""
     try:

@@ -7,7 +7,7 @@ that was recycled since the container stopped is never signalled.
 from __future__ import annotations
 
 import os
-import signal
+import _signal  # not `signal`: its enum conversions cost ms per kill
 
 from pyrunc import syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
@@ -18,14 +18,13 @@ def parse_signal(text: str) -> int:
     """runc accepts 9, KILL and SIGKILL (any case)."""
     if text.isdigit():
         num = int(text)
-        if 0 < num < signal.NSIG:
+        if 0 < num < _signal.NSIG:
             return num
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-        if sig is not None:
-            return int(sig)
+        if not name.startswith("SIG_") and isinstance(getattr(_signal, name, None), int):
+            return getattr(_signal, name)
     raise PyruncError(f"unknown signal {text!r}")
 
 

@@ -10,7 +10,7 @@ other namespaces are made so that they belong to it.
 from __future__ import annotations
 
 import os
-import socket
+import _socket
 
 from pyrunc import init, namespaces, sync, syscalls as s
 from pyrunc.errors import KernelError
@@ -37,11 +37,10 @@ def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
     finally:
         if parent_sock is not None:
             parent_sock.close()
-        if not child_sock._closed:  # type: ignore[attr-defined]
-            child_sock.close()
+        child_sock.close()  # idempotent
 
 
-def _serve(launch: Launch, sock: socket.socket, mid: int, on_hooks) -> tuple[int, int | None]:
+def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks) -> tuple[int, int | None]:
     init_pid = 0
     notify_fd = None
     try:
@@ -90,7 +89,7 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _intermediate(launch: Launch, sock: socket.socket) -> None:
+def _intermediate(launch: Launch, sock: _socket.socket) -> None:
     """Never returns."""
     code = 1
     try:

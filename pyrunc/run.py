@@ -9,7 +9,7 @@ Signals sent to pyrunc are forwarded to init while it runs.
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
 from pyrunc import sync
 from pyrunc.create import CreateOptions, create

@@ -26,31 +26,42 @@ and are re-raised by the parent, so the user sees one line.
 
 from __future__ import annotations
 
+import _socket  # not `socket`: its selectors/enum imports cost ms on every run
+import array
 import json
-import socket
 
 from pyrunc.errors import ChildError
 
 _MAX = 65536
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
+_SCM_RIGHTS = 1
+_SOL_SOCKET = 1
+_INT = array.array("i").itemsize
+
+
+def pair() -> tuple[_socket.socket, _socket.socket]:
     """(parent_end, child_end), both CLOEXEC so nothing leaks into the container."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    return a, b
 
 
-def send(sock: socket.socket, kind: str, fds: list[int] | None = None, **fields: object) -> None:
+def send(sock: _socket.socket, kind: str, fds: list[int] | None = None, **fields: object) -> None:
     fields["t"] = kind
     data = json.dumps(fields).encode()
     if fds:
-        socket.send_fds(sock, [data], fds)
+        sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", fds).tobytes())])
     else:
         sock.send(data)
 
 
-def recv(sock: socket.socket) -> tuple[dict, list[int]]:
+def recv(sock: _socket.socket) -> tuple[dict, list[int]]:
     """Next message; raises ChildError for an error message or a closed peer."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, _MAX, 4)
+    data, ancdata, _flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * _INT))
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
+            fds.extend(array.array("i", payload[: len(payload) - len(payload) % _INT]))
     if not data:
         raise ChildError("container init exited before it was ready")
     msg = json.loads(data)
@@ -59,7 +70,7 @@ def recv(sock: socket.socket) -> tuple[dict, list[int]]:
     return msg, fds
 
 
-def wait_exec(sock: socket.socket) -> None:
+def wait_exec(sock: _socket.socket) -> None:
     """After start: EOF means init exec'd (its end is CLOEXEC); a message is
     the error that stopped it between ready and execve."""
     try:
@@ -71,14 +82,14 @@ def wait_exec(sock: socket.socket) -> None:
         raise ChildError(msg.get("msg", "container init failed after start"))
 
 
-def expect(sock: socket.socket, kind: str) -> tuple[dict, list[int]]:
+def expect(sock: _socket.socket, kind: str) -> tuple[dict, list[int]]:
     msg, fds = recv(sock)
     if msg["t"] != kind:
         raise ChildError(f"protocol error: expected {kind!r}, got {msg['t']!r}")
     return msg, fds
 
 
-def send_error(sock: socket.socket, err: BaseException) -> None:
+def send_error(sock: _socket.socket, err: BaseException) -> None:
     """Report a child-side failure; never raises (the child is about to exit)."""
     if isinstance(err, OSError) and err.filename is not None:
         text = f"{err.filename}: {err.strerror}"
