@@ -104,6 +104,9 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
 
         for text in launch.caps.warnings:  # runc warns about unknown names only
             (logs.warning if text.startswith("ignoring") else logs.debug)(text)
+    from pyrunc import procattrs
+
+    launch.proc_attrs = procattrs.plan(proc, linux)
     if linux is not None:
         launch.personality = personality_value(linux.personality)
         if linux.sysctl:

@@ -125,6 +125,9 @@ def _prepare(spec, state, opts: ExecOptions) -> Launch:
                     caps=capabilities.prepare_caps(proc.capabilities), env=env_dict(proc.env),
                     preserve_fds=opts.preserve_fds)
     linux = spec.linux
+    from pyrunc import procattrs
+
+    launch.proc_attrs = procattrs.plan(proc, None)
     if linux is not None and linux.seccomp_raw is not None:
         from pyrunc import seccomp
 

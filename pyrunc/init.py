@@ -18,7 +18,7 @@ import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, hooks, rootfs, safepath, sync, syscalls as s
+from pyrunc import capabilities, hooks, procattrs, rootfs, safepath, sync, syscalls as s
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.launch import Launch
 
@@ -64,6 +64,8 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
             raise Step(f"setrlimit {rl.type} soft={rl.soft} hard={rl.hard}: {err}") from None
     if launch.personality is not None:
         s.personality(launch.personality)
+    if launch.proc_attrs is not None:
+        procattrs.apply(launch.proc_attrs)
     _user(launch)
     cwd = proc.cwd or "/"
     try:
@@ -208,6 +210,8 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
     if launch.seccomp is not None and not launch.seccomp_early:
         _load_seccomp(launch, sock)
     sock.close()
+    if launch.proc_attrs is not None:
+        procattrs.apply_final(launch.proc_attrs)
     s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
     os.execve(launch.exec_path, list(launch.spec.process.args), launch.env)
 
@@ -219,6 +223,8 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
         proc = launch.spec.process
         for rl in proc.rlimits:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
+        if launch.proc_attrs is not None:
+            procattrs.apply(launch.proc_attrs)
         _user(launch)
         try:
             os.chdir(proc.cwd or "/")
@@ -233,6 +239,8 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
             fd = launch.seccomp_load(launch.seccomp)
             if fd:
                 os.close(fd)  # exec'd processes share init's listener; nothing to hand over
+        if launch.proc_attrs is not None:
+            procattrs.apply_final(launch.proc_attrs)
         s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
         os.execve(path, list(proc.args), launch.env)
     except BaseException as err:  # everything: report, then die

@@ -40,6 +40,7 @@ class Launch(MutableRecord):
     hook_state: bytes = b""
     cgroup: Any = None
     exec_path: str = ""
+    proc_attrs: Any = None
     extra: dict = NEW_DICT
 
 

@@ -29,6 +29,7 @@ _NR_TABLE: dict[str, dict[str, int]] = {
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
         "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
         "mount_setattr": 442, "keyctl": 250, "bpf": 321, "personality": 135,
+        "ioprio_set": 251, "set_mempolicy": 238, "sched_setattr": 314,
     },
     "aarch64": {
         "pivot_root": 41, "setns": 268, "seccomp": 277, "execveat": 281,
@@ -36,6 +37,7 @@ _NR_TABLE: dict[str, dict[str, int]] = {
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
         "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
         "mount_setattr": 442, "keyctl": 219, "bpf": 280, "personality": 92,
+        "ioprio_set": 30, "set_mempolicy": 237, "sched_setattr": 274,
     },
 }
 _NR = _NR_TABLE.get(MACHINE, _NR_TABLE["x86_64"])
@@ -385,3 +387,27 @@ def seccomp_filter_flags_supported(flags: int) -> bool:
 
 
 _EFAULT = 14  # errno.EFAULT (this module keeps its imports minimal)
+
+
+# --- scheduling, I/O priority, memory policy (process.scheduler/ioPriority, linux.memoryPolicy)
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    _check(_syscall(_NR["ioprio_set"], ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(ioprio)))
+
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32), ("sched_flags", ctypes.c_uint64),
+                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
+                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
+                ("sched_period", ctypes.c_uint64)]
+
+
+def sched_setattr(attr: SchedAttr) -> None:
+    attr.size = ctypes.sizeof(SchedAttr)
+    _check(_syscall(_NR["sched_setattr"], ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0)))
+
+
+def set_mempolicy(mode: int, nodemask: int, maxnode: int) -> None:
+    words = max(1, (maxnode + 63) // 64)
+    mask = (ctypes.c_ulong * words)(*[(nodemask >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(words)])
+    _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), mask if nodemask else None,
+                    ctypes.c_ulong(maxnode + 1 if nodemask else 0)))

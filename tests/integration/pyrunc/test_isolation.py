@@ -202,3 +202,23 @@ def test_cgroup_mount_inside(runtime, bundle, cid):
     names = out.split()
     assert "memory" in names and "pids" in names
     assert names[-1] == "1"
+
+
+def test_scheduler_iopriority_affinity(pyrunc, bundle, cid):
+    proc = bundle.config["process"]
+    proc["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+    proc["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    proc["execCPUAffinity"] = {"initial": "0", "final": "0"}
+    out = run_ok(pyrunc, bundle, cid, "sh", "-c",
+                 "cut -d' ' -f19,41 /proc/self/stat; grep Cpus_allowed_list /proc/self/status")
+    nice_policy, aff = out.splitlines()
+    assert nice_policy.split() == ["5", "3"]  # nice 5, SCHED_BATCH
+    assert aff.split()[1] == "0"
+
+
+def test_bad_scheduler_policy_names_field(pyrunc, bundle, cid):
+    bundle.config["process"]["scheduler"] = {"policy": "SCHED_FIFO", "priority": 1, "flags": ["NOPE"]}
+    bundle.set_args("true")
+    proc = pyrunc("run", "-b", bundle.path, cid)
+    assert proc.returncode != 0
+    assert b".process.scheduler" in proc.stderr
