@@ -213,3 +213,21 @@ def test_events_stats_same_shape_as_runc(pyrunc, bundle, cid, cgpath, tmp_path):
         finally:
             subprocess.run([binary, "--root", root, "delete", "-f", ident], capture_output=True, timeout=30)
     assert shapes["pyrunc"] == shapes["runc"]
+
+
+@pytest.mark.parametrize("resources,needle", [
+    ({"cpu": {"cpus": "0-63"}}, ".linux.resources.cpu.cpus"),
+    ({"memory": {"limit": -5}}, ".linux.resources.memory.limit"),
+    ({"unified": {"memory.high": "1"}}, ".linux.resources.unified"),
+    ({"devices": [{"allow": True, "type": "x"}]}, ".linux.resources.devices[0].type"),
+])
+def test_bad_limits_fail_cleanly(pyrunc, bundle, cid, cgpath, resources, needle):
+    bundle.config["linux"]["cgroupsPath"] = cgpath
+    bundle.config["linux"]["resources"] = resources
+    bundle.set_args("true")
+    out = pyrunc("run", "-b", bundle.path, cid, timeout=30)
+    assert out.returncode != 0
+    lines = out.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert [c for c in os.listdir("/sys/fs/cgroup") if os.path.exists(f"/sys/fs/cgroup/{c}{cgpath}")] == []
+    assert pyrunc("state", cid).returncode != 0
