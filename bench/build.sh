@@ -22,7 +22,7 @@ cleanup() {
         buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" --storage-driver overlay rm --all >/dev/null 2>&1 || true
     fi
     # containers/storage leaves its overlay dir mounted (private): unmount what is under WORK
-    grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
     [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK" 2>/dev/null || { sleep 1; rm -rf "$WORK"; }
 }
 trap cleanup EXIT
@@ -77,7 +77,7 @@ buildah_round() {
     # (Debian's pip reads /etc/ssl/certs/ca-certificates.crt; the egress proxy needs it)
     local opts=(--layers --network host -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
     "${b[@]}" rm --all >/dev/null 2>&1 || true
-    grep -o " $WORK/buildah[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    grep -o " $WORK/buildah[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
     rm -rf "$WORK/buildah"
     printf 'hello = 1\n' > "$CTX/version.py"
     local c k a
