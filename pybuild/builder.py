@@ -226,6 +226,11 @@ class Builder:
             from pybuild.steps import with_container
 
             st.config = with_container(st, env=(DEFAULT_PATH,) + tuple(st.container.env))
+        # The chain starts from the base's digest *and* the config the stage starts
+        # with, so a change in how pybuild derives that config can't reuse old records.
+        from pybuild.cache import step_key
+
+        st.key = step_key(st.key, "FROM", None, {}, {"config": st.container.to_dict()})
         return st, name
 
     def _base_state_raw(self, stage, lex):  # type: ignore[no-untyped-def]

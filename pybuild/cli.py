@@ -60,9 +60,30 @@ def cli(ctx: click.Context, root: str, runtime: str) -> None:
     ctx.obj = {"root": root, "runtime": runtime}
 
 
+_GLOBAL_OPTS_WITH_VALUE = ("--root", "--runtime")
+
+
+def route_build(argv: list[str]) -> list[str]:
+    """Docker-style `pybuild [--root R] -t x .`: click parses group options
+    before it looks for a verb, so insert `build` where the verb would be
+    when what follows the global options is not a verb (nor help)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _GLOBAL_OPTS_WITH_VALUE:
+            i += 2
+        elif arg.startswith(tuple(o + "=" for o in _GLOBAL_OPTS_WITH_VALUE)):
+            i += 1
+        else:
+            break
+    if i < len(argv) and argv[i] not in COMMANDS and argv[i] not in ("-h", "--help") and "build" in COMMANDS:
+        return argv[:i] + ["build"] + argv[i:]
+    return argv
+
+
 def main(argv: list[str]) -> int:
     try:
-        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+        cli.main(args=route_build(argv), prog_name="pybuild", standalone_mode=False)
     except PybuildError as err:
         click.echo(f"pybuild: {err}", err=True)
         return err.exit_code
