@@ -72,7 +72,7 @@ def destroy(store: StateStore, state: State) -> None:
     if state.cgroup:
         from pyrunc.cgroups import load_manager
 
-        load_manager(state.cgroup).destroy()
+        load_manager(state.cgroup).destroy(kill=state.shares_pidns)
     if state.hooks.get("poststop"):
         from pyrunc import hooks
 

@@ -49,9 +49,7 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
     status = _wait(state.pid)
     if not keep:
         state.status = Status.STOPPED
-        if state.shares_pidns:
-            stop(state)
-        destroy(store, state)
+        destroy(store, state)  # kills stragglers of a shared pid namespace first
     return status
 
 
