@@ -56,7 +56,11 @@ def _controllers_of(fstype: str, superopts: str) -> str:
     return ",".join(o for o in superopts.split(",") if o not in known and not o.startswith("release_agent"))
 
 
-def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_ns: bool) -> None:
+def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_ns: bool,
+                  known_dirs: tuple[str, ...] = ()) -> None:
+    """`known_dirs`: the container's cgroup directories from its manager; init
+    may not have been moved into them yet (the parent does that concurrently),
+    so they win over /proc/self/cgroup."""
     flags = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_RDONLY)
     hier = host_hierarchies()
     own = own_cgroups()
@@ -64,7 +68,7 @@ def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_
     try:
         pure_v2 = len(hier) == 1 and hier[0][1] == "cgroup2"
         if pure_v2:
-            _mount_one(target, hier[0], own.get("", "/"), flags, cgroup_ns, dest)
+            _mount_one(target, hier[0], own.get("", "/"), flags, cgroup_ns, dest, known_dirs)
         else:
             s.mount("tmpfs", safepath.fd_path(target), "tmpfs", flags | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
                     "mode=755")
@@ -78,7 +82,7 @@ def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_
             fd = safepath.create_target(root_fd, sub, True)
             try:
                 ctl = _controllers_of(h[1], h[2])
-                _mount_one(fd, h, own.get(ctl, "/"), flags, cgroup_ns, sub)
+                _mount_one(fd, h, own.get(ctl, "/"), flags, cgroup_ns, sub, known_dirs)
             except OSError as err:
                 raise KernelError("mount cgroup", err.errno or 5, sub) from None
             finally:
@@ -92,12 +96,16 @@ def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_
 
 
 def _mount_one(target: int, h: tuple[str, str, str, str], own_path: str, flags: int, cgroup_ns: bool,
-               dest: str) -> None:
+               dest: str, known_dirs: tuple[str, ...] = ()) -> None:
     mountpoint, fstype, superopts, root = h
     if cgroup_ns:
         data = None if fstype == "cgroup2" else _controllers_of(fstype, superopts)
         s.mount("cgroup", safepath.fd_path(target), fstype, flags, data)
         return
-    rel = os.path.relpath(own_path, root) if root != "/" else own_path.lstrip("/")
-    source = os.path.normpath(os.path.join(mountpoint, rel))
+    inside = [d for d in known_dirs if d == mountpoint or d.startswith(mountpoint.rstrip("/") + "/")]
+    if inside:
+        source = inside[0]
+    else:
+        rel = os.path.relpath(own_path, root) if root != "/" else own_path.lstrip("/")
+        source = os.path.normpath(os.path.join(mountpoint, rel))
     s.mount(source, safepath.fd_path(target), None, s.MS_BIND | s.MS_REC)

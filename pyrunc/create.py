@@ -60,6 +60,9 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         launch.cgroup = _cgroup(linux, container_id, systemd_cgroup, rootless, undo)
         if launch.cgroup is not None:
             state.cgroup = launch.cgroup.to_state()
+            cg = state.cgroup
+            launch.cgroup_dirs = (tuple(cg["paths"].values()) if cg.get("version") == "v1" else
+                                  (os.path.join(cg["mount"], cg["path"].lstrip("/")),))
         fifo = os.path.join(state_dir, FIFO_NAME)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo obeys the umask; init may run as any uid

@@ -111,7 +111,8 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     root_fd = rootfs.prepare_root(launch.rootfs, linux.rootfs_propagation if linux else None)
     try:
         for i, m in enumerate(spec.mounts):
-            rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user)
+            rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user,
+                               launch.cgroup_dirs)
         if not rootfs.bind_dev_mounted(spec.mounts):
             rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
                                   bool(launch.ns.join and launch.ns.join[0][0] == "user"))

@@ -41,6 +41,7 @@ class Launch(MutableRecord):
     cgroup: Any = None
     exec_path: str = ""
     proc_attrs: Any = None
+    cgroup_dirs: tuple = ()
     extra: dict = NEW_DICT
 
 

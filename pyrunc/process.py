@@ -54,6 +54,10 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks) -> tuple[in
             elif kind == "pid":
                 init_pid = msg["pid"]
                 launch.extra["init_pid"] = init_pid
+                if launch.cgroup is not None and not _joins_cgroup_early(launch):
+                    # The first cgroup.procs write of a v1 hierarchy waits for an RCU
+                    # grace period (10-20 ms here); done now, it overlaps init's mounts.
+                    launch.cgroup.add(init_pid)
                 _reap(mid)
                 mid = 0
             elif kind == "hooks":
@@ -94,7 +98,7 @@ def _intermediate(launch: Launch, sock: _socket.socket) -> None:
     code = 1
     try:
         s.prctl(s.PR_SET_DUMPABLE, 0)
-        if launch.cgroup is not None:
+        if launch.cgroup is not None and _joins_cgroup_early(launch):
             launch.cgroup.add(os.getpid())
         namespaces.join_all(launch.ns)
         if launch.ns.new_user:
@@ -118,6 +122,14 @@ def _intermediate(launch: Launch, sock: _socket.socket) -> None:
     except BaseException as err:  # report anything, then exit: never return into the CLI
         sync.send_error(sock, err)
     os._exit(code)
+
+
+def _joins_cgroup_early(launch: Launch) -> bool:
+    """A new cgroup namespace is rooted where its creator is, so the
+    intermediate must be in the container's cgroup before it unshares; and a
+    joined user namespace may not write to host cgroup files later. Otherwise
+    the parent places init while init builds its rootfs."""
+    return bool(launch.ns.unshare_flags & s.CLONE_NEWCGROUP) or launch.ns.new_user or bool(launch.ns.join)
 
 
 def _flag_names(flags: int) -> str:

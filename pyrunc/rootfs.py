@@ -54,7 +54,8 @@ def _source_is_dir(source: str) -> bool:
         raise ConfigError(".mounts", f"bind source {source}: no such file or directory") from None
 
 
-def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_ns: bool) -> None:
+def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_ns: bool,
+                cgroup_dirs: tuple[str, ...] = ()) -> None:
     field = f".mounts[{index}]"
     dest = m.destination
     if not dest.startswith("/"):
@@ -75,7 +76,7 @@ def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_
     elif mtype == "cgroup" or mtype == "cgroup2":
         from pyrunc.cgroupfs import mount_cgroups  # imported before fork by create when needed
 
-        mount_cgroups(root_fd, dest, opts, cgroup_ns)
+        mount_cgroups(root_fd, dest, opts, cgroup_ns, cgroup_dirs)
     else:
         target = safepath.create_target(root_fd, dest, True)
         flags = opts.flags | (DEFAULT_PROC_FLAGS if mtype == "proc" else 0)
