@@ -335,18 +335,19 @@ class Builder:
             raise
         except PybuildError as err:
             raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
-        self._commit_step(st, outcome)
+        detail = self._commit_step(st, outcome)
         st.key = key
         self.cache.record(key, CacheRecord(config=st.config.to_dict(),
                                            layers=[d.to_dict() for d in st.layers]))
-        self.progress.done()
+        self.progress.done(detail)
         return inputs, False
 
     def _created(self) -> str:
         epoch = self.opts.source_date_epoch
         return format_time(epoch if epoch is not None else time.time())
 
-    def _commit_step(self, st, outcome) -> None:  # type: ignore[no-untyped-def]
+    def _commit_step(self, st, outcome) -> str:  # type: ignore[no-untyped-def]
+        """Commit the step's diff (if any) as a layer; returns a progress note."""
         import dataclasses
 
         from pybuild.layer import commit_layer
@@ -357,9 +358,11 @@ class Builder:
         if empty:
             entry = History(created=created, created_by=outcome.created_by, empty_layer=True)
             st.config = dataclasses.replace(config, history=config.history + (entry,))
-            return
+            return "" if outcome.diff is None else "no changes: empty layer"
+        started = time.monotonic()
         desc, digests = commit_layer(self.store, outcome.diff, compression=self.opts.compression,
                                      source_date_epoch=self.opts.source_date_epoch)
+        took = max(time.monotonic() - started, 1e-6)
         parent = chain_id(config.rootfs.diff_ids)
         diff_ids = config.rootfs.diff_ids + (digests.diff_id,)
         new_chain = chain_id(diff_ids)
@@ -372,6 +375,9 @@ class Builder:
         st.layers = st.layers + (desc,)
         base = outcome.base_lowers if outcome.base_lowers is not None else self.ensure_lowers(st)
         st.lowers = list(base) + [layer_dir]
+        mb = digests.uncompressed_size / 1e6
+        return f"layer {mb:.1f} MB → {desc.size / 1e6:.1f} MB {self.opts.compression}, " \
+               f"committed in {took:.2f}s = {mb / took:.0f} MB/s"
 
     def _commit(self, st) -> tuple[str, Descriptor, ImageConfig]:  # type: ignore[no-untyped-def]
         import dataclasses

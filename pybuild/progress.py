@@ -61,8 +61,8 @@ class Progress:
         for reason in reasons:
             self._say(f"--> cache miss: {reason}")
 
-    def done(self) -> None:
-        self._say(f"--> done in {time.monotonic() - self._started:.2f}s")
+    def done(self, detail: str = "") -> None:
+        self._say(f"--> done in {time.monotonic() - self._started:.2f}s" + (f" ({detail})" if detail else ""))
 
     def failed(self) -> None:
         """Show what a quiet build hid, so the failing step's output stays visible."""
