@@ -160,13 +160,14 @@ class BuildTemp:
 
 
 def _pid_alive(pid: int) -> bool:
+    """A zombie (killed, not yet reaped) counts as dead: its build is over."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat_line = fh.read()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    state = stat_line[stat_line.rfind(b")") + 2:][:1]
+    return state not in (b"Z", b"X")
 
 
 def clean_stale(tmp_parent: str) -> None:
