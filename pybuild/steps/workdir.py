@@ -4,7 +4,6 @@ the diff empty, so the history entry is marked empty_layer."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 
 from pybuild.snapshot import mount_overlay

@@ -86,7 +86,6 @@ def test_explain_names_arg_instruction_and_added_removed_files(pb, tmp_path):
 def test_explain_names_a_changed_base(pb, tmp_path, base_image_tar):
     ctx = _ctx(tmp_path)
     pb.build(ctx, "-t", "app")
-    old_id = pb.manifest("app")  # noqa: F841
     pb.run("import", base_image_tar, "-t", "busybox", env={"SOURCE_DATE_EPOCH": "12345"})
     res = pb.build(ctx, "-t", "app", "--explain-cache")
     assert "--> cache miss: base image changed: sha256:" in res.stderr
