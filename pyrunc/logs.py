@@ -7,7 +7,7 @@ file when one is given, else to stderr. JSON lines look like runc's
 
 from __future__ import annotations
 
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 import os
 import sys
 import time

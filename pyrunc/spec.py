@@ -39,7 +39,7 @@ there); `fields()`, `replace()` and `to_json()` come from there too.
 
 from __future__ import annotations
 
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 
 from pyrunc.errors import ConfigError
 from pyrunc.spec_record import (  # noqa: F401  (fields, replace, to_json are part of this API)

@@ -9,7 +9,7 @@ that spec_parse, spec_resources and `pyrunc features` share one copy.
 
 from __future__ import annotations
 
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 
 # integer kinds: (minimum, maximum or None, name for messages)
 U16 = (0, 0xFFFF, "uint16")

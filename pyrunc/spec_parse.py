@@ -6,7 +6,7 @@ spec_resources. Every rule here has its twin in schemas/config.schema.json.
 
 from __future__ import annotations
 
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 
 from pyrunc.spec import (
     Capabilities, ConsoleSize, Device, ExecCPUAffinity, Hook, Hooks, IDMapping, IntelRdt,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 import os
 from enum import StrEnum
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import _socket  # not `socket`: its selectors/enum imports cost ms on every run
 import array
-import json
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 
 from pyrunc.errors import ChildError
 
