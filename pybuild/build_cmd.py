@@ -57,6 +57,21 @@ def _secrets(values: tuple[str, ...], stash: list[str]) -> dict[str, str]:
     return out
 
 
+def private_mount_namespace() -> None:
+    """Give this build process its own mount namespace (host mounts still
+    propagate in; ours never propagate out). Every overlay, bind and runtime
+    mount of the build then lives and dies with the build: a SIGKILLed build
+    leaves no mount behind, and no other tool sweeping the host's mount table
+    can unmount a step's rootfs under it. Must run before any thread starts."""
+    from pyrunc import syscalls
+
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWNS)
+        syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
+    except OSError as err:
+        raise PybuildError(f"unshare mount namespace: {err.strerror} (pybuild build needs root)") from None
+
+
 @click.command("build")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
 @click.option("-t", "--tag", "tags", multiple=True, help="Name (and tag) for the image; repeatable.")
@@ -99,6 +114,7 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             compression=compression, explain_cache=explain_cache,
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
             source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
+        private_mount_namespace()
         run_build(opts)
     finally:
         for path in stash:

@@ -187,8 +187,14 @@ def clean_stale(tmp_parent: str) -> None:
         if pid != os.getpid() and _pid_alive(pid):
             continue
         stale = os.path.join(tmp_parent, name)
-        _kill_orphan_containers(stale)
-        remove_tree(stale)
+        try:
+            _kill_orphan_containers(stale)
+            remove_tree(stale)
+        except OSError as err:
+            # Leftovers of a dead build must not stop this one; say so, retry next time.
+            import sys
+
+            sys.stderr.write(f"pybuild: warning: cannot remove {stale} left by a killed build: {err}\n")
 
 
 def _kill_orphan_containers(stale: str) -> None:
