@@ -142,8 +142,11 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
 def _sysctl_writer(linux, ns):
     from pyrunc import sysctl
 
-    new = {t for t in ns.types if not any(j == t for j, _ in ns.join)}
-    plan = sysctl.validate_sysctl(linux.sysctl, new)
+    # A namespace joined by path is the container's own unless it is the host's
+    # (runc compares it with /proc/self/ns/<type>).
+    own = {t for t in ns.types if not any(j == t and _is_host_ns(t, p) for j, p in ns.join)}
+    net_path = dict(ns.join).get("network")
+    plan = sysctl.validate_sysctl(linux.sysctl, own, host_netns=bool(net_path and _is_host_ns("network", net_path)))
 
     def write(_root_fd: int) -> None:
         proc_fd = sysctl.trusted_proc()
@@ -153,6 +156,12 @@ def _sysctl_writer(linux, ns):
             os.close(proc_fd)
 
     return write
+
+
+def _is_host_ns(ns_type: str, path: str) -> bool:
+    own = f"/proc/self/ns/{namespaces.PROC_NAME[ns_type]}"
+    a, b = os.stat(path), os.stat(own)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: Undo):

@@ -66,6 +66,10 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
         s.personality(launch.personality)
     if launch.proc_attrs is not None:
         procattrs.apply(launch.proc_attrs)
+    if launch.seccomp is not None and launch.seccomp_early:
+        # Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter, so
+        # it goes in before the capabilities are dropped (runc does the same).
+        _load_seccomp(launch, sock)
     _user(launch)
     cwd = proc.cwd or "/"
     try:
@@ -79,8 +83,6 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
     launch.exec_path = _look_path(proc.args[0], launch.env)
     if proc.no_new_privileges:
         s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
-    if launch.seccomp is not None and launch.seccomp_early:
-        _load_seccomp(launch, sock)
     sync.send(sock, "ready")
 
 
@@ -226,6 +228,8 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
         if launch.proc_attrs is not None:
             procattrs.apply(launch.proc_attrs)
+        if launch.seccomp is not None and launch.seccomp_early:
+            _close_listener(launch.seccomp_load(launch.seccomp))
         _user(launch)
         try:
             os.chdir(proc.cwd or "/")
@@ -236,10 +240,8 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
         path = _look_path(proc.args[0], launch.env)
         if proc.no_new_privileges:
             s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
-        if launch.seccomp is not None:
-            fd = launch.seccomp_load(launch.seccomp)
-            if fd:
-                os.close(fd)  # exec'd processes share init's listener; nothing to hand over
+        if launch.seccomp is not None and not launch.seccomp_early:
+            _close_listener(launch.seccomp_load(launch.seccomp))
         if launch.proc_attrs is not None:
             procattrs.apply_final(launch.proc_attrs)
         s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
@@ -247,3 +249,8 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
     except BaseException as err:  # everything: report, then die
         sync.send_error(sock, err)
     os._exit(1)
+
+
+def _close_listener(fd: int | None) -> None:
+    if fd:
+        os.close(fd)  # exec'd processes share init's listener; nothing to hand over
