@@ -20,34 +20,34 @@ if command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
     mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 
-measure() {  # name binary -> "wall_ms cpu_ms" per container
-    local name=$1 bin=$2 root="$TMP/root-$1"
-    "$bin" --root "$root" run -b "$TMP" warmup-$name >/dev/null 2>&1 || true
-    local t0 t1 c0 c1
-    read -r c0 < <(awk '{print $14+$15+$16+$17}' /proc/$BASHPID/stat)
-    t0=$(date +%s%N)
-    for i in $(seq "$N"); do
-        "$bin" --root "$root" run -b "$TMP" "b$name$i" >/dev/null || { echo "$name run failed" >&2; return 1; }
-    done
-    t1=$(date +%s%N)
-    read -r c1 < <(awk '{print $14+$15+$16+$17}' /proc/$BASHPID/stat)
-    local hz; hz=$(getconf CLK_TCK)
-    awk -v t="$((t1 - t0))" -v c="$((c1 - c0))" -v n="$N" -v hz="$hz" \
-        'BEGIN { printf "%.1f %.1f\n", t / n / 1e6, c * 1000 / hz / n }'
-}
-
-declare -A WALL CPU
-for rt in pyrunc runc crun; do
-    bin=$([ "$rt" = pyrunc ] && echo "$PYRUNC" || command -v "$rt" || true)
-    [ -n "$bin" ] || { echo "$rt: not installed"; continue; }
-    if out=$(measure "$rt" "$bin"); then
-        read -r WALL[$rt] CPU[$rt] <<<"$out"
-        printf "%-7s wall %6.1f ms  cpu %6.1f ms  per container (N=%d)\n" "$rt" "${WALL[$rt]}" "${CPU[$rt]}" "$N"
-    fi
-done
-for peer in runc crun; do
-    if [ -n "${WALL[$peer]:-}" ] && [ -n "${WALL[pyrunc]:-}" ]; then
-        awk -v a="${WALL[pyrunc]}" -v b="${WALL[$peer]}" -v ca="${CPU[pyrunc]}" -v cb="${CPU[$peer]}" -v p="$peer" \
-            'BEGIN { printf "pyrunc/%s: wall %.2f  cpu %.2f\n", p, a / b, ca / cb }'
-    fi
-done
+# Wall and CPU (user+sys of the runtime and everything it forked) per container.
+"$HERE/.venv/bin/python" -I - "$N" "$TMP" "$PYRUNC" <<'PY'
+import os, resource, shutil, subprocess, sys, time
+n, bundle, pyrunc = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+results = {}
+for name in ("pyrunc", "runc", "crun"):
+    binary = pyrunc if name == "pyrunc" else shutil.which(name)
+    if binary is None:
+        print(f"{name}: not installed")
+        continue
+    root = os.path.join(bundle, "root-" + name)
+    run = lambda cid: subprocess.run([binary, "--root", root, "run", "-b", bundle, cid],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    warm = run(f"warm-{name}")
+    if warm.returncode != 0:
+        print(f"{name}: run failed: {warm.stderr.decode().strip()}")
+        continue
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    for i in range(n):
+        if run(f"b{name}{i}").returncode != 0:
+            sys.exit(f"{name} run failed")
+    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = (t1 - t0) / n * 1000
+    cpu = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) / n * 1000
+    results[name] = (wall, cpu)
+    print(f"{name:7} wall {wall:6.1f} ms  cpu {cpu:6.1f} ms  per container (N={n})")
+for peer in ("runc", "crun"):
+    if "pyrunc" in results and peer in results:
+        (w, c), (pw, pc) = results["pyrunc"], results[peer]
+        print(f"pyrunc/{peer}: wall {w / pw:.2f}  cpu {c / pc:.2f}")
+PY
