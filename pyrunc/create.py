@@ -12,7 +12,7 @@ import os
 import time
 
 from pyrunc import namespaces, spec as specmod, syscalls as s
-from pyrunc.errors import ConfigError, MissingFeature
+from pyrunc.errors import ConfigError, MissingFeature, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, personality_value, rootfs_path
 from pyrunc.spec_record import MutableRecord
@@ -44,6 +44,8 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         raise ConfigError(".process", "is required to create a container")
     if proc.terminal and not opts.console_socket:
         raise ConfigError(".process.terminal", "terminal is true but no --console-socket was given")
+    if opts.console_socket and not proc.terminal:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     if proc.terminal:
         raise MissingFeature("terminal", "process.terminal=true (console sockets) is not implemented yet")
     linux = spec.linux
@@ -97,10 +99,14 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
     from pyrunc import capabilities
 
     proc, linux = spec.process, spec.linux
+    env = env_dict(proc.env)
+    listen = _listen_fds()
+    if listen:  # systemd socket activation passes through, as runc does
+        env["LISTEN_FDS"], env["LISTEN_PID"] = str(listen), "1"
     launch = Launch(spec=spec, bundle=bundle, rootfs=rootfs, ns=ns,
-                    caps=capabilities.prepare_caps(proc.capabilities), env=env_dict(proc.env),
+                    caps=capabilities.prepare_caps(proc.capabilities), env=env,
                     new_netns=ns.has("network") and not any(t == "network" for t, _ in ns.join),
-                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds + listen,
                     oom_score_adj=proc.oom_score_adj)
     if launch.caps.warnings:
         from pyrunc import logs
@@ -137,6 +143,11 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
     if any(m.type in ("cgroup", "cgroup2") for m in spec.mounts):
         from pyrunc import cgroupfs  # noqa: F401
     return launch
+
+
+def _listen_fds() -> int:
+    value = os.environ.get("LISTEN_FDS", "")
+    return int(value) if value.isdigit() else 0
 
 
 def _sysctl_writer(linux, ns):

@@ -163,3 +163,25 @@ def test_json_log_format(pyrunc, cid, tmp_path):
     assert proc.returncode != 0
     doc = json.loads(log.read_text().splitlines()[-1])
     assert doc["level"] == "error" and "does not exist" in doc["msg"]
+
+
+def test_preserve_fds_and_closed_fds(pyrunc, bundle, cid, tmp_path):
+    """Only stdio plus the --preserve-fds ones reach the container (fds 3, 4 open in the caller)."""
+    import subprocess
+
+    bundle.set_args("sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '")
+    base = f"{pyrunc.binary} --root {pyrunc.root} run -b {bundle.path}"
+    for n, want in ((0, ["0", "1", "2", "3"]), (1, ["0", "1", "2", "3", "4"])):
+        script = f"exec 3>{tmp_path}/a 4>{tmp_path}/b; {base} --preserve-fds {n} {cid}{n}"
+        proc = subprocess.run(["sh", "-c", script], capture_output=True, stdin=subprocess.DEVNULL)
+        pyrunc.ids.add(f"{cid}{n}")
+        assert proc.returncode == 0, proc.stderr
+        # ls itself holds one fd (the directory it reads): the last number
+        assert proc.stdout.decode().split()[:-1] == want[:-1], proc.stdout
+
+
+def test_console_socket_without_terminal(pyrunc, bundle, cid, tmp_path):
+    bundle.set_args("true")
+    proc = pyrunc("create", "--console-socket", str(tmp_path / "sock"), "-b", bundle.path, cid)
+    assert proc.returncode != 0 and b"console socket" in proc.stderr
+    assert pyrunc("state", cid).returncode != 0
