@@ -210,7 +210,10 @@ class _Walker:
             child = f"{rel}/{name}" if rel else name
             if child in self.exclude:
                 continue
-            self.entry(child)
+            try:
+                self.entry(child)
+            except OSError as err:
+                raise LayerError(f"layer: {os.path.join(self.src, child)}: {err.strerror or err}") from None
 
     def entry(self, rel: str) -> None:
         path = os.path.join(self.src, rel)

@@ -111,7 +111,10 @@ class BlobWriter:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._hash.update(data)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as err:
+            raise StoreError(f"store {self._store.root}: writing a blob: {err.strerror or err}") from None
         self.size += len(data)
         return len(data)
 

@@ -341,3 +341,29 @@ def test_tar_header_long_values():
     with tarfile.open(fileobj=io.BytesIO(header + b"\0" * 1024)) as tf:
         [m] = tf.getmembers()
     assert m.name == "x" * 300 and m.uid == 3_000_000
+
+
+@pytest.mark.skipif(ROOT, reason="root reads any file")
+def test_unreadable_file_names_the_path(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "secret").write_bytes(b"x")
+    os.chmod(src / "secret", 0)
+    with pytest.raises(LayerError, match="secret: Permission denied"):
+        _tar_of(src)
+
+
+def test_vanished_path_names_the_path(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "gone").write_bytes(b"x")
+    real_lstat = os.lstat
+
+    def flaky_lstat(path, *args, **kwargs):
+        if str(path).endswith("gone"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", flaky_lstat)
+    with pytest.raises(LayerError, match="gone: No such file or directory"):
+        _tar_of(src)
