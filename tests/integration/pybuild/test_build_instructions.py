@@ -250,3 +250,17 @@ def test_build_args_labels_iidfile_and_quiet(pb, tmp_path):
     assert res.stderr == ""
     assert pb.flatten("args")["name"][1] == b"given\n"
     assert pb.config("args")["config"]["Labels"] == {"team": "core"}
+
+
+def test_heredoc_script_with_shebang_and_heredoc_feeding_a_command(pb, tmp_path):
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\n"
+        "RUN <<EOF\n#!/bin/sh -e\necho \"shebang $0\" > /sb.txt\nEOF\n"
+        "RUN cat <<EOT > /fed.txt\nfed by heredoc\nEOT\n"
+        "RUN <<-EOF\n\techo chomped > /chomp.txt\nEOF\n")})
+    pb.build(ctx, "-t", "heredocs")
+    files = pb.flatten("heredocs")
+    assert files["sb.txt"][1].startswith(b"shebang /")
+    assert files["fed.txt"][1] == b"fed by heredoc\n"
+    assert files["chomp.txt"][1] == b"chomped\n"
+    assert not any(p.startswith(".pybuild-heredoc") for p in files)
