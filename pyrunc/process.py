@@ -24,12 +24,25 @@ def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
     is left)."""
     parent_sock, child_sock = sync.pair()
     try:
-        pid = os.fork()
-        if pid == 0:
-            parent_sock.close()
-            _intermediate(launch, child_sock)
-        child_sock.close()
-        pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks)
+        if _direct(launch):
+            try:
+                pid = s.clone_fork(launch.ns.unshare_flags)
+            except OSError as err:
+                raise KernelError("clone", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
+            if pid == 0:
+                parent_sock.close()
+                s.prctl(s.PR_SET_DUMPABLE, 0)
+                init.run(launch, child_sock)
+            child_sock.close()
+            _placed(launch, pid)
+            pid, notify_fd = _serve(launch, parent_sock, 0, on_hooks, pid)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                parent_sock.close()
+                _intermediate(launch, child_sock)
+            child_sock.close()
+            pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks)
         if keep_sync:
             kept, parent_sock = parent_sock, None
             return pid, notify_fd, kept
@@ -40,8 +53,26 @@ def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
         child_sock.close()  # idempotent
 
 
-def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks) -> tuple[int, int | None]:
-    init_pid = 0
+def _direct(launch: Launch) -> bool:
+    """Clone init straight into its new namespaces when nothing must happen
+    in between: no namespace joined by path, no user namespace (id maps), no
+    cgroup namespace (rooted where its creator is) and no time namespace
+    (offsets must be written before a process enters it)."""
+    ns = launch.ns
+    slow = s.CLONE_NEWCGROUP | s.CLONE_NEWTIME
+    return not ns.join and not ns.new_user and not ns.unshare_flags & slow
+
+
+def _placed(launch: Launch, pid: int) -> None:
+    launch.extra["init_pid"] = pid
+    if launch.cgroup is not None:
+        # The first cgroup.procs write of a v1 hierarchy waits for an RCU grace
+        # period (10-20 ms here); done now, it overlaps init's rootfs work.
+        launch.cgroup.add(pid)
+
+
+def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
+           init_pid: int = 0) -> tuple[int, int | None]:
     notify_fd = None
     try:
         while True:
@@ -53,11 +84,10 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks) -> tuple[in
                 sync.send(sock, "idmap-done")
             elif kind == "pid":
                 init_pid = msg["pid"]
-                launch.extra["init_pid"] = init_pid
-                if launch.cgroup is not None and not _joins_cgroup_early(launch):
-                    # The first cgroup.procs write of a v1 hierarchy waits for an RCU
-                    # grace period (10-20 ms here); done now, it overlaps init's mounts.
-                    launch.cgroup.add(init_pid)
+                if not _joins_cgroup_early(launch):
+                    _placed(launch, init_pid)
+                else:
+                    launch.extra["init_pid"] = init_pid
                 _reap(mid)
                 mid = 0
             elif kind == "hooks":

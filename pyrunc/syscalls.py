@@ -24,7 +24,7 @@ MACHINE = os.uname().machine
 # Syscall numbers glibc 2.36 does not wrap (or wraps badly), per architecture.
 _NR_TABLE: dict[str, dict[str, int]] = {
     "x86_64": {
-        "pivot_root": 155, "setns": 308, "seccomp": 317, "execveat": 322,
+        "clone": 56, "pivot_root": 155, "setns": 308, "seccomp": 317, "execveat": 322,
         "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
         "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
@@ -32,7 +32,7 @@ _NR_TABLE: dict[str, dict[str, int]] = {
         "ioprio_set": 251, "set_mempolicy": 238, "sched_setattr": 314,
     },
     "aarch64": {
-        "pivot_root": 41, "setns": 268, "seccomp": 277, "execveat": 281,
+        "clone": 220, "pivot_root": 41, "setns": 268, "seccomp": 277, "execveat": 281,
         "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
         "clone3": 435, "close_range": 436, "openat2": 437, "pidfd_getfd": 438,
@@ -411,3 +411,27 @@ def set_mempolicy(mode: int, nodemask: int, maxnode: int) -> None:
     mask = (ctypes.c_ulong * words)(*[(nodemask >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(words)])
     _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), mask if nodemask else None,
                     ctypes.c_ulong(maxnode + 1 if nodemask else 0)))
+
+
+# --- fork into new namespaces -------------------------------------------------------------
+_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall  # PyDLL: the GIL stays held, as in os.fork
+_pysyscall.restype = ctypes.c_long
+_SIGCHLD = 17
+
+
+def clone_fork(flags: int) -> int:
+    """fork(2) that also creates the namespaces in `flags`, like os.fork (the
+    interpreter's before/after-fork hooks run). The child gets 0; with
+    CLONE_NEWPID it is pid 1 of the new namespace at once, which saves the
+    intermediate process an unshare(CLONE_NEWPID) needs."""
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _pysyscall(_NR["clone"], ctypes.c_ulong(flags | _SIGCHLD), None, None, None, None)
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, os.strerror(err))
+    return pid
