@@ -166,3 +166,27 @@ def test_corrupt_blob_is_a_clear_error(store_root, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"pybuild: blob {image.manifest.layers[0].digest}: digest mismatch")
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_archives_written_by_podman_import_back(store_root, tmp_path, fmt):
+    """podman save (containers/image's writers) -> FROM docker-archive:/oci-archive: in pybuild."""
+    _need("podman")
+    from pybuild.baseimage import resolve
+
+    name = f"localhost/pybuild-save-{os.getpid()}:latest"
+    _pybuild(store_root, "tag", "busybox", name)
+    archive = tmp_path / "in.tar"
+    _pybuild(store_root, "export", name, "-o", str(archive), "--format", "docker")
+    saved = tmp_path / f"saved-{fmt}.tar"
+    try:
+        subprocess.run(["podman", "load", "-i", str(archive)], capture_output=True, check=True)
+        subprocess.run(["podman", "save", "--format", fmt, "-o", str(saved), name], capture_output=True, check=True)
+    finally:
+        subprocess.run(["podman", "rmi", "-f", name], capture_output=True)
+    other = Store(str(tmp_path / "other"))
+    image = resolve(other, f"{fmt}:{saved}")
+    original = Store(store_root).load_image("busybox")
+    assert image.config.rootfs.diff_ids == original.config.rootfs.diff_ids
+    [layer] = other.ensure_layers(image.manifest, image.config)
+    assert os.path.isfile(os.path.join(layer, "bin", "busybox"))
