@@ -17,7 +17,6 @@ import errno
 import fcntl
 from pyrunc import jsonfast as json  # json without its re import (hot path)
 import os
-from enum import StrEnum
 
 from pyrunc import OCI_VERSION
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidState, PyruncError
@@ -28,12 +27,31 @@ STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 
 
-class Status(StrEnum):
-    CREATING = "creating"
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
+class Status(str):
+    """The container status: one interned instance per value, so `is` works.
+
+    A StrEnum in all but name; `enum` costs ≈1.5 ms to import on every run.
+    """
+
+    __slots__ = ()
+    CREATING: "Status"
+    CREATED: "Status"
+    RUNNING: "Status"
+    PAUSED: "Status"
+    STOPPED: "Status"
+    _all: dict
+
+    def __new__(cls, value: str) -> "Status":
+        known = cls.__dict__.get("_all")
+        if known is not None:
+            try:
+                return known[value]
+            except KeyError:
+                raise ValueError(f"{value!r} is not a valid Status") from None
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return f"Status.{self.upper()}"
 
     def can_start(self) -> bool:
         return self is Status.CREATED
@@ -43,6 +61,11 @@ class Status(StrEnum):
 
     def can_exec(self) -> bool:
         return self in (Status.CREATED, Status.RUNNING)
+
+
+for _name in ("creating", "created", "running", "paused", "stopped"):
+    setattr(Status, _name.upper(), Status(_name))
+Status._all = {v: getattr(Status, v.upper()) for v in ("creating", "created", "running", "paused", "stopped")}
 
 
 class State(MutableRecord):

@@ -13,7 +13,6 @@ Devices are planned in `devices.py`; the managers add them.
 from __future__ import annotations
 
 import math
-import re
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
 
 if TYPE_CHECKING:
@@ -24,8 +23,12 @@ from pyrunc.errors import ConfigError
 Plan = dict[str, dict[str, str]]
 
 MAX_INT64 = (1 << 63) - 1
-_PAGE_SIZE_RE = re.compile(r"^(\d+)(B|KB|MB|GB|TB|PB)$")
-_CPU_LIST_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_PAGE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+# (no `re` in this module: it is imported on every `pyrunc run`)
+
+
+def _is_digits(s: str) -> bool:
+    return s.isascii() and s.isdigit()
 
 
 class Checker:
@@ -86,11 +89,11 @@ class Checker:
 def parse_cpu_list(text: str) -> set[int]:
     """`0-3,5` → {0,1,2,3,5}; raises ValueError on bad syntax."""
     text = text.strip()
-    if not _CPU_LIST_RE.match(text):
-        raise ValueError(text)
     out: set[int] = set()
     for part in text.split(","):
-        lo, _, hi = part.partition("-")
+        lo, dash, hi = part.partition("-")
+        if not _is_digits(lo) or (dash and not _is_digits(hi)):
+            raise ValueError(text)
         first, last = int(lo), int(hi or lo)
         if last < first:
             raise ValueError(text)
@@ -100,11 +103,11 @@ def parse_cpu_list(text: str) -> set[int]:
 
 def page_size_bytes(size: str) -> int:
     """`2MB` → 2097152 (the kernel's hugetlb file names use KB/MB/GB, powers of 1024)."""
-    m = _PAGE_SIZE_RE.match(size)
-    if not m:
+    digits = size.rstrip("KMGTPB")
+    unit = size[len(digits):]
+    if not _is_digits(digits) or unit not in _PAGE_UNITS:
         raise ValueError(size)
-    unit = ["B", "KB", "MB", "GB", "TB", "PB"].index(m.group(2))
-    return int(m.group(1)) * (1024 ** unit)
+    return int(digits) * (1024 ** _PAGE_UNITS.index(unit))
 
 
 def hugetlb_name(nbytes: int) -> str:
@@ -368,7 +371,13 @@ UNIFIED_FILES: dict[str, frozenset[str]] = {
     "rdma": frozenset({"rdma.max"}),
     "misc": frozenset({"misc.max"}),
 }
-_HUGETLB_RE = re.compile(r"^hugetlb\.\d+[KMG]B\.(max|rsvd\.max)$")
+def _is_hugetlb_file(key: str) -> bool:
+    """hugetlb.<N>{KB,MB,GB}.max or .rsvd.max"""
+    parts = key.split(".", 2)
+    if len(parts) != 3 or parts[0] != "hugetlb" or parts[2] not in ("max", "rsvd.max"):
+        return False
+    size = parts[1]
+    return size[-2:] in ("KB", "MB", "GB") and _is_digits(size[:-2])
 
 
 def check_unified(res: dict[str, Any], chk: Checker) -> dict[str, str]:
@@ -381,7 +390,7 @@ def check_unified(res: dict[str, Any], chk: Checker) -> dict[str, str]:
         if not dot:
             raise chk.fail(p, "must be in the form CONTROLLER.PARAMETER")
         known = UNIFIED_FILES.get(controller, frozenset())
-        if key not in known and not _HUGETLB_RE.match(key):
+        if key not in known and not _is_hugetlb_file(key):
             raise chk.fail(p, f"unknown cgroup v2 file {key!r}")
         if not isinstance(value, str):
             raise chk.fail(p, f"value must be a string, not {value!r}")
