@@ -107,6 +107,8 @@ class RunStep:
             env = [f"{k}={v}" for k, v in b.proxy_env.items()]
             env += [f"{k}={v}" for k, v in st.arg_values().items() if k not in config.env_dict()]
             env += list(config.env) + prepared.env
+            if not any(e.startswith("HOME=") for e in env):
+                env.append(f"HOME={ids.home}")   # as docker: the user's passwd home, "/" if none
             ca = rt.host_ca_mount(ov.merged, b.host_ca)
             if ca is not None:
                 extra_mounts.append(ca)

@@ -25,6 +25,7 @@ class Ids:
     uid: int
     gid: int
     additional_gids: tuple[int, ...] = ()
+    home: str = "/"        # from passwd; RUN gets HOME from it unless ENV sets HOME
 
 
 def _read_db(rootfs: str, path: str) -> list[list[str]]:
@@ -46,26 +47,27 @@ def _lookup_group(rootfs: str, group: str) -> int:
     raise UserError(f"unable to find group {group}: no matching entries in group file")
 
 
-def _lookup_user(rootfs: str, user: str) -> tuple[int, int | None, str | None]:
-    """(uid, primary gid or None, user name or None)."""
+def _lookup_user(rootfs: str, user: str) -> tuple[int, int | None, str | None, str]:
+    """(uid, primary gid or None, user name or None, home dir)."""
     for fields in _read_db(rootfs, "/etc/passwd"):
         if len(fields) < 4 or not fields[2].isdigit() or not fields[3].isdigit():
             continue
         if fields[0] == user or (user.isdigit() and int(fields[2]) == int(user)):
-            return int(fields[2]), int(fields[3]), fields[0]
+            home = fields[5] if len(fields) > 5 and fields[5] else "/"
+            return int(fields[2]), int(fields[3]), fields[0], home
     if user.isdigit():
-        return int(user), None, None
+        return int(user), None, None, "/"
     raise UserError(f"unable to find user {user}: no matching entries in passwd file")
 
 
 def resolve_user(rootfs: str, spec: str | None) -> Ids:
     """`USER` value ("", "name", "uid", "name:group", "uid:gid") → ids for a RUN."""
     if not spec:
-        return Ids(0, 0)
+        spec = "0"
     user, _, group = spec.partition(":")
-    uid, primary, name = _lookup_user(rootfs, user)
+    uid, primary, name, home = _lookup_user(rootfs, user)
     if group:
-        return Ids(uid, _lookup_group(rootfs, group))
+        return Ids(uid, _lookup_group(rootfs, group), home=home)
     gid = primary if primary is not None else 0
     extra: list[int] = []
     if name:
@@ -73,7 +75,7 @@ def resolve_user(rootfs: str, spec: str | None) -> Ids:
             if len(fields) >= 4 and fields[2].isdigit() and name in fields[3].split(","):
                 if int(fields[2]) != gid and int(fields[2]) not in extra:
                     extra.append(int(fields[2]))
-    return Ids(uid, gid, tuple(extra))
+    return Ids(uid, gid, tuple(extra), home)
 
 
 def resolve_chown(rootfs: str, spec: str) -> Ids:
