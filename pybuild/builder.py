@@ -193,8 +193,23 @@ class Builder:
                                     manifest=self.store.read_manifest(desc.digest), config=config)
                 for spec in opts.outputs:
                     write_output(self.store, image, spec, image.name)
+        self._warn_unused_args(meta)
         self.progress.final(image_id, list(opts.tags))
         return image_id
+
+    def _warn_unused_args(self, meta) -> None:  # type: ignore[no-untyped-def]
+        """docker's warning for --build-arg values no ARG declared (a typo, usually)."""
+        from pybuild.instructions import ArgInstr
+        from pybuild.shell_words import PROXY_ARGS
+
+        declared = {a.key for m in meta for a in m.args}
+        for stage in self.stages:
+            declared |= {a.key for i in stage.instructions if isinstance(i, ArgInstr) for a in i.args}
+        proxies = {p.lower() for p in PROXY_ARGS}
+        unused = sorted(k for k in self.opts.build_args if k not in declared and k.lower() not in proxies
+                        and k not in self.global_args)
+        if unused:
+            self.progress.message(f"[warning] build-args not consumed by any ARG: {', '.join(unused)}")
 
     def _needed(self, target: int, lex) -> list[int]:  # type: ignore[no-untyped-def]
         """Indices of the stages the target depends on (and itself), in file order."""
@@ -238,6 +253,11 @@ class Builder:
         from pybuild.steps import StageState
 
         name = lex.process_word(stage.base_name, self.global_args)
+        platform = lex.process_word(stage.platform, self.global_args) if stage.platform else ""
+        host = f"{host_platform()['os']}/{host_platform()['architecture']}"
+        if platform and platform.split("/")[:2] != host.split("/"):
+            raise DockerfileError(f"FROM --platform={platform}: pybuild builds for this machine only ({host})",
+                                  stage.line, self.df_name)
         idx = self._stage_for(name)
         if idx is not None and idx < stage.index:
             parent = self.results[idx]
