@@ -28,9 +28,18 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from pybuild.errors import DockerfileError, PybuildError, StepFailed
 from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageConfig, Manifest, chain_id,
                            format_time, host_platform, parse_config)
+
+if TYPE_CHECKING:
+    from pybuild.cache import StepInputs
+    from pybuild.instructions import ArgInstr, Stage
+    from pybuild.shell_words import ShellLex
+    from pybuild.steps import BuildEnv, Instr, Outcome, StageState
+    from pybuild.store import StoredImage
 
 
 @dataclass
@@ -57,7 +66,7 @@ class BuildOptions:
 
 @dataclass
 class StageResult:
-    state: object   # steps.StageState
+    state: StageState
     key: str
 
 
@@ -73,7 +82,7 @@ def _read_dockerfile(opts: BuildOptions) -> tuple[bytes, str, str]:
         raise PybuildError(f"read Dockerfile {path}: {err.strerror}") from None
 
 
-def _stage_refs(stage, nodes_by_line) -> list[str]:  # type: ignore[no-untyped-def]
+def _stage_refs(stage: "Stage") -> list[str]:
     """Names another stage may be referenced by from this stage's instructions."""
     from pybuild.instructions import CopyInstr, RunInstr
     from pybuild.steps.run_mounts import parse_mount
@@ -107,7 +116,7 @@ class Builder:
         self.cache = Cache(self.store.root)
         self.results: dict[int, StageResult] = {}
         self.stage_index: dict[str, int] = {}
-        self.images: dict[str, object] = {}
+        self.images: dict[str, StoredImage | None] = {}
 
     # --- references -------------------------------------------------------------
     def _stage_for(self, name: str) -> int | None:
@@ -118,7 +127,7 @@ class Builder:
             return int(name)
         return None
 
-    def _image(self, ref: str):  # type: ignore[no-untyped-def]
+    def _image(self, ref: str) -> "StoredImage | None":
         from pybuild import baseimage
 
         if ref not in self.images:
@@ -141,7 +150,7 @@ class Builder:
         image = self._image(name)
         return "scratch" if image is None else image.id
 
-    def ensure_lowers(self, st) -> list[str]:  # type: ignore[no-untyped-def]
+    def ensure_lowers(self, st: "StageState") -> list[str]:
         if st.lowers is None:
             dummy = Descriptor(MT_CONFIG, "sha256:" + "0" * 64, 0)
             st.lowers = self.store.ensure_layers(Manifest(config=dummy, layers=st.layers), st.config)
@@ -197,7 +206,7 @@ class Builder:
         self.progress.final(image_id, list(opts.tags))
         return image_id
 
-    def _warn_unused_args(self, meta) -> None:  # type: ignore[no-untyped-def]
+    def _warn_unused_args(self, meta: "list[ArgInstr]") -> None:
         """docker's warning for --build-arg values no ARG declared (a typo, usually)."""
         from pybuild.instructions import ArgInstr
         from pybuild.shell_words import PROXY_ARGS
@@ -211,7 +220,7 @@ class Builder:
         if unused:
             self.progress.message(f"[warning] build-args not consumed by any ARG: {', '.join(unused)}")
 
-    def _needed(self, target: int, lex) -> list[int]:  # type: ignore[no-untyped-def]
+    def _needed(self, target: int, lex: "ShellLex") -> list[int]:
         """Indices of the stages the target depends on (and itself), in file order."""
         seen: set[int] = set()
         todo = [target]
@@ -222,7 +231,7 @@ class Builder:
             seen.add(idx)
             stage = self.stages[idx]
             base = lex.process_word(stage.base_name, self.global_args)
-            refs = [base] + _stage_refs(stage, self.nodes)
+            refs = [base] + _stage_refs(stage)
             for ref in refs:
                 dep = self._stage_for(ref)
                 if dep is not None and dep < idx:
@@ -232,7 +241,7 @@ class Builder:
                                           self.df_name)
         return sorted(seen)
 
-    def _base_state(self, stage, lex):  # type: ignore[no-untyped-def]
+    def _base_state(self, stage: "Stage", lex: "ShellLex") -> "tuple[StageState, str]":
         """The stage's starting state. An image without PATH in its Env gets
         the default PATH, as BuildKit and buildah do."""
         st, name = self._base_state_raw(stage, lex)
@@ -248,7 +257,7 @@ class Builder:
         st.key = step_key(st.key, "FROM", None, {}, {"config": st.container.to_dict()})
         return st, name
 
-    def _base_state_raw(self, stage, lex):  # type: ignore[no-untyped-def]
+    def _base_state_raw(self, stage: "Stage", lex: "ShellLex") -> "tuple[StageState, str]":
         from pybuild.errors import ImageNotFound
         from pybuild.steps import StageState
 
@@ -277,12 +286,12 @@ class Builder:
         return StageState(config=image.config, layers=tuple(d.with_annotations(None) for d in image.manifest.layers),
                           key=image.id, base_digest=image.id, global_args=dict(self.global_args)), name
 
-    def _instrs(self, stage):  # type: ignore[no-untyped-def]
+    def _instrs(self, stage: "Stage") -> "list[Instr]":
         from pybuild.steps import instr_from_node
 
         return [instr_from_node(self.nodes[i.line], self.df_name) for i in stage.instructions]
 
-    def _triggers(self, st, stage):  # type: ignore[no-untyped-def]
+    def _triggers(self, st: "StageState", stage: "Stage") -> "list[Instr]":
         """ONBUILD triggers of the base image, as instructions at the FROM line."""
         import dataclasses
 
@@ -300,7 +309,7 @@ class Builder:
             st.config = with_container(st, on_build=())
         return [dataclasses.replace(i, line=stage.line) for i in out]
 
-    def _build_stage(self, stage, n: int, total: int) -> StageResult:  # type: ignore[no-untyped-def]
+    def _build_stage(self, stage: "Stage", n: int, total: int) -> StageResult:
         from pybuild.cache import StepInputs
 
         b = self.env
@@ -314,13 +323,14 @@ class Builder:
         rebuilt = False
         for k, ins in enumerate(instrs, 2):
             self.progress.step(n, total, k, steps_total, " ".join(ins.original.split("\n")[0].split()))
-            inputs, hit = self._run_step(b, st, ins, stage, done, history, rebuilt)
+            inputs, hit = self._run_step(b, st, ins, done, history, rebuilt)
             done.append(inputs)
             rebuilt = rebuilt or not hit
         self.cache.save_stage_build(stage_id, done)
         return StageResult(state=st, key=st.key)
 
-    def _run_step(self, b, st, ins, stage, done, history, rebuilt):  # type: ignore[no-untyped-def]
+    def _run_step(self, b: "BuildEnv", st: "StageState", ins: "Instr", done: "list[StepInputs]",
+                  history: "list[list[StepInputs]]", rebuilt: bool) -> "tuple[StepInputs, bool]":
         from pybuild.cache import CacheRecord, StepInputs, explain, nearest_build, step_key
         from pybuild.steps import step_for
 
@@ -366,7 +376,7 @@ class Builder:
         epoch = self.opts.source_date_epoch
         return format_time(epoch if epoch is not None else time.time())
 
-    def _commit_step(self, st, outcome) -> str:  # type: ignore[no-untyped-def]
+    def _commit_step(self, st: "StageState", outcome: "Outcome") -> str:
         """Commit the step's diff (if any) as a layer; returns a progress note."""
         import dataclasses
 
@@ -399,7 +409,7 @@ class Builder:
         return f"layer {mb:.1f} MB → {desc.size / 1e6:.1f} MB {self.opts.compression}, " \
                f"committed in {took:.2f}s = {mb / took:.0f} MB/s"
 
-    def _commit(self, st) -> tuple[str, Descriptor, ImageConfig]:  # type: ignore[no-untyped-def]
+    def _commit(self, st: "StageState") -> tuple[str, Descriptor, ImageConfig]:
         import dataclasses
 
         config = st.config
