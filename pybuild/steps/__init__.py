@@ -24,6 +24,7 @@ from pybuild.image import ContainerConfig, Descriptor, ImageConfig
 
 if TYPE_CHECKING:
     from pybuild.cache import Cache
+    from pybuild.dockerfile_parser import Node
     from pybuild.context import BuildContext
     from pybuild.progress import Progress
     from pybuild.shell_words import ShellLex
@@ -69,7 +70,7 @@ class Instr:
         return DockerfileError(message, self.line, self.filename)
 
 
-def instr_from_node(node, filename: str = "Dockerfile") -> Instr:  # type: ignore[no-untyped-def]
+def instr_from_node(node: "Node", filename: str = "Dockerfile") -> Instr:
     flags = []
     for raw in node.flags:
         name, eq, value = raw[2:].partition("=") if raw.startswith("--") else (raw, "", "")

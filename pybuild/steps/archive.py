@@ -18,7 +18,7 @@ import stat
 import subprocess
 import tarfile
 import urllib.parse
-from typing import BinaryIO
+from typing import IO
 
 from pybuild.errors import PybuildError
 from pybuild.steps.fs import makedirs_in_root, resolve_in_root
@@ -47,14 +47,14 @@ def archive_kind(path: str) -> str | None:
     return None
 
 
-def _open_stream(path: str, kind: str) -> tuple[BinaryIO, subprocess.Popen | None]:
+def _open_stream(path: str, kind: str) -> tuple[IO[bytes], "subprocess.Popen[bytes] | None"]:
     if kind == "zstd":
         tool = shutil.which("zstd")
         if tool is None:
             raise ArchiveError(f"ADD {os.path.basename(path)}: zstd archive needs the zstd tool on PATH")
         proc = subprocess.Popen([tool, "-dc", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None
-        return proc.stdout, proc  # type: ignore[return-value]
+        return proc.stdout, proc
     return open(path, "rb"), None
 
 

@@ -20,7 +20,7 @@ from pybuild.errors import ContextError
 from pybuild.snapshot import mount_overlay
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.archive import archive_kind, extract, fetch, is_url, url_filename
-from pybuild.steps.copytree import Placement, copy_sources, dest_is_dir, dest_path
+from pybuild.steps.copytree import Placement, SourceTree, copy_sources, dest_is_dir, dest_path
 from pybuild.steps.fs import resolve_in_root
 from pybuild.steps.users import resolve_chown
 
@@ -189,7 +189,8 @@ class CopyStep:
                         payload=plan)
 
     def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
-        plan: Plan = prep.payload  # type: ignore[assignment]
+        plan = prep.payload
+        assert isinstance(plan, Plan)
         assert b.ensure_lowers is not None
         lowers = b.ensure_lowers(st)
         dest = dest_path(plan.dest, st.container.working_dir or "/")
@@ -229,7 +230,7 @@ class CopyStep:
         created_by = f"{prep.text} # buildkit"
         return Outcome(config=st.config, created_by=created_by, diff=ov.upper, base_lowers=lowers)
 
-    def _copy(self, b: BuildEnv, tree, sources: list[Source], rootfs: str, dest: str,  # type: ignore[no-untyped-def]
+    def _copy(self, b: BuildEnv, tree: "SourceTree", sources: list[Source], rootfs: str, dest: str,
               place: Placement, n: int, archives: bool) -> None:
         as_dir = dest_is_dir(rootfs, dest, n)
         plain = []

@@ -15,12 +15,17 @@ import contextlib
 import os
 import secrets as _secrets
 
+from typing import TYPE_CHECKING
+
 from pybuild import runtime as rt
 from pybuild.errors import StepFailed
 from pybuild.snapshot import mount_overlay, prune_mount_stubs
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.run_mounts import MountEnv, parse_mount, prepare as prepare_mounts
 from pybuild.steps.users import resolve_user
+
+if TYPE_CHECKING:
+    from pybuild.dockerfile_parser import Heredoc
 
 _SCRIPT_DIR = "/.pybuild-heredoc"
 
@@ -32,7 +37,7 @@ def _heredoc_only(ins: Instr) -> bool:
     return word.startswith("<<") and len(ins.heredocs) == 1
 
 
-def _heredoc_body(doc) -> str:  # type: ignore[no-untyped-def]
+def _heredoc_body(doc: "Heredoc") -> str:
     if doc.chomp:
         from pybuild.dockerfile_parser import chomp_heredoc
 
@@ -89,7 +94,8 @@ class RunStep:
         return Prepared(text=ins.original, extra=extra, payload=(argv, script, mounts, network))
 
     def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
-        argv, script, mounts, network = prep.payload  # type: ignore[misc]
+        assert isinstance(prep.payload, tuple)
+        argv, script, mounts, network = prep.payload
         assert b.ensure_lowers is not None
         lowers = b.ensure_lowers(st)
         network = b.network if network == "default" else network

@@ -27,7 +27,8 @@ class WorkdirStep:
         return Prepared(text=f"WORKDIR {path}", extra={"user": st.container.user}, payload=path)
 
     def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
-        path: str = prep.payload  # type: ignore[assignment]
+        path = prep.payload
+        assert isinstance(path, str)
         config = with_container(st, working_dir=path)
         assert b.ensure_lowers is not None
         lowers = b.ensure_lowers(st)
