@@ -177,6 +177,7 @@ class Builder:
                                         lex, default_args(target=target_name, overrides=opts.build_args))
         needed = self._needed(target, lex)
         context = BuildContext(opts.context_dir, df_path)
+        context.use_digest_cache(os.path.join(self.store.root, "cache", "context"))
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.store.using())
             temp = stack.enter_context(BuildTemp(self.store.root))
@@ -202,6 +203,7 @@ class Builder:
                                     manifest=self.store.read_manifest(desc.digest), config=config)
                 for spec in opts.outputs:
                     write_output(self.store, image, spec, image.name)
+        context.save_digest_cache()
         self._warn_unused_args(meta)
         self.progress.final(image_id, list(opts.tags))
         return image_id

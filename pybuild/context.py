@@ -103,7 +103,10 @@ class BuildContext:
             raise ContextError(f"build context {root}: not a directory")
         self.root = real
         self._ignored, self._exceptions = _load_ignore(real, dockerfile)
-        self._hash_cache: dict[tuple[int, int, int, int], str] = {}
+        self._hash_cache: dict[str, str] = {}
+        self._cache_file: str | None = None
+        self._cache_dirty = False
+        self._used: dict[str, str] = {}
 
     # --- paths -------------------------------------------------------------
     def ignored(self, rel: str) -> bool:
@@ -194,10 +197,16 @@ class BuildContext:
         return sorted(self.walk(source), key=lambda t: t[0])
 
     # --- digests -------------------------------------------------------------
+    @staticmethod
+    def _stat_key(host: str, st: os.stat_result) -> str:
+        # ctime too: it changes on every content write even if mtime is forged back.
+        return f"{host}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
     def file_digest(self, host: str, st: os.stat_result) -> str:
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = self._stat_key(host, st)
         cached = self._hash_cache.get(key)
         if cached is not None:
+            self._used[key] = cached
             return cached
         h = hashlib.sha256()
         with open(host, "rb") as fh:
@@ -205,7 +214,36 @@ class BuildContext:
                 h.update(chunk)
         value = h.hexdigest()
         self._hash_cache[key] = value
+        self._used[key] = value
+        self._cache_dirty = True
         return value
+
+    def use_digest_cache(self, cache_dir: str) -> None:
+        """Remember file digests across builds (keyed by path and full stat
+        identity, as BuildKit's content-hash cache), so a rebuild of a large
+        unchanged context re-hashes nothing. A corrupt cache is ignored."""
+        import json
+
+        os.makedirs(cache_dir, exist_ok=True)
+        name = hashlib.sha256(self.root.encode()).hexdigest()[:32] + ".json"
+        self._cache_file = os.path.join(cache_dir, name)
+        try:
+            with open(self._cache_file, "rb") as fh:
+                loaded = json.load(fh)
+            if isinstance(loaded, dict):
+                self._hash_cache.update({str(k): str(v) for k, v in loaded.items()})
+        except (OSError, ValueError):
+            pass
+
+    def save_digest_cache(self) -> None:
+        """Persist the digests seen in this build (only those: stale ones drop out)."""
+        if self._cache_file is None or not self._cache_dirty and os.path.exists(self._cache_file):
+            return
+        import json
+
+        from pyrunc.fsutil import atomic_write
+
+        atomic_write(self._cache_file, json.dumps(self._used).encode(), durable=False)
 
     def entry_digest(self, host: str, st: os.stat_result) -> str:
         mode = stat.S_IMODE(st.st_mode)

@@ -125,3 +125,39 @@ def test_context_must_be_a_directory(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(ContextError, match="not a directory"):
         BuildContext(str(tmp_path / "f"))
+
+
+def test_persistent_digest_cache_reuses_and_detects_changes(tmp_path):
+    ctx_dir = tmp_path / "ctx"
+    cache_dir = str(tmp_path / "cache")
+    ctx = make(ctx_dir, {"a": "one", "b": "two"})
+    ctx.use_digest_cache(cache_dir)
+    [src] = ctx.resolve(".")
+    first = ctx.digest([src])
+    ctx.save_digest_cache()
+    again = BuildContext(str(ctx_dir))
+    again.use_digest_cache(cache_dir)
+    assert set(again._hash_cache.values()) == {d.split(":", 1)[1] for d in first.files.values()
+                                               if d.startswith("f")}   # loaded from disk
+    assert again.digest([src]).digest == first.digest
+    # same size, mtime forged back: ctime still changes, so the file is hashed again
+    st = os.stat(ctx_dir / "a")
+    (ctx_dir / "a").write_text("ONE")
+    os.utime(ctx_dir / "a", ns=(st.st_atime_ns, st.st_mtime_ns))
+    third = BuildContext(str(ctx_dir))
+    third.use_digest_cache(cache_dir)
+    changed = third.digest([src])
+    assert changed.files["a"] != first.files["a"] and changed.files["b"] == first.files["b"]
+
+
+def test_corrupt_digest_cache_is_ignored(tmp_path):
+    ctx = make(tmp_path / "ctx", {"a": "one"})
+    cache_dir = tmp_path / "cache"
+    ctx.use_digest_cache(str(cache_dir))
+    ctx.save_digest_cache()
+    with open(ctx._cache_file, "w") as fh:
+        fh.write("{junk")
+    fresh = BuildContext(str(tmp_path / "ctx"))
+    fresh.use_digest_cache(str(cache_dir))
+    [src] = fresh.resolve("a")
+    assert fresh.digest([src]).digest.startswith("sha256:")
