@@ -15,10 +15,14 @@
 # It costs a copy of ~70 MB and no network. `debootstrap --variant=minbase`
 # would be more complete but downloads ~40 MB of packages and takes minutes.
 #
-# Usage: demo/make-python-base.sh [TAG]   (uses $PYBUILD_ROOT / --root default)
+# Usage: demo/make-python-base.sh [TAG]   (store: $PYBUILD_ROOT or /var/lib/pybuild;
+#        PYBUILD="pybuild --root DIR" to choose the command)
 set -eu
 TAG=${1:-python-base}
-PYBUILD=${PYBUILD:-pybuild}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${PYBUILD:-}" ]; then
+    if [ -x "$HERE/.venv/bin/pybuild" ]; then PYBUILD=$HERE/.venv/bin/pybuild; else PYBUILD=pybuild; fi
+fi
 PY=/usr/bin/python3.11
 for need in /bin/busybox "$PY" /usr/lib/python3.11 /usr/lib/python3/dist-packages/pip; do
     [ -e "$need" ] || { echo "make-python-base: missing $need (apt-get install busybox-static python3 python3-pip)" >&2; exit 1; }
