@@ -72,6 +72,27 @@ def private_mount_namespace() -> None:
         raise PybuildError(f"unshare mount namespace: {err.strerror} (pybuild build needs root)") from None
 
 
+class Terminated(PybuildError):
+    exit_code = 143
+
+
+class _Stop(BaseException):
+    """Raised from the signal handler; a BaseException (like KeyboardInterrupt)
+    so no step mistakes it for its own error while the stack unwinds."""
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C: the running step's container is
+    stopped and deleted, mounts and temp dirs removed, and nothing is tagged."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stop(f"build stopped by {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 @click.command("build")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
 @click.option("-t", "--tag", "tags", multiple=True, help="Name (and tag) for the image; repeatable.")
@@ -115,7 +136,11 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
             source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
         private_mount_namespace()
-        run_build(opts)
+        _stop_on_signals()
+        try:
+            run_build(opts)
+        except _Stop as stop:
+            raise Terminated(str(stop)) from None
     finally:
         for path in stash:
             os.unlink(path)

@@ -120,3 +120,25 @@ def test_sigkill_mid_step_leaves_a_valid_store(pb, tmp_path):
     assert pb.flatten("killed")["first"][1] == b"first\n"
     assert _mounts_under(pb.root) == []
     assert os.listdir(os.path.join(pb.root, "tmp")) == []
+
+
+def test_sigterm_mid_step_stops_the_container_and_cleans_up(pb, tmp_path):
+    import signal
+    import sys
+    import time
+
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo started && sleep 29\n"})
+    before = _store_state(pb.root)
+    proc = subprocess.Popen([sys.executable, "-m", "pybuild", "--root", pb.root, "--runtime", pb.runtime,
+                             "build", "--progress", "plain", "-t", "stopped", ctx],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "started" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert "pybuild: build stopped by SIGTERM" in err
+    assert _store_state(pb.root) == before
+    assert subprocess.run(["pgrep", "-f", "sleep 29"], capture_output=True).stdout == b""
