@@ -197,6 +197,10 @@ def run_container(runtime: list[str], state_root: str, bundle: str, container_id
     line to `on_output`; return the container's exit status. The container
     and its state are deleted on every path out of here."""
     os.makedirs(state_root, mode=0o700, exist_ok=True)
+    # Which runtime owns this state root: a later build uses it to delete what a
+    # killed build left running (snapshot.clean_stale).
+    with open(os.path.join(state_root, "runtime.json"), "w") as fh:
+        json.dump({"argv": runtime}, fh)
     argv = [*runtime, "--root", state_root, "run", "-b", bundle, container_id]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -198,21 +198,38 @@ def clean_stale(tmp_parent: str) -> None:
 
 
 def _kill_orphan_containers(stale: str) -> None:
-    """A SIGKILLed build may leave a RUN container running: its runtime state
-    (`state.json` under the build's private runtime root) names the init pid."""
+    """A SIGKILLed build may leave a RUN container running. Its runtime's
+    state root (recorded in runtime.json) lets `<runtime> delete -f` stop it
+    and remove its cgroups; the init pid from state.json is the fallback."""
+    import subprocess
+
     roots = [os.path.join(stale, n) for n in os.listdir(stale) if n.startswith("runtime")]
-    for dirpath, _dirs, files in (w for r in roots for w in os.walk(r)):
-        if "state.json" not in files:
-            continue
+    for root in roots:
+        argv = None
         try:
-            with open(os.path.join(dirpath, "state.json"), "rb") as fh:
-                state = json.load(fh)
+            with open(os.path.join(root, "runtime.json"), "rb") as fh:
+                argv = json.load(fh).get("argv")
         except (OSError, ValueError):
-            continue
-        pid = state.get("init_process_pid") or state.get("pid")
-        if isinstance(pid, int) and pid > 1:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            pass
+        for cid in os.listdir(root):
+            state_file = os.path.join(root, cid, "state.json")
+            if not os.path.isfile(state_file):
+                continue
+            if isinstance(argv, list) and argv:
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    subprocess.run([*argv, "--root", root, "delete", "-f", cid], stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=30)
+            if not os.path.exists(state_file):
+                continue
+            try:
+                with open(state_file, "rb") as fh:
+                    state = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            pid = state.get("init_process_pid") or state.get("pid")
+            if isinstance(pid, int) and pid > 1:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def _in_lowers(lowers: Sequence[str], rel: str) -> str | None:
