@@ -76,6 +76,12 @@ class _Writer:
         target = os.path.join(self.parent(inside), os.path.basename(inside.rstrip("/")))
         existing = _lstat(target)
         if stat.S_ISDIR(st.st_mode):
+            if existing is not None and stat.S_ISLNK(existing.st_mode):
+                followed = resolve_in_root(self.rootfs, inside.rstrip("/"))
+                if os.path.isdir(followed):
+                    # a symlinked directory in the image is merged into, as docker does
+                    self._dirs[inside.rstrip("/")] = followed
+                    return
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
                 os.unlink(target)
                 existing = None
