@@ -155,6 +155,18 @@ def ensure_view(interpreter: str | None = None) -> str:
         os.close(lock)
 
 
+def drop_view(interpreter: str) -> None:
+    """Detach the view of `interpreter` (tests, uninstall); processes running from it keep it alive."""
+    view = view_path(interpreter)
+    while os.path.ismount(view):
+        syscalls.umount2(view, syscalls.MNT_DETACH)
+    for path in (view, os.path.dirname(view)):
+        try:
+            os.unlink(path) if path == view else os.rmdir(path)
+        except FileNotFoundError:
+            pass
+
+
 def boot_code(paths: Sequence[str]) -> str:
     """The -c program that starts the CLI with an explicit sys.path (used with -I -S)."""
     return (f"import sys; sys.path[:0] = {list(paths)!r}; "

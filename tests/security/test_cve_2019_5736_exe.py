@@ -1,0 +1,229 @@
+"""SECURITY-ANCHORS §1 and §11, CVE-2019-5736 / CVE-2016-9962, and the Python analogue
+of issue 6 §3a: no container process can open the runtime's executable (for
+pyrunc: the host Python interpreter) for writing.
+
+Why the interpreter-level tests use a *copy* of python3.11: this very test
+runs on /usr/bin/python3.11, which therefore stays busy (ETXTBSY) and would
+make every write attempt fail for the wrong reason. A private copy that only
+the runtime under test runs is idle once the runtime exits, so an unguarded
+copy really is writable (the control tests show it) and a guarded one must
+fail with EROFS/EPERM. Nothing is ever written: files are opened O_APPEND.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import DOCKER_CAPS
+from pyrunc import exeguard
+
+
+@pytest.fixture
+def interpreter_copy(host_dir):
+    """A private copy of the interpreter (its own inode); its view is dropped at teardown."""
+    copy = os.path.join(host_dir, "python3.11")
+    shutil.copy2(os.path.realpath(sys.executable), copy)
+    yield copy
+    exeguard.drop_view(copy)
+
+
+def _run_briefly(argv: list[str], **kw) -> tuple[int, int]:
+    """Start `argv` (a python that sleeps), grab an O_RDONLY fd of /proc/PID/exe, wait for it to exit."""
+    proc = subprocess.Popen(argv, **kw)
+    try:
+        for _ in range(100):
+            try:
+                fd = os.open(f"/proc/{proc.pid}/exe", os.O_RDONLY | os.O_CLOEXEC)
+                break
+            except FileNotFoundError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("process vanished")
+    finally:
+        proc.wait(timeout=30)
+    return fd, proc.returncode
+
+
+def _reopen_for_write(fd: int) -> int | None:
+    try:
+        w = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError as err:
+        return err.errno
+    os.close(w)
+    return None
+
+
+SLEEP = ["-I", "-S", "-c", "import time; time.sleep(0.2)"]
+
+
+def test_control_unguarded_copy_is_writable_through_exe(interpreter_copy) -> None:
+    fd, _ = _run_briefly([interpreter_copy, *SLEEP])
+    assert _reopen_for_write(fd) is None  # this is the hole the guard closes
+    os.close(fd)
+
+
+def test_read_only_view_blocks_reopen_for_write(interpreter_copy) -> None:
+    view = exeguard.ensure_view(interpreter_copy)
+    assert exeguard.ensure_view(interpreter_copy) == view  # idempotent
+    fd, _ = _run_briefly([view, *SLEEP])
+    assert os.readlink(f"/proc/self/fd/{fd}") == view
+    assert _reopen_for_write(fd) == errno.EROFS
+    with pytest.raises(OSError) as err:  # nor can it be linked elsewhere and written there
+        os.link(f"/proc/self/fd/{fd}", os.path.join(os.path.dirname(interpreter_copy), "hardlink"),
+                follow_symlinks=True)
+    assert err.value.errno in (errno.EXDEV, errno.EROFS, errno.ENOENT)
+    os.close(fd)
+
+
+def test_sealed_memfd_blocks_writes(interpreter_copy) -> None:
+    mfd = exeguard.sealed_copy(interpreter_copy)
+    fd, rc = _run_briefly([f"/proc/self/fd/{mfd}", *SLEEP], pass_fds=[mfd],
+                          executable=f"/proc/self/fd/{mfd}")
+    assert rc == 0
+    os.close(mfd)
+    try:
+        w = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as err:
+        assert err.errno in (errno.EPERM, errno.EACCES)
+    else:
+        with pytest.raises(OSError) as err:
+            os.pwrite(w, b"\0", 0)
+        assert err.value.errno == errno.EPERM
+        os.close(w)
+    os.close(fd)
+
+
+def test_waiting_init_exe_is_guarded(rt, make_bundle, host) -> None:
+    b = make_bundle().args("true")
+    cid = rt.new_id()
+    out = rt("create", "-b", b.path, cid)
+    assert out.returncode == 0, out.stderr
+    pid = rt.init_pid(cid)
+    guard = exeguard.exe_guard(pid)
+    assert guard is not None, f"{rt.name}: init's /proc/{pid}/exe -> {os.readlink(f'/proc/{pid}/exe')} is writable"
+
+
+def _created(rt, make_bundle, name: str) -> tuple[str, int]:
+    b = make_bundle(name).args("true")
+    cid = rt.new_id()
+    out = rt("create", "-b", b.path, cid)
+    assert out.returncode == 0, out.stderr
+    return cid, rt.init_pid(cid)
+
+
+PROBE = ("readlink /proc/1/exe && echo EXE-READABLE; ls /proc/1/fd >/dev/null && echo FD-READABLE; "
+         "cat /proc/1/environ >/dev/null && echo ENV-READABLE; ( exec 4>>/proc/1/exe ) && echo EXE-WRITABLE; "
+         "echo probed")
+
+
+def test_waiting_init_is_nondumpable(rt, make_bundle, host) -> None:
+    """A second container in the first one's pid namespace (Docker caps, no CAP_SYS_PTRACE)."""
+    _cid, pid = _created(rt, make_bundle, "ctr1")
+    b = make_bundle("ctr2")
+    b.config["linux"]["namespaces"] = [n if n["type"] != "pid" else {"type": "pid", "path": f"/proc/{pid}/ns/pid"}
+                                       for n in b.config["linux"]["namespaces"]]
+    b.sh(PROBE)
+    out = rt.run(b)
+    assert "probed" in out.stdout, out.stderr
+    for word in ("EXE-READABLE", "FD-READABLE", "ENV-READABLE", "EXE-WRITABLE"):
+        assert word not in out.stdout, f"{rt.name}: {out.stdout}"
+
+
+def test_waiting_init_with_cap_sys_ptrace(rt, make_bundle, host) -> None:
+    """With CAP_SYS_PTRACE non-dumpability no longer helps: the exe must be the guarded view/memfd."""
+    _cid, pid = _created(rt, make_bundle, "ctr1")
+    b = make_bundle("ctr2")
+    b.config["linux"]["namespaces"] = [n if n["type"] != "pid" else {"type": "pid", "path": f"/proc/{pid}/ns/pid"}
+                                       for n in b.config["linux"]["namespaces"]]
+    b.process["capabilities"] = {s: DOCKER_CAPS + ["CAP_SYS_PTRACE"] for s in ("bounding", "effective", "permitted")}
+    b.sh(PROBE)
+    out = rt.run(b)
+    assert "probed" in out.stdout, out.stderr
+    assert "EXE-WRITABLE" not in out.stdout
+    target = out.stdout.splitlines()[0]
+    assert target.startswith((exeguard.VIEW_DIR + "/", "/memfd:")), f"{rt.name}: init exe is {target}"
+
+
+EVIL_PY = """
+import os
+fd = os.open("/proc/self/exe", os.O_RDONLY)
+os.dup2(fd, 7)
+os.execv("/bin/sh", ["sh", "-c", {loop!r}])
+"""
+EVIL_LOOP = ("i=0; while [ $i -lt 100 ]; do "
+             "if ( exec 4>>/proc/self/fd/7 ) 2>>/err.log; then echo OPENED-FOR-WRITE > /evil.log; exit 0; fi; "
+             "i=$((i+1)); sleep 0.1; done; echo refused > /evil.log")
+
+
+def test_proc_self_exe_as_process_args(pyrunc_rt, make_bundle, host, interpreter_copy) -> None:
+    """T2: args ["/proc/self/exe"] runs the runtime's interpreter inside the container; it keeps an fd
+    on itself, execs a shell, and retries a write open after the runtime has exited."""
+    b = make_bundle()
+    libdir = f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}"
+    b.config["mounts"].append({"destination": libdir, "type": "bind", "source": libdir,
+                               "options": ["rbind", "ro"]})
+    b.args("/proc/self/exe", "-I", "-S", "-c", EVIL_PY.format(loop=EVIL_LOOP))
+    boot = exeguard.boot_code(exeguard.runtime_sys_path())
+    cli = [interpreter_copy, "-I", "-S", "-c", boot, "--root", pyrunc_rt.root]
+    cid = pyrunc_rt.new_id()
+    out = subprocess.run([*cli, "create", "-b", b.path, cid], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([*cli, "start", cid], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    log = os.path.join(b.rootfs, "evil.log")
+    for _ in range(200):
+        if os.path.exists(log) and open(log).read().strip():
+            break
+        time.sleep(0.1)
+    verdict = open(log).read().strip() if os.path.exists(log) else "no log"
+    errors = open(os.path.join(b.rootfs, "err.log")).read() if os.path.exists(os.path.join(b.rootfs, "err.log")) else ""
+    assert verdict == "refused", f"interpreter reachable for writing: {verdict}; {errors[-300:]}"
+    assert "Read-only file system" in errors or "Operation not permitted" in errors, errors[-300:]
+
+
+EVIL_SCAN = r"""
+while [ ! -e /stop ]; do
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = "$$" ] && continue
+    t=$(readlink $d/exe 2>/dev/null) || continue
+    [ -n "$t" ] || continue
+    [ -e "$t" ] && continue
+    if ( exec 3<$d/exe ) 2>/dev/null; then
+      echo "opened-path $p $t" >> /evil.log
+      if ( exec 3<$d/exe; exec 4>>/proc/self/fd/3 ) 2>/dev/null; then echo "opened-for-write $p $t" >> /evil.log; fi
+    fi
+    for f in $d/fd/*; do
+      l=$(readlink $f 2>/dev/null) || continue
+      case "$l" in /*) [ -e "$l" ] || echo "host-fd $p $l" >> /evil.log;; esac
+    done
+  done
+done
+echo scanned >> /evil.log
+"""
+
+
+def test_exec_helpers_expose_no_host_exe(rt, make_bundle, host) -> None:
+    """§1 step 3 and §11: /bin/evil scans every new pid while the host runs many execs."""
+    rt.require("exec")
+    b = make_bundle()
+    b.file("/bin/evil", "#!/bin/sh\n" + EVIL_SCAN, 0o755)
+    b.args("/bin/evil")
+    cid = rt.detach(b)
+    for _ in range(50):
+        rt("exec", cid, "/bin/true")
+    open(os.path.join(b.rootfs, "stop"), "w").close()
+    for _ in range(100):
+        if "scanned" in b.read("/evil.log"):
+            break
+        time.sleep(0.1)
+    log = b.read("/evil.log")
+    assert "scanned" in log
+    assert "opened" not in log and "host-fd" not in log, log[:2000]
