@@ -264,3 +264,14 @@ def test_heredoc_script_with_shebang_and_heredoc_feeding_a_command(pb, tmp_path)
     assert files["fed.txt"][1] == b"fed by heredoc\n"
     assert files["chomp.txt"][1] == b"chomped\n"
     assert not any(p.startswith(".pybuild-heredoc") for p in files)
+
+
+def test_copy_dir_merges_through_an_image_symlink(pb, tmp_path):
+    ctx = write_context(tmp_path / "ctx", {
+        "d/static/a.css": "css",
+        "Dockerfile": "FROM busybox\nRUN mkdir -p /srv/static /app && ln -s /srv/static /app/static\n"
+                      "COPY d /app/\n"})
+    pb.build(ctx, "-t", "symdir")
+    files = pb.flatten("symdir")
+    assert files["app/static"][0].issym()
+    assert files["srv/static/a.css"][1] == b"css"
