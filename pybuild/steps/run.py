@@ -91,6 +91,16 @@ class RunStep:
         # secret's content (only its id, which is in the instruction text).
         extra = {"argv": argv, "script": script, "network": network, "user": st.container.user,
                  "cwd": st.container.working_dir, "mounts": [repr(m) for m in mounts]}
+        # What a bind mount shows is an input too: another stage's (or image's) content,
+        # or the context files below its source.
+        for m in mounts:
+            if m.type != "bind":
+                continue
+            if m.from_:
+                assert b.key_of is not None
+                extra.setdefault("bind_from", []).append(b.key_of(m.from_))
+            else:
+                extra.setdefault("bind_context", []).append(b.context.digest(b.context.resolve(m.source or ".")).digest)
         return Prepared(text=ins.original, extra=extra, payload=(argv, script, mounts, network))
 
     def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:

@@ -121,3 +121,15 @@ def test_source_date_epoch_makes_builds_reproducible(pb, tmp_path):
     second = pb.build(ctx, "-t", "r2", "--no-cache", env=env).stdout.strip()
     assert first == second
     assert pb.config("r1")["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_bind_mounted_context_is_a_cache_input(pb, tmp_path):
+    ctx = write_context(tmp_path / "ctx", {"data.txt": "one\n", "Dockerfile": (
+        "FROM busybox\nRUN --mount=type=bind,target=/ctx cp /ctx/data.txt /copied\n")})
+    pb.build(ctx, "-t", "bind")
+    assert pb.build(ctx, "-t", "bind").stderr.count("--> CACHED") == 1
+    with open(os.path.join(ctx, "data.txt"), "w") as fh:
+        fh.write("two\n")
+    res = pb.build(ctx, "-t", "bind")
+    assert "CACHED" not in res.stderr
+    assert pb.flatten("bind")["copied"][1] == b"two\n"
