@@ -136,8 +136,12 @@ class CopyStep:
                     from pybuild.dockerfile_parser import chomp_heredoc
 
                     content = chomp_heredoc(content)
-                if doc.expand:
-                    content = b.lex.process_word(content, env) if "$" in content else content
+                if doc.expand and "$" in content:
+                    # BuildKit expands heredoc bodies with quotes and escapes kept raw
+                    import dataclasses as _dc
+
+                    raw = _dc.replace(b.lex, raw_quotes=True, raw_escapes=True)
+                    content = raw.process_word(content, env)
                 heredocs.append((name, content))
             elif is_url(word):
                 if not self.add:
