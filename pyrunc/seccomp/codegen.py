@@ -198,13 +198,34 @@ def generate(dbs: list[ArchDB], default: int, badarch: int = bpf.RET_KILL_THREAD
     heads = _chain_heads(list(groups.values()), default, libseccomp_tree)
     checks: list[Block] = []
     for audit, members in groups.items():
-        ranges, weights = _ranges(gen, members, badarch, heads)
+        if not libseccomp_tree and _loses_syscall_load(members):
+            ranges, weights = [(0, U32, gen.ret(default))], [1.0]
+        else:
+            ranges, weights = _ranges(gen, members, badarch, heads)
         section = gen.dispatch(ranges, weights)
         checks.append(Block(op=bpf.BPF_JEQ, k=audit, jt=section))
     for i, blk in enumerate(checks):
         blk.jf = checks[i + 1] if i + 1 < len(checks) else gen.ret(badarch)
     checks[0].pre.insert(0, bpf.Insn(bpf.BPF_LD | bpf.BPF_W | bpf.BPF_ABS, k=OFFSET_ARCH))
     return assemble(checks[0])
+
+
+def _loses_syscall_load(members: list[ArchDB]) -> bool:
+    """libseccomp's linear filter loads the syscall number only in the block of the
+    first syscall of its priority order, and that order includes pseudo syscalls
+    (rules on names the arch lacks), which get no block. When one of them comes
+    first, every syscall check of the section compares the architecture token
+    instead, so every call gets the default action. (x86_64 without x32 loads the
+    number for its x32 check, so it is immune.)"""
+    if len(members) == 1 and members[0].arch.name == "x86_64":
+        return False
+    # libseccomp keeps syscall numbers unsigned: pseudo syscalls sort after real ones
+    entries = [e for adb in members
+               for e in sorted(adb.db.syscalls.values(), key=lambda e: e.num & 0xFFFFFFFF)]
+    if not entries:
+        return False
+    head = sorted(entries, key=lambda e: -e.priority)[0]  # stable, as libseccomp's insertion sort
+    return head.num < 0 or not head.valid
 
 
 def _chain_heads(sections: list[list[ArchDB]], default: int, tree: bool) -> dict[int, LBlock]:

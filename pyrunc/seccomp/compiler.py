@@ -78,6 +78,16 @@ def _condition_sets(rule: Rule) -> list[list[Cond]]:
     return [conds]
 
 
+def pseudo_number(name: str) -> int:
+    """libseccomp's stand-in (a negative "pseudo syscall") for a name with no number
+    on an arch. Rules on it stay in the database but produce no code; they still
+    count for conflicts and for the order of a linear filter (see codegen)."""
+    return -10000 - _PSEUDO.setdefault(name, len(_PSEUDO))
+
+
+_PSEUDO: dict[str, int] = {}
+
+
 def _add(adb: ArchDB, name: str, action: int, conds: list[Cond]) -> int:
     arch = adb.arch
     number = arch.number(name)
@@ -89,8 +99,11 @@ def _add(adb: ArchDB, name: str, action: int, conds: list[Cond]) -> int:
     if mux is not None:
         muxed = [c for c in conds if c.arg != 0] + [Cond(0, EQ, DATUM_MAX, mux[1])]
         rc = adb.db.add(mux[0], action, muxed)  # type: ignore[arg-type]
-        if rc < 0 or number is None:
+        if rc < 0:
             return rc
+        return adb.db.add(pseudo_number(name) if number is None else number, action, conds)
     if number is None:
-        return 0
+        if arch.socketcall is not None:
+            return 0  # arches with multiplexers drop other pseudo syscalls
+        return adb.db.add(pseudo_number(name), action, conds)
     return adb.db.add(number, action, conds)
