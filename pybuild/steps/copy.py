@@ -208,10 +208,12 @@ class CopyStep:
                 src_ov = stack.enter_context(mount_overlay(b.temp.new_dir("from"), list(reversed(src_lowers))))
                 tree = RootfsTree(src_ov.merged)
                 sources = [s for w in plan.srcs for s in tree.resolve(w)]
-                self._copy(b, tree, sources, ov.merged, dest, place, len(plan.srcs), archives=False)
+                self._copy(tree, sources, ov.merged, dest, place, len(plan.srcs), archives=None)
             else:
                 n = len(plan.local) + len(plan.heredocs) + len(plan.urls)
-                self._copy(b, b.context, plan.local, ov.merged, dest, place, n, archives=self.add)
+                owner = (place.uid, place.gid) if plan.chown else None
+                self._copy(b.context, plan.local, ov.merged, dest, place, n,
+                           archives=owner if self.add else None, unpack=self.add)
                 for name, content in plan.heredocs:
                     hd = b.temp.new_dir("heredoc")
                     os.mkdir(hd, 0o700)
@@ -234,14 +236,16 @@ class CopyStep:
         created_by = f"{prep.text} # buildkit"
         return Outcome(config=st.config, created_by=created_by, diff=ov.upper, base_lowers=lowers)
 
-    def _copy(self, b: BuildEnv, tree: "SourceTree", sources: list[Source], rootfs: str, dest: str,
-              place: Placement, n: int, archives: bool) -> None:
+    def _copy(self, tree: "SourceTree", sources: list[Source], rootfs: str, dest: str, place: Placement,
+              n: int, archives: tuple[int, int] | None, unpack: bool = False) -> None:
+        """Copy sources; with `unpack` (ADD), local tar archives are extracted
+        instead, owned by `archives` (--chown) or by their own numeric owners."""
         as_dir = dest_is_dir(rootfs, dest, n)
         plain = []
         for source in sources:
-            kind = archive_kind(source.path) if archives and not source.is_dir else None
+            kind = archive_kind(source.path) if unpack and not source.is_dir else None
             if kind is not None:
-                extract(source.path, kind, rootfs, dest, (place.uid, place.gid) if place.uid or place.gid else None)
+                extract(source.path, kind, rootfs, dest, archives)
             else:
                 plain.append(source)
         if plain:
