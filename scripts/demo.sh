@@ -1,6 +1,8 @@
 #!/bin/bash
-# The demo: make a busybox bundle from Debian's busybox-static and run it with pyrunc.
+# The demo: build the Flask image of demo/flask with pybuild (pip install in a
+# RUN step, through pyrunc), unpack it into a bundle and run it with pyrunc; it
+# answers HTTP on port 5000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python demo/busybox_demo.py
+exec sh demo/flask_demo.sh
