@@ -315,10 +315,15 @@ class Builder:
         from pybuild.cache import StepInputs
 
         b = self.env
+        # FROM is shown before the base is resolved: importing an oci-archive or
+        # unpacking nothing yet can take a while, and the user should see on what.
+        self.progress.step(n, total, 1, len(stage.instructions) + 1, stage.original)
+        started = time.monotonic()
         st, base_name = self._base_state(stage, b.lex)
+        if time.monotonic() - started > 0.2:
+            self.progress.done(f"base {base_name} resolved")
         instrs = self._triggers(st, stage) + self._instrs(stage)
         steps_total = len(instrs) + 1
-        self.progress.step(n, total, 1, steps_total, stage.original)
         stage_id = f"{b.context.root}\0{self.df_name}\0{stage.name or stage.index}"
         history = self.cache.stage_builds(stage_id) if self.opts.explain_cache else []
         done: list[StepInputs] = []
