@@ -24,6 +24,7 @@ or a `ja` trampoline placed right after it.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from pyrunc.seccomp import bpf
@@ -80,13 +81,26 @@ class _Gen:
         return blk
 
     # --- syscall number dispatch --------------------------------------------------------
-    def dispatch(self, ranges: list[tuple[int, int, Block]], weights: list[float]) -> Block:
-        root = _optimal_splits(weights)
+    def dispatch(self, ranges: list[tuple[int, int, Block]], weights: list[float],
+                 optimal: bool = True) -> Block:
+        """The search tree: optimal for the native arch, weight-balanced (cheaper to
+        compute, nearly as good) for the others."""
+        root = _optimal_splits(weights) if optimal else None
+        prefix = [0.0]
+        for w in weights:
+            prefix.append(prefix[-1] + w)
+
+        def split(i: int, j: int) -> int:
+            if root is not None:
+                return root[i][j]
+            half = (prefix[i] + prefix[j + 1]) / 2
+            r = bisect.bisect_left(prefix, half, i + 1, j + 1)
+            return min(max(r, i + 1), j)
 
         def build(i: int, j: int) -> Block:
             if i == j:
                 return ranges[i][2]
-            r = root[i][j]
+            r = split(i, j)
             return Block(op=bpf.BPF_JGE, k=ranges[r][0], jt=build(r, j), jf=build(i, r - 1))
 
         head = build(0, len(ranges) - 1)
@@ -119,14 +133,19 @@ def _optimal_splits(w: list[float]) -> list[list[int]]:
     for span in range(2, n):
         for i in range(n - span):
             j = i + span
-            lo, hi = root[i][j - 1], root[i + 1][j]
+            row_cost, row_root = cost[i], root[i]
+            lo, hi = row_root[j - 1], root[i + 1][j]
+            if lo < i + 1:
+                lo = i + 1
+            if hi > j:
+                hi = j
             best, best_r = float("inf"), lo
-            for r in range(max(lo, i + 1), min(hi, j) + 1):
-                c = cost[i][r - 1] + cost[r][j]
+            for r in range(lo, hi + 1):
+                c = row_cost[r - 1] + cost[r][j]
                 if c < best:
                     best, best_r = c, r
-            cost[i][j] = best + prefix[j + 1] - prefix[i]
-            root[i][j] = best_r
+            row_cost[j] = best + prefix[j + 1] - prefix[i]
+            row_root[j] = best_r
     return root
 
 
@@ -179,8 +198,6 @@ def _ranges(gen: _Gen, groups: list[ArchDB], badarch: int,
 
 
 def _weight(numbers: list[int], lo: int, hi: int) -> float:
-    import bisect
-
     count = bisect.bisect_right(numbers, hi) - bisect.bisect_left(numbers, lo)
     return count + _REST_WEIGHT
 
@@ -202,7 +219,7 @@ def generate(dbs: list[ArchDB], default: int, badarch: int = bpf.RET_KILL_THREAD
             ranges, weights = [(0, U32, gen.ret(default))], [1.0]
         else:
             ranges, weights = _ranges(gen, members, badarch, heads)
-        section = gen.dispatch(ranges, weights)
+        section = gen.dispatch(ranges, weights, optimal=not checks)
         checks.append(Block(op=bpf.BPF_JEQ, k=audit, jt=section))
     for i, blk in enumerate(checks):
         blk.jf = checks[i + 1] if i + 1 < len(checks) else gen.ret(badarch)
@@ -275,26 +292,22 @@ def _order(entry: Block) -> list[Block]:
 def assemble(entry: Block) -> list[bpf.Insn]:
     order = _order(entry)
     while True:
-        addr: dict[int, int] = {}
-        pc = 0
-        for blk in order:
-            addr[id(blk)] = pc
-            pc += blk.size()
-        fixed = False
+        addr = _addresses(order)
+        # every jump out of 8-bit reach gets a trampoline right after its block;
+        # insert from the back so earlier positions stay valid, then re-measure
+        todo: list[tuple[int, Block, str]] = []
         for pos, blk in enumerate(order):
             if blk.ret is not None or blk.op == bpf.BPF_JA:
                 continue
             src = addr[id(blk)] + len(blk.pre)
             for side in ("jt", "jf"):
-                tgt = getattr(blk, side)
-                if addr[id(tgt)] - src - 1 > 255:
-                    setattr(blk, side, _trampoline(order, pos, tgt, addr, src))
-                    fixed = True
-                    break
-            if fixed:
-                break
-        if not fixed:
+                if addr[id(getattr(blk, side))] - src - 1 > 255:
+                    todo.append((pos, blk, side))
+        if not todo:
             break
+        for pos, blk, side in reversed(todo):
+            src = addr[id(blk)] + len(blk.pre)
+            setattr(blk, side, _trampoline(order, pos, getattr(blk, side), addr, src))
     out: list[bpf.Insn] = []
     for blk in order:
         out += blk.pre
@@ -313,11 +326,23 @@ def assemble(entry: Block) -> list[bpf.Insn]:
     return out
 
 
+def _addresses(order: list[Block]) -> dict[int, int]:
+    addr: dict[int, int] = {}
+    pc = 0
+    for blk in order:
+        addr[id(blk)] = pc
+        pc += len(blk.pre) + 1
+    return addr
+
+
 def _trampoline(order: list[Block], pos: int, tgt: Block, addr: dict[int, int], src: int) -> Block:
     """A block equivalent to `tgt` within reach of `src`: an existing copy or a new one
     inserted right after order[pos]."""
     for blk in order[pos + 1:]:
-        if addr[id(blk)] - src - 1 > 255:
+        at = addr.get(id(blk))
+        if at is None:
+            continue  # inserted in this round; measured in the next
+        if at - src - 1 > 255:
             break
         if blk is tgt:
             return blk
