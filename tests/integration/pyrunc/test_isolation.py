@@ -222,3 +222,35 @@ def test_bad_scheduler_policy_names_field(pyrunc, bundle, cid):
     proc = pyrunc("run", "-b", bundle.path, cid)
     assert proc.returncode != 0
     assert b".process.scheduler" in proc.stderr
+
+
+def test_cgroup_namespace(runtime, bundle, cid):
+    bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
+    out = run_ok(runtime, bundle, cid, "sh", "-c", "grep -E ':(memory|pids):' /proc/self/cgroup")
+    assert sorted(out.split()) == sorted(l.split(":", 1)[0] + ":" + l.split(":", 1)[1]
+                                         for l in out.split()) and all(l.endswith(":/") for l in out.split())
+
+
+def test_no_pivot(runtime, bundle, cid):
+    out = run_ok(runtime, bundle, cid, "sh", "-c", "ls /; echo $$")
+    bundle.set_args("sh", "-c", "ls /; echo $$")
+    proc = runtime("run", "--no-pivot", "-b", bundle.path, cid + "np")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode() == out
+
+
+def test_rootfs_propagation_private(runtime, bundle, cid):
+    bundle.config["linux"]["rootfsPropagation"] = "private"
+    out = run_ok(runtime, bundle, cid, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo")
+    assert out.strip()
+    assert "shared:" not in out and "master:" not in out
+
+
+def test_user_namespace_maps_and_devices(pyrunc, bundle, cid):
+    """In a user namespace device nodes are bind mounts of the host's (mknod is not allowed)."""
+    linux = bundle.config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    out = run_ok(pyrunc, bundle, cid, "sh", "-c", "head -c 4 /dev/zero | wc -c; stat -c '%t:%T' /dev/null")
+    assert out.split() == ["4", "1:3"]
