@@ -116,50 +116,69 @@ def test_docker_default_denies_unshare_mount_and_clone_newuser(docker_default: s
     assert os.waitstatus_to_exitcode(run_child(docker_default, "getppid", expect_errno=None)) == 0
 
 
-def test_notify_listener_gets_fd_and_state() -> None:
+def test_notify_listener_gets_fd_and_state_and_answers() -> None:
+    """End to end as in a container: the child loads a NOTIFY filter and hands the
+    listener fd to its parent over SCM_RIGHTS (as init does); the parent sends it
+    with the state to listenerPath; the listener receives the child's getppid()
+    call on that fd and answers it with 4242."""
     import array
+    import fcntl
     import socket
+    import struct
 
+    notif_recv, notif_send = 0xC0502100, 0xC0182101  # SECCOMP_IOCTL_NOTIF_RECV / _SEND
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "listener.sock")
         prepared = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
                                     "listenerMetadata": "meta", "syscalls": [
                                         {"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]})
         assert prepared.needs_notify and prepared.flags & 8
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server, parent_end, child_end:
             server.bind(path)
             server.listen(1)
-            r, w = os.pipe()
             pid = os.fork()
             if pid == 0:
+                code = 99
                 try:
                     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
                     fd = seccomp.load(prepared)
-                    os.write(w, str(fd).encode())
+                    socket.send_fds(child_end, [b"fd"], [fd])
+                    os.close(fd)
+                    res, _ = _raw("getppid")
+                    code = 0 if res == 4242 else 3
                 finally:
-                    os._exit(0)
-            os.close(w)
-            child_fd = int(os.read(r, 16))
-            os.close(r)
-            os.waitpid(pid, 0)
-            # the parent would get the fd over SCM_RIGHTS; pidfd_getfd is not needed here:
-            # a filter with a listener in a dead child still has a valid fd number to test
-            # the message format with, so send one of our own fds instead.
-            assert child_fd > 2
-            state = {"ociVersion": "1.0.2", "id": "c1", "status": "creating", "pid": pid, "bundle": tmp}
-            seccomp.send_to_listener(prepared, 0, json.dumps(state).encode())
-            conn, _ = server.accept()
-            with conn:
-                fds = array.array("i")
-                msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
-                for level, kind, data in anc:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.frombytes(data)
+                    os._exit(code)
+            try:
+                _, fds, _, _ = socket.recv_fds(parent_end, 16, 1)
+                state = {"ociVersion": "1.0.2", "id": "c1", "status": "creating", "pid": pid,
+                         "bundle": tmp}
+                seccomp.send_to_listener(prepared, fds[0], json.dumps(state).encode())
+                os.close(fds[0])
+                conn, _ = server.accept()
+                with conn:
+                    got = array.array("i")
+                    msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+                    for level, kind, data in anc:
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                            got.frombytes(data)
                 body = json.loads(msg)
                 assert body["fds"] == ["seccompFd"] and body["metadata"] == "meta"
                 assert body["pid"] == pid and body["state"]["id"] == "c1"
-                assert len(fds) == 1
-                os.close(fds[0])
+                assert len(got) == 1
+                listener = got[0]
+                try:
+                    req = bytearray(80)
+                    fcntl.ioctl(listener, notif_recv, req)
+                    notif_id, notif_pid = struct.unpack_from("=QI", req)
+                    assert struct.unpack_from("=i", req, 16)[0] == NR["getppid"]
+                    assert notif_pid == pid
+                    fcntl.ioctl(listener, notif_send, bytearray(struct.pack("=QqiI", notif_id, 4242, 0, 0)))
+                finally:
+                    os.close(listener)
+            finally:
+                _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --- real containers (pyrunc, and runc as the oracle with -m peer) --------------------------
@@ -234,3 +253,52 @@ def test_bad_profile_fails_naming_the_field(runtime, bundle, cid) -> None:  # ty
     if runtime.name == "pyrunc":
         assert b".linux.seccomp.syscalls[0].args[0].op" in proc.stderr, proc.stderr
     assert runtime("state", cid).returncode != 0  # nothing was created
+
+
+def test_container_notify_reaches_listener(runtime, bundle, cid, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A container whose mkdir is SCMP_ACT_NOTIFY: the runtime passes the notify fd
+    and the state to listenerPath; the listener answers mkdir with EXDEV (18)."""
+    import array
+    import fcntl
+    import socket
+    import struct
+    import threading
+
+    path = str(tmp_path / "agent.sock")
+    seen: dict = {}
+
+    def agent(server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            fds = array.array("i")
+            msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4))
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data)
+        seen["body"] = json.loads(msg)
+        try:
+            req = bytearray(80)
+            fcntl.ioctl(fds[0], 0xC0502100, req)
+            notif_id = struct.unpack_from("=Q", req)[0]
+            seen["nr"] = struct.unpack_from("=i", req, 16)[0]
+            fcntl.ioctl(fds[0], 0xC0182101, bytearray(struct.pack("=QqiI", notif_id, 0, -18, 0)))
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path, "listenerMetadata": "m1",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    bundle.set_args("sh", "-c", "mkdir /tmp/x; echo rc=$?")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        thread = threading.Thread(target=agent, args=(server,), daemon=True)
+        thread.start()
+        proc = runtime("run", "-b", bundle.path, cid, timeout=30)
+        thread.join(10)
+    assert proc.returncode == 0, proc.stderr
+    assert b"rc=1" in proc.stdout and b"Invalid cross-device link" in proc.stderr, proc.stderr
+    assert seen["body"]["fds"] == ["seccompFd"] and seen["body"]["metadata"] == "m1"
+    assert seen["body"]["state"]["id"] == cid
+    assert seen["nr"] in (NR["mkdir"], 258)  # mkdir or mkdirat
