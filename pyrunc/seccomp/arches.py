@@ -10,7 +10,7 @@ multiplex socket and SysV IPC calls (x86, s390x, ppc64) also get rules on
 
 from __future__ import annotations
 
-import platform
+import os
 from dataclasses import dataclass
 
 from pyrunc.seccomp.tables.syscalls import ARCHES as _COLUMNS
@@ -90,7 +90,7 @@ _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "i386": "x86", "i686": "x86"
 
 def native() -> Arch:
     """The architecture this Python runs on (what `seccomp_arch_native()` says)."""
-    machine = platform.machine()
+    machine = os.uname().machine  # not platform.machine(): platform imports re
     if machine not in _MACHINES:
         from pyrunc.errors import MissingFeature
 

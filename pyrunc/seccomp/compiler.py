@@ -18,16 +18,14 @@ and matchCall) over libseccomp 2.5's rule semantics (`ruletree`):
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
+from pyrunc import logs
 from pyrunc.errors import ConfigError
 from pyrunc.seccomp.arches import Arch
 from pyrunc.seccomp.rules import Profile, Rule
 from pyrunc.seccomp.ruletree import DATUM_MAX, EQ, Cond, RuleDB
 from pyrunc.seccomp.tables.syscalls import SYSCALLS
-
-log = logging.getLogger("pyrunc.seccomp")
 
 SOCKET_CALLS = ("socket", "bind", "connect", "listen", "accept", "getsockname", "getpeername",
                 "socketpair", "send", "recv", "sendto", "recvfrom", "shutdown", "setsockopt",
@@ -53,7 +51,7 @@ def build(profile: Profile, known: frozenset[str] | None = None) -> list[ArchDB]
             continue
         for name in rule.names:
             if name not in SYSCALLS or (known is not None and name not in known):
-                log.debug("unknown seccomp syscall %r ignored", name)
+                logs.debug(f"unknown seccomp syscall {name!r} ignored")
                 continue
             for conds in _condition_sets(rule):
                 for adb in dbs:
