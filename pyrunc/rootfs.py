@@ -233,16 +233,26 @@ def _verified_dev_null(root_fd: int) -> int:
     return fd
 
 
+def _existing(root_fd: int, paths: tuple[str, ...]):
+    """(path, O_PATH fd) for each distinct path that exists in the root; a
+    missing one is skipped, as runc and crun do. The fd is closed after use."""
+    for path in dict.fromkeys(paths):
+        try:
+            fd = safepath.open_in_root(root_fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            yield path, fd
+        finally:
+            os.close(fd)
+
+
 def mask_paths(root_fd: int, paths: tuple[str, ...]) -> None:
     if not paths:
         return
     null = _verified_dev_null(root_fd)
     try:
-        for path in dict.fromkeys(paths):
-            try:
-                fd = safepath.open_in_root(root_fd, path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+        for path, fd in _existing(root_fd, paths):
             try:
                 if safepath.is_dir_fd(fd):
                     s.mount("tmpfs", safepath.fd_path(fd), "tmpfs", s.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
@@ -250,24 +260,16 @@ def mask_paths(root_fd: int, paths: tuple[str, ...]) -> None:
                     s.mount(safepath.fd_path(null), safepath.fd_path(fd), None, s.MS_BIND)
             except OSError as err:
                 raise _kerr("mask", err, path) from None
-            finally:
-                os.close(fd)
     finally:
         os.close(null)
 
 
 def readonly_paths(root_fd: int, paths: tuple[str, ...]) -> None:
-    for path in dict.fromkeys(paths):
-        try:
-            fd = safepath.open_in_root(root_fd, path)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+    for path, fd in _existing(root_fd, paths):
         try:
             s.mount(safepath.fd_path(fd), safepath.fd_path(fd), None, s.MS_BIND | s.MS_REC)
         except OSError as err:
-            os.close(fd)
             raise _kerr("readonly path", err, path) from None
-        os.close(fd)
         remount_readonly(root_fd, path)
 
 

@@ -134,3 +134,16 @@ def warn_kernel_memory(res: dict | None) -> None:
         from pyrunc import logs
 
         logs.warning("Kernel memory settings are ignored and will be removed")
+
+
+def signal_frozen(manager, sig: int, can_freeze: bool) -> None:
+    """Signal every process of the cgroup with the cgroup frozen, so nothing
+    forks between listing and signalling; a paused container stays paused."""
+    freeze = can_freeze and not manager.is_frozen()
+    if freeze:
+        manager.freeze()
+    try:
+        signal_pids(manager.pids(), sig)
+    finally:
+        if freeze:
+            manager.thaw()

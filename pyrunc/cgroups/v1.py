@@ -204,18 +204,10 @@ class V1Manager:
         return list(seen)
 
     def kill_all(self, sig: int) -> None:
-        from pyrunc.cgroups.common import signal_pids
+        from pyrunc.cgroups.common import signal_frozen
 
-        # freeze so nothing forks between listing and signalling; a container
-        # that was paused already stays paused
-        freeze = "freezer" in self.paths and os.path.isdir(self.paths["freezer"]) and not self.is_frozen()
-        if freeze:
-            self.freeze()
-        try:
-            signal_pids(self.pids(), sig)
-        finally:
-            if freeze:
-                self.thaw()
+        can_freeze = "freezer" in self.paths and os.path.isdir(self.paths["freezer"])
+        signal_frozen(self, sig, can_freeze)
 
     def stats(self) -> dict[str, Any]:
         from pyrunc.cgroups.stats import stats_v1

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from pyrunc import syscalls
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, read_pids_tree, rmdir_tree, signal_pids,
+from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, read_pids_tree, rmdir_tree, signal_frozen,
                                     warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
 
@@ -167,14 +167,7 @@ class V2Manager:
         if sig == 9 and os.path.exists(f"{self.dir}/cgroup.kill"):
             fileio.write(f"{self.dir}/cgroup.kill", "1")  # atomic, reaches forks in flight
             return
-        freeze = not self.is_frozen()
-        if freeze:
-            self.freeze()
-        try:
-            signal_pids(self.pids(), sig)
-        finally:
-            if freeze:
-                self.thaw()
+        signal_frozen(self, sig, True)
 
     def stats(self) -> dict[str, Any]:
         from pyrunc.cgroups.stats import stats_v2
