@@ -48,20 +48,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from pybuild.blobs import BlobWriter, VerifiedReader, check_digest
 from pybuild.errors import DigestMismatch, ImageNotFound, PybuildError, StoreError
 from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, Descriptor, ImageConfig, Index, Manifest,
                            chain_ids, parse_config, parse_index, parse_manifest, to_json)
 from pyrunc.fsutil import atomic_write, fsync_dir, rmtree_nofollow
 
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _CHUNK = 1 << 20
-
-
-def check_digest(digest: str) -> str:
-    """Return the hex part; refuse anything that is not sha256:<64 hex> (digests become paths)."""
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        raise StoreError(f"invalid digest: {digest!r}")
-    return digest[7:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,107 +90,6 @@ class GcStats:
     bytes_freed: int
 
 
-class BlobWriter:
-    """Streams a blob into a temp file beside its final place; `commit` fsyncs, checks, renames."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", dir=store.blob_dir)
-        os.fchmod(fd, 0o644)  # blobs are public content, as every OCI layout writer leaves them
-        self._file = os.fdopen(fd, "wb", buffering=_CHUNK)
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._done = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._hash.update(data)
-        try:
-            self._file.write(data)
-        except OSError as err:
-            raise StoreError(f"store {self._store.root}: writing a blob: {err.strerror or err}") from None
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def commit(self, expected: str | None = None) -> tuple[str, int]:
-        """Make the blob visible under its digest; idempotent if it already exists."""
-        digest = "sha256:" + self._hash.hexdigest()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._done = True
-        if expected is not None and expected != digest:
-            os.unlink(self._tmp)
-            raise DigestMismatch(expected, digest)
-        os.rename(self._tmp, self._store.blob_path(digest))
-        fsync_dir(self._store.blob_dir)
-        return digest, self.size
-
-    def abort(self) -> None:
-        if not self._done:
-            self._done = True
-            self._file.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
-
-    def __enter__(self) -> BlobWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.abort()
-
-
-class VerifiedReader:
-    """A read-only stream over a blob that hashes what it returns and raises DigestMismatch at EOF."""
-
-    def __init__(self, path: str, digest: str, size: int | None = None) -> None:
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
-        self._digest = digest
-        self._size = size
-        self._hash = hashlib.sha256()
-        self._read = 0
-        self._checked = False
-
-    def read(self, n: int = -1) -> bytes:
-        read_all = n is None or n < 0
-        data = self._file.read(-1 if read_all else n) or b""
-        self._hash.update(data)
-        self._read += len(data)
-        if (read_all or not data) and not self._checked:
-            self._check()
-        return data
-
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[:len(data)] = data
-        return len(data)
-
-    def _check(self) -> None:
-        self._checked = True
-        actual = "sha256:" + self._hash.hexdigest()
-        if actual != self._digest or (self._size is not None and self._size != self._read):
-            raise DigestMismatch(self._digest, actual)
-
-    def drain(self) -> None:
-        """Read to EOF (verifying): callers whose parser stops early call this."""
-        while self.read(_CHUNK):
-            pass
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> VerifiedReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class Store:
     def __init__(self, root: str, create: bool = True) -> None:
         self.root = os.path.abspath(root)
@@ -228,7 +120,7 @@ class Store:
         return os.path.isfile(self.blob_path(digest))
 
     def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self)
+        return BlobWriter(self.blob_dir)
 
     def put_blob(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
