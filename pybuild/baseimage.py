@@ -26,6 +26,7 @@ Public API
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tarfile
@@ -240,13 +241,16 @@ def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str)
 def import_rootfs(store: Store, src: str, name: str | None = None, compression: str = "gzip",
                   created_by: str | None = None, source_date_epoch: int | None = None,
                   container_config: ContainerConfig | None = None) -> StoredImage:
-    """`pybuild import`: one layer from a directory or a tar file, a config for this platform."""
+    """`pybuild import`: one layer from a directory, a tar file or "-" (a tar on stdin), a config for this
+    platform."""
     from pybuild.layer import commit_layer, recompress
     from pybuild.mutate import Mutator
     if os.path.isdir(src):
         desc, digests = commit_layer(store, src, compression=compression, source_date_epoch=source_date_epoch)
-    elif os.path.isfile(src):
-        with store.blob_writer() as writer, open(src, "rb") as stream:
+    elif src == "-" or os.path.isfile(src):
+        import sys
+        with store.blob_writer() as writer, (open(src, "rb") if src != "-" else
+                                             contextlib.nullcontext(sys.stdin.buffer)) as stream:
             digests = recompress(stream, writer, compression)
             writer.commit(digests.digest)
         desc = Descriptor(digests.media_type, digests.digest, digests.size)

@@ -36,9 +36,10 @@ def _age(created: str | None) -> str:
     except ValueError:
         return created
     seconds = max(0, time.time() - ts)
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "Less than a minute ago"
 
 
@@ -135,7 +136,7 @@ def export(ctx: click.Context, name: str, dest: str, fmt: str) -> None:
 
 
 @click.command("import")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source", type=click.Path(exists=True, allow_dash=True))
 @click.option("-t", "--tag", "name", help="Name for the new image.")
 @click.option("-c", "--change", "changes", multiple=True,
               help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.")
@@ -143,7 +144,7 @@ def export(ctx: click.Context, name: str, dest: str, fmt: str) -> None:
 @click.pass_context
 def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[str, ...],
             compression: str) -> None:
-    """Make a one-layer image from a root filesystem directory or tarball (as docker import)."""
+    """Make a one-layer image from a root filesystem directory or tarball ('-' for stdin), as docker import."""
     import os
     from pybuild.baseimage import import_rootfs
     from pybuild.image import ContainerConfig

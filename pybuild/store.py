@@ -236,14 +236,17 @@ class Store:
             return found
         hexpart = name[7:] if name.startswith("sha256:") else name
         if len(hexpart) >= 4 and re.fullmatch(r"[0-9a-f]+", hexpart):
+            matches: dict[str, Descriptor] = {}  # image (manifest) digest -> a descriptor naming it
             for desc in index.manifests:
                 if desc.digest[7:].startswith(hexpart):
-                    return desc
-            for desc in index.manifests:
-                if desc.media_type not in INDEX_TYPES:
-                    manifest = self.read_manifest(desc.digest)
-                    if manifest.config.digest[7:].startswith(hexpart):
-                        return desc
+                    matches.setdefault(desc.digest, desc)
+                elif desc.media_type not in INDEX_TYPES:
+                    if self.read_manifest(desc.digest).config.digest[7:].startswith(hexpart):
+                        matches.setdefault(desc.digest, desc)
+            if len(matches) > 1:
+                raise StoreError(f"{name}: ambiguous: matches {len(matches)} images; give more digits")
+            if matches:
+                return next(iter(matches.values()))
             if len(hexpart) == 64 and self.has_blob("sha256:" + hexpart):
                 data = self.read_blob("sha256:" + hexpart)
                 with contextlib.suppress(StoreError):

@@ -63,3 +63,18 @@ def test_export_and_bundle_errors(capsys, root, tmp_path):
     assert code == 0 and os.path.getsize(tmp_path / "x.tar") > 0
     code, _, err = _run(capsys, "--root", store, "import", rootfs, "-c", "FROM x")
     assert code == 1 and "unsupported" in err
+
+
+def test_import_from_stdin(capsys, root, tmp_path, monkeypatch):
+    import io
+    import sys
+    import tarfile
+    store, rootfs = root
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.add(rootfs, arcname=".")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(buf.getvalue())))
+    code, out, err = _run(capsys, "--root", store, "import", "-", "-t", "piped")
+    assert code == 0, err
+    code, out, _ = _run(capsys, "--root", store, "inspect", "piped")
+    assert json.loads(out)[0]["Config"]["history"][0]["comment"] == "Imported from -"
