@@ -39,8 +39,12 @@ def _need(tool: str) -> None:
 
 @pytest.fixture
 def store_root(tmp_path, busybox_rootfs):
+    """A store holding `busybox`: the busybox-static rootfs plus /tmp/lower-only (for the opaque-dir checks)."""
+    rootfs = tmp_path / "base-rootfs"
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    (rootfs / "tmp" / "lower-only").write_text("from the base\n")
     root = str(tmp_path / "store")
-    _pybuild(root, "import", busybox_rootfs, "-t", "busybox", "-c", 'CMD ["sh"]')
+    _pybuild(root, "import", str(rootfs), "-t", "busybox", "-c", 'CMD ["sh"]')
     return root
 
 
@@ -190,3 +194,23 @@ def test_archives_written_by_podman_import_back(store_root, tmp_path, fmt):
     assert image.config.rootfs.diff_ids == original.config.rootfs.diff_ids
     [layer] = other.ensure_layers(image.manifest, image.config)
     assert os.path.isfile(os.path.join(layer, "bin", "busybox"))
+
+
+def test_unpacked_layers_stack_as_overlay_lowerdirs(store_root, tmp_path):
+    """Layers unpacked by chainID carry overlay-form whiteouts: stacked read-only, the kernel hides what
+    the upper layer deleted, exactly as the image says."""
+    _overlay_child(store_root, tmp_path)
+    store = Store(store_root)
+    child = store.load_image("child")
+    bottom, top = store.ensure_layers(child.manifest, child.config)
+    merged = tmp_path / "ro"
+    merged.mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={top}:{bottom}", str(merged)],
+                   check=True)
+    try:
+        assert not (merged / "etc" / "group").exists()
+        assert (merged / "etc" / "passwd").exists()
+        assert os.listdir(merged / "tmp") == ["fresh"]
+        assert (merged / "hello.txt").read_text() == "hello from layer 2\n"
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
