@@ -50,6 +50,7 @@ view); the memfd fallback ~6 ms copy + ~12 ms re-exec.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sys
@@ -119,6 +120,13 @@ def _view_ok(view: str, real: os.stat_result) -> bool:
     return (st.st_dev, st.st_ino) == (real.st_dev, real.st_ino) and bool(os.statvfs(view).f_flag & os.ST_RDONLY)
 
 
+def _mount_count(path: str) -> int:
+    """How many mounts sit on `path` (os.path.ismount cannot tell for a file bind mount)."""
+    encoded = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split(" ", 5)[4] == encoded)
+
+
 def ensure_view(interpreter: str | None = None) -> str:
     """Make (once per boot) the read-only bind view of the interpreter; returns its path.
 
@@ -136,7 +144,7 @@ def ensure_view(interpreter: str | None = None) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _view_ok(view, real):
             return view
-        while os.path.ismount(view):
+        for _ in range(_mount_count(view)):
             syscalls.umount2(view, syscalls.MNT_DETACH)
         os.close(os.open(view, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755))
         try:
@@ -145,7 +153,7 @@ def ensure_view(interpreter: str | None = None) -> str:
             syscalls.mount(None, view, None, syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY
                            | syscalls.MS_NOSUID | syscalls.MS_NODEV)
         except OSError as err:
-            if os.path.ismount(view):
+            for _ in range(_mount_count(view)):
                 syscalls.umount2(view, syscalls.MNT_DETACH)
             raise KernelError("mount", err.errno or 1, view, "read-only view of the interpreter") from None
         if not _view_ok(view, real):
@@ -158,18 +166,23 @@ def ensure_view(interpreter: str | None = None) -> str:
 def drop_view(interpreter: str) -> None:
     """Detach the view of `interpreter` (tests, uninstall); processes running from it keep it alive."""
     view = view_path(interpreter)
-    while os.path.ismount(view):
+    for _ in range(_mount_count(view)):
         syscalls.umount2(view, syscalls.MNT_DETACH)
-    for path in (view, os.path.dirname(view)):
-        try:
-            os.unlink(path) if path == view else os.rmdir(path)
-        except FileNotFoundError:
-            pass
+    try:
+        os.unlink(view)
+        os.rmdir(os.path.dirname(view))
+    except FileNotFoundError:
+        pass
+    except OSError as err:  # EBUSY: a copy of the mount lives on in another mount namespace
+        if err.errno != errno.EBUSY:
+            raise
 
 
 def boot_code(paths: Sequence[str]) -> str:
-    """The -c program that starts the CLI with an explicit sys.path (used with -I -S)."""
+    """The -c program that starts the CLI (with -I -S): explicit sys.path, then the guard
+    (re-exec through the read-only view for create/run/exec if not already), then main."""
     return (f"import sys; sys.path[:0] = {list(paths)!r}; "
+            "from pyrunc.exeguard import require_guarded_exe; require_guarded_exe(sys.argv[1:]); "
             "from pyrunc.__main__ import main; main()")
 
 

@@ -199,15 +199,19 @@ class Runtime:
     def run(self, bundle: SecBundle, **kw) -> subprocess.CompletedProcess:
         return self("run", "-b", bundle.path, self.new_id(), **kw)
 
-    def detach(self, bundle: SecBundle) -> str:
-        """`run -d`: the container keeps no pipe of ours open (stdio to /dev/null)."""
+    def detach(self, bundle: SecBundle, verb: str = "run") -> str:
+        """`run -d` (or `create`): the container keeps no pipe of ours open (stdio to /dev/null)."""
         cid = self.new_id()
         err = os.path.join(bundle.path, f"{cid}.stderr")
+        args = ("run", "-d") if verb == "run" else (verb,)
         with open(err, "w") as f:
-            rc = subprocess.run(self.cmd("run", "-d", "-b", bundle.path, cid), stdin=subprocess.DEVNULL,
+            rc = subprocess.run(self.cmd(*args, "-b", bundle.path, cid), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=f, timeout=60).returncode
         assert rc == 0, open(err).read()
         return cid
+
+    def create(self, bundle: SecBundle) -> str:
+        return self.detach(bundle, "create")
 
     def oracle_gap(self, reason: str, dangerous: bool = False) -> None:
         """The installed runc (1.1.5) predates a fix: skip it if running the attack would harm the
