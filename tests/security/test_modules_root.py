@@ -29,7 +29,7 @@ def in_child(fn) -> dict:
             result = {"ok": fn()}
         except BaseException as err:  # noqa: BLE001 -- reported to the parent
             result = {"err": f"{type(err).__name__}: {err}"}
-        os.write(w, json.dumps(result).encode())
+        os.write(CHILD_PIPE[0], json.dumps(result).encode())
         os._exit(0)
     os.close(w)
     data = b""
