@@ -138,7 +138,7 @@ def test_user_namespace_mapping_seen_from_host(runtime, bundle, cid, tmp_path):
 
 
 def test_join_namespace_by_path(runtime, bundle, cid, tmp_path, busybox_rootfs):
-    from conftest import Bundle
+    from testlib import Bundle
 
     bundle.config["hostname"] = "shared-uts"
     bundle.set_args("sleep", "30")

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import PYRUNC, install_applets
+from testlib import PYRUNC, install_applets
 
 pytestmark = pytest.mark.peer
 ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]  # no CAP_SYS_RESOURCE here
