@@ -230,7 +230,7 @@ def reexec_guarded(argv: Sequence[str]) -> NoReturn:
     env[GUARD_ENV] = "1"
     try:
         view = ensure_view(real)
-    except (KernelError, PermissionError):
+    except (KernelError, OSError):  # no CAP_SYS_ADMIN, read-only /run, ...
         fd = sealed_copy(real)
         os.set_inheritable(fd, True)  # the kernel needs /proc/self/fd/N while it loads it
         args = [real, "-I", "-S", "-c", code, *argv]
