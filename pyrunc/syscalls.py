@@ -435,3 +435,12 @@ def clone_fork(flags: int) -> int:
     if pid < 0:
         raise OSError(err, os.strerror(err))
     return pid
+
+
+RENAME_EXCHANGE = 1 << 1
+
+
+def renameat2(olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int = 0) -> None:
+    """rename with flags (RENAME_EXCHANGE swaps two entries atomically); tests race with it."""
+    _check(_libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd), _b(newpath),
+                           ctypes.c_uint(flags)), oldpath)
