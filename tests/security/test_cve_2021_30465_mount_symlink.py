@@ -55,3 +55,42 @@ def test_absolute_symlink_destination(rt, make_bundle, host, host_dir) -> None:
     b.sh("touch /abs/t/x && echo wrote")
     out = rt.run(b)
     assert os.listdir(target) == [], f"{rt.name}: wrote {os.listdir(target)} on the host ({out.stderr})"
+
+
+def test_race_symlink_exchange(rt, make_bundle, host, host_dir) -> None:
+    """§3/§4 race: a host-side loop swaps V/x (a dir) and V/y (a symlink to /) with
+    renameat2(RENAME_EXCHANGE) while the container binds V at /vol and mounts a tmpfs at
+    /vol/x/t/new. 60 runs by default, PYRUNC_STRESS=N for more. Pass: no tmpfs lands on the
+    host and nothing is created at /t or /t/new on the host."""
+    import threading
+
+    from pyrunc import syscalls
+
+    runs = int(os.environ.get("PYRUNC_STRESS", "60"))
+    assert not os.path.lexists("/t")
+    vol = os.path.join(host_dir, "V")
+    os.makedirs(os.path.join(vol, "x", "t"))
+    os.symlink("/", os.path.join(vol, "y"))
+    b = make_bundle()
+    os.makedirs(os.path.join(b.rootfs, "vol"))
+    b.config["mounts"] += [{"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]},
+                           {"destination": "/vol/x/t/new", "type": "tmpfs", "source": "tmpfs"}]
+    b.sh("true")
+    stop = threading.Event()
+
+    def swap() -> None:
+        x, y = os.path.join(vol, "x"), os.path.join(vol, "y")
+        while not stop.is_set():
+            syscalls.renameat2(-100, x, -100, y, syscalls.RENAME_EXCHANGE)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        for _ in range(runs):
+            rt.run(b)
+            assert not os.path.lexists("/t"), f"{rt.name} created /t on the host"
+            assert not host.new_mounts(), f"{rt.name}: {host.new_mounts()}"
+    finally:
+        stop.set()
+        swapper.join(5)
+    assert not os.path.lexists("/t")
