@@ -28,15 +28,13 @@ import sys
 import uuid
 
 import pytest
+from seclib import DOCKER_CAPS
 
 BUSYBOX = "/bin/busybox"
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 PYRUNC = os.path.join(VENV_BIN, "pyrunc")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
-DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
 # `runc spec` (1.1.5) with terminal off and a writable root: tests write logs into it.
 TEMPLATE: dict = {
@@ -419,12 +417,3 @@ def interpreter_view():
         print(f"interpreter view: {err}", file=sys.stderr)
     yield
 
-
-def parse_status(text: str) -> dict[str, str]:
-    """`Key:\tvalue` lines of /proc/self/status printed by a container."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import DOCKER_CAPS
+from seclib import DOCKER_CAPS
 from pyrunc import exeguard
 
 

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOCKER_CAPS, parse_status
+from seclib import DOCKER_CAPS, parse_status
 
 SCRIPT = ("grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status; echo ---; "
           "/capbin/busybox grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status")

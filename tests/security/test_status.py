@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DOCKER_CAPS, parse_status
+from seclib import DOCKER_CAPS, parse_status
 from pyrunc.capabilities import prepare_caps
 
 STATUS = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status"
