@@ -32,7 +32,7 @@ from seclib import DOCKER_CAPS
 
 BUSYBOX = "/bin/busybox"
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
-PYRUNC = os.path.join(VENV_BIN, "pyrunc")
+PYRUNC = os.environ.get("PYRUNC_BIN") or os.path.join(VENV_BIN, "pyrunc")  # PYRUNC_BIN: try another entry point
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
 
