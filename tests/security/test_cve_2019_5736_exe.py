@@ -192,6 +192,35 @@ def test_proc_self_exe_as_process_args(pyrunc_rt, make_bundle, host, interpreter
     assert "Read-only file system" in errors or "Operation not permitted" in errors, errors[-300:]
 
 
+def test_proc_self_exe_through_exec(pyrunc_rt, make_bundle, host, interpreter_copy) -> None:
+    """T2 through `pyrunc exec`: the exec helper is the runtime's interpreter too."""
+    b = make_bundle()
+    for d in ("/usr/lib", "/usr/lib64"):
+        os.makedirs(os.path.join(b.rootfs, d.lstrip("/")), exist_ok=True)
+        b.config["mounts"].append({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]})
+    os.symlink("usr/lib", os.path.join(b.rootfs, "lib"))
+    os.symlink("usr/lib64", os.path.join(b.rootfs, "lib64"))
+    b.args("sleep", "60")
+    entry = os.path.join(os.path.dirname(interpreter_copy), "pyrunc")
+    exeguard.write_entry_point(entry, interpreter_copy)
+    cli = [entry, "--root", pyrunc_rt.root]
+    cid = pyrunc_rt.new_id()
+    for verb in (["run", "-d", "-b", b.path, cid],
+                 ["exec", "-d", cid, "/proc/self/exe", "-I", "-S", "-c", EVIL_PY.format(loop=EVIL_LOOP)]):
+        with open(os.path.join(b.path, "cli.stderr"), "w+") as err:
+            rc = subprocess.run([*cli, *verb], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                timeout=60).returncode
+            err.seek(0)
+            assert rc == 0, err.read()
+    log = os.path.join(b.rootfs, "evil.log")
+    for _ in range(200):
+        if os.path.exists(log) and open(log).read().strip():
+            break
+        time.sleep(0.1)
+    verdict = open(log).read().strip() if os.path.exists(log) else "no log"
+    assert verdict == "refused", f"interpreter reachable for writing through exec: {verdict}"
+
+
 EVIL_SCAN = r"""
 while [ ! -e /stop ]; do
   for d in /proc/[0-9]*; do
