@@ -23,7 +23,9 @@ Pure syscalls, no imports after module load: init calls these after pivot_root.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+TYPE_CHECKING = False  # collections.abc would import collections on the run hot path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 from pyrunc import syscalls
 from pyrunc.errors import KernelError, SecurityError

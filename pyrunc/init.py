@@ -18,7 +18,7 @@ import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, hooks, procattrs, rootfs, safepath, sync, syscalls as s
+from pyrunc import capabilities, fds, hooks, procattrs, rootfs, safepath, sync, syscalls as s
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.launch import Launch
 
@@ -76,8 +76,7 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
         os.chdir(cwd)
     except OSError as err:
         raise Step(f"chdir to cwd ({cwd!r}) set in config.json failed: {err.strerror}") from None
-    if not os.getcwd().startswith("/"):  # CVE-2024-21626: a host dir leaked as cwd
-        raise Step("current working directory is outside of the container mount namespace root")
+    fds.verify_cwd(cwd)  # CVE-2024-21626: a leaked host dir fd as cwd
     if "HOME" not in launch.env:
         launch.env["HOME"] = _home_of(proc.user.uid)
     launch.exec_path = _look_path(proc.args[0], launch.env)
@@ -235,6 +234,7 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
             os.chdir(proc.cwd or "/")
         except OSError as err:
             raise Step(f"chdir to cwd ({proc.cwd!r}) failed: {err.strerror}") from None
+        fds.verify_cwd(proc.cwd)  # CVE-2024-21626: `exec --cwd /proc/self/fd/N`
         if "HOME" not in launch.env:
             launch.env["HOME"] = _home_of(proc.user.uid)
         path = _look_path(proc.args[0], launch.env)
