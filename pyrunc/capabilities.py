@@ -36,7 +36,6 @@ module load so nothing is imported after pivot_root). The call order init uses:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 
 import _prctl  # python-prctl's C extension; the `prctl` wrapper costs 4 ms more to import
 
@@ -61,6 +60,7 @@ SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 
@@ -116,7 +116,7 @@ def kernel_last_cap() -> int:
 
 
 def _field(caps: Any, name: str) -> Iterable[str] | None:
-    if isinstance(caps, Mapping):
+    if isinstance(caps, dict):  # (not collections.abc.Mapping: that import costs ms per run)
         return caps.get(name)  # type: ignore[no-any-return]
     return getattr(caps, name, None)  # type: ignore[no-any-return]
 

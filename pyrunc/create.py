@@ -116,6 +116,10 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
     from pyrunc import procattrs
 
     launch.proc_attrs = procattrs.plan(proc, linux)
+    if proc.apparmor_profile or proc.selinux_label:
+        from pyrunc import lsm, sysctl  # noqa: F401  (init applies the labels)
+
+        lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
     if linux is not None:
         launch.personality = personality_value(linux.personality)
         if linux.sysctl:

@@ -16,7 +16,7 @@ import json
 import os
 import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
-from pyrunc import namespaces, spec as specmod, sync, syscalls as s
+from pyrunc import exeguard, namespaces, spec as specmod, sync, syscalls as s
 from pyrunc.errors import ConfigError, InvalidState, MissingFeature, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict
@@ -128,6 +128,10 @@ def _prepare(spec, state, opts: ExecOptions) -> Launch:
     from pyrunc import procattrs
 
     launch.proc_attrs = procattrs.plan(proc, None)
+    if proc.apparmor_profile or proc.selinux_label:
+        from pyrunc import lsm, sysctl  # noqa: F401  (the exec process applies the labels)
+
+        lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
     if linux is not None and linux.seccomp_raw is not None:
         from pyrunc import seccomp
 
@@ -164,6 +168,7 @@ def _spawn(launch: Launch, state) -> tuple[int, object]:
                 s.prctl(s.PR_SET_DUMPABLE, 0)
                 if launch.cgroup is not None:
                     launch.cgroup.add(os.getpid())
+                exeguard.seal_imports()  # the mount namespace joined next is the image's
                 namespaces.join_all(launch.ns)
                 pid = os.fork()
                 if pid == 0:

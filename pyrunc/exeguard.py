@@ -54,7 +54,9 @@ import errno
 import fcntl
 import os
 import sys
-from collections.abc import Sequence
+TYPE_CHECKING = False  # collections.abc would import collections on the run hot path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 from pyrunc import syscalls
 from pyrunc.errors import KernelError, MissingFeature

@@ -18,7 +18,7 @@ import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, fds, hooks, procattrs, rootfs, safepath, sync, syscalls as s
+from pyrunc import capabilities, exeguard, fds, hooks, lsm, procattrs, rootfs, safepath, sync, syscalls as s
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.launch import Launch
 
@@ -133,6 +133,9 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
             rootfs.remount_readonly(root_fd, "/")
     finally:
         os.close(root_fd)
+    # From here on the image's files are what a path import would find: refuse
+    # every import that is not already loaded (SECURITY.md 4b).
+    exeguard.seal_imports()
     rootfs.pivot(launch.rootfs, launch.no_pivot)
 
 
@@ -209,6 +212,7 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
         os.close(launch.fifo_fd)
     if launch.spec.hooks.start_container:
         hooks.run_all("startContainer", launch.spec.hooks.start_container, launch.hook_state)
+    _labels(launch)
     if launch.seccomp is not None and not launch.seccomp_early:
         _load_seccomp(launch, sock)
     sock.close()
@@ -242,6 +246,7 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
             s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
         if launch.seccomp is not None and not launch.seccomp_early:
             _close_listener(launch.seccomp_load(launch.seccomp))
+        _labels(launch)
         if launch.proc_attrs is not None:
             procattrs.apply_final(launch.proc_attrs)
         s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
@@ -254,3 +259,17 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
 def _close_listener(fd: int | None) -> None:
     if fd:
         os.close(fd)  # exec'd processes share init's listener; nothing to hand over
+
+
+def _labels(launch: Launch) -> None:
+    """AppArmor profile / SELinux label for the execve, through a verified procfs."""
+    proc = launch.spec.process
+    if not proc.apparmor_profile and not proc.selinux_label:
+        return
+    from pyrunc import sysctl  # imported by create.py before fork when labels are set
+
+    proc_fd = sysctl.trusted_proc()
+    try:
+        lsm.apply_exec_labels(proc_fd, proc.apparmor_profile, proc.selinux_label)
+    finally:
+        os.close(proc_fd)

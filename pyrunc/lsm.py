@@ -21,7 +21,9 @@ resolved by readlink against that same handle), checked to be procfs: a fake
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+TYPE_CHECKING = False  # collections.abc would import collections on the run hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from pyrunc import sysctl
 from pyrunc.errors import KernelError, MissingFeature

@@ -155,3 +155,28 @@ def to_json(record: object) -> object:
     if isinstance(record, dict):
         return {k: to_json(v) for k, v in record.items()}
     return record
+
+
+def tuple_record(name: str, field_names: str) -> type:
+    """collections.namedtuple's surface (a tuple with named fields, equal to a
+    plain tuple of its values) without importing `collections` (≈1.5 ms on
+    every `pyrunc run`) and without namedtuple's exec of generated code."""
+    names = tuple(field_names.split())
+
+    def __new__(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        values = list(args) + [kwargs.pop(n) for n in names[len(args):] if n in kwargs]
+        if kwargs or len(values) != len(names):
+            raise TypeError(f"{name}() takes the fields {names}")
+        return tuple.__new__(cls, values)
+
+    def __repr__(self) -> str:  # type: ignore[no-untyped-def]
+        return f"{name}(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self)) + ")"
+
+    def _replace(self, **changes):  # type: ignore[no-untyped-def]
+        return type(self)(*[changes.pop(n, v) for n, v in zip(names, self)])
+
+    ns: dict = {"__slots__": (), "_fields": names, "__new__": __new__, "__repr__": __repr__,
+                "_replace": _replace, "__getnewargs__": lambda self: tuple(self)}
+    for i, n in enumerate(names):
+        ns[n] = property(lambda self, i=i: self[i], doc=f"field {i}")
+    return type(name, (tuple,), ns)

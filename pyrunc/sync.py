@@ -27,9 +27,9 @@ and are re-raised by the parent, so the user sees one line.
 from __future__ import annotations
 
 import _socket  # not `socket`: its selectors/enum imports cost ms on every run
-import array
-from pyrunc import jsonfast as json  # json without its re import (hot path)
+import struct  # not `array`: it imports collections.abc
 
+from pyrunc import jsonfast as json  # json without its re import (hot path)
 from pyrunc.errors import ChildError
 
 _MAX = 65536
@@ -37,7 +37,7 @@ _MAX = 65536
 
 _SCM_RIGHTS = 1
 _SOL_SOCKET = 1
-_INT = array.array("i").itemsize
+_INT = struct.calcsize("i")
 
 
 def pair() -> tuple[_socket.socket, _socket.socket]:
@@ -50,7 +50,7 @@ def send(sock: _socket.socket, kind: str, fds: list[int] | None = None, **fields
     fields["t"] = kind
     data = json.dumps(fields).encode()
     if fds:
-        sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", fds).tobytes())])
+        sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
     else:
         sock.send(data)
 
@@ -61,7 +61,8 @@ def recv(sock: _socket.socket) -> tuple[dict, list[int]]:
     fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
-            fds.extend(array.array("i", payload[: len(payload) - len(payload) % _INT]))
+            usable = len(payload) - len(payload) % _INT
+            fds.extend(struct.unpack(f"{usable // _INT}i", payload[:usable]))
     if not data:
         raise ChildError("container init exited before it was ready")
     msg = json.loads(data)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
+TYPE_CHECKING = False  # collections.abc would import collections on the run hot path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 from pyrunc import syscalls
 from pyrunc.errors import ConfigError, KernelError, MissingFeature, SecurityError

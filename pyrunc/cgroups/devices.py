@@ -13,7 +13,7 @@ refusing rules that v1 would silently ignore (punching a hole in a wildcard).
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
+from pyrunc.spec_record import tuple_record  # namedtuple without importing collections
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ from pyrunc.errors import ConfigError
 WILDCARD = -1
 
 
-class Rule(namedtuple("Rule", "allow type major minor access")):
+class Rule(tuple_record("Rule", "allow type major minor access")):
     """One device rule: allow (bool), type ("a", "c", "b"), major and minor
     (WILDCARD for *), access (a subset of "rwm", in that order). A
     namedtuple, not a dataclass: this module is on the `run` hot path."""
@@ -94,7 +94,7 @@ def parse_rules(raw: Any, prefix: str = ".linux.resources", source: str = "confi
     return out
 
 
-class DeviceState(namedtuple("DeviceState", "default_allow exceptions")):
+class DeviceState(tuple_record("DeviceState", "default_allow exceptions")):
     """What a devices cgroup enforces: a default verdict (bool) and a tuple
     of exception Rules, each with allow == not default_allow."""
 

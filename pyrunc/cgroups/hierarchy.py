@@ -9,12 +9,12 @@ means a unified (v2) host; otherwise the v1 mounts come from
 from __future__ import annotations
 
 import os
-from collections import namedtuple
+from pyrunc.spec_record import tuple_record  # namedtuple without importing collections
 
 ROOT = "/sys/fs/cgroup"
 
 
-class Hierarchy(namedtuple("Hierarchy", "mode v1 unified")):
+class Hierarchy(tuple_record("Hierarchy", "mode v1 unified")):
     """mode: "v1", "v2" or "hybrid"; v1: controller (or "name=systemd") →
     mount point; unified: the cgroup2 mount point or None. (A namedtuple:
     the dataclass decorator costs more than this whole module on `run`.)"""
