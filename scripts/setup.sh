@@ -27,14 +27,15 @@ if ! .venv/bin/python -c "import pyrunc, click, jsonschema, prctl, pyroute2, pyt
     touch .venv/.installed
 fi
 
-# Launchers: the interpreter runs isolated (-I: no PYTHON* variables, no user
-# site, no cwd on sys.path), so the runtime's environment cannot change what it
-# does or load code into it; and they skip the `re` import pip's scripts make.
-for tool in pyrunc pybuild; do
-    printf '#!%s -I\nimport sys\nfrom %s.__main__ import main\nsys.exit(main())\n' \
-        "$PWD/.venv/bin/python3" "$tool" > ".venv/bin/$tool.tmp"
-    chmod 755 ".venv/bin/$tool.tmp"
-    mv ".venv/bin/$tool.tmp" ".venv/bin/$tool"
-done
+# Launchers. pyrunc's is exeguard's /bin/sh entry point (docs/SECURITY.md 4a, 4c):
+# it runs the interpreter from a read-only bind-mounted view, so /proc/PID/exe of
+# any runtime process inside a container cannot be opened for writing, and with
+# -I -S, so PYTHON* variables of the caller's environment change nothing.
+# pybuild's is a plain isolated (-I) script without pip's `re` import.
+.venv/bin/python -I -m pyrunc.exeguard .venv/bin/pyrunc
+printf '#!%s -I\nimport sys\nfrom pybuild.__main__ import main\nsys.exit(main())\n' \
+    "$PWD/.venv/bin/python3" > .venv/bin/pybuild.tmp
+chmod 755 .venv/bin/pybuild.tmp
+mv .venv/bin/pybuild.tmp .venv/bin/pybuild
 .venv/bin/python -I -m compileall -q pyrunc pybuild >/dev/null
 
