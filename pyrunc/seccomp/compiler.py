@@ -24,7 +24,7 @@ from pyrunc import logs
 from pyrunc.errors import ConfigError
 from pyrunc.seccomp.arches import Arch
 from pyrunc.seccomp.rules import Profile, Rule
-from pyrunc.seccomp.ruletree import DATUM_MAX, EQ, Cond, RuleDB
+from pyrunc.seccomp.ruletree import DATUM_MAX, EQ, Cond, RuleDB, TreeLoop
 from pyrunc.seccomp.tables.syscalls import SYSCALLS
 
 SOCKET_CALLS = ("socket", "bind", "connect", "listen", "accept", "getsockname", "getpeername",
@@ -55,7 +55,12 @@ def build(profile: Profile, known: frozenset[str] | None = None) -> list[ArchDB]
                 continue
             for conds in _condition_sets(rule):
                 for adb in dbs:
-                    rc = _add(adb, name, rule.action, conds)
+                    try:
+                        rc = _add(adb, name, rule.action, conds)
+                    except TreeLoop:
+                        raise ConfigError(rule.field, f"rule for {name} on {adb.arch.name}: libseccomp "
+                                          "2.5 never finishes adding it (its rule tree becomes "
+                                          "cyclic), so runc would hang; refusing") from None
                     if rc < 0:
                         raise ConfigError(rule.field, f"rule for {name} on {adb.arch.name} conflicts "
                                           "with an earlier rule with the same checks and a different "

@@ -7,9 +7,64 @@ runc's InitSeccomp/matchCall step for step, and returns libseccomp's BPF.
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
+import time
 
 from pyrunc.seccomp.rules import Profile
+
+
+class LibseccompHang(Exception):
+    """libseccomp did not return (it loops forever on some rule sets)."""
+
+
+def libseccomp_program_or_hang(profile: Profile, timeout: float = 5.0) -> bytes:
+    """libseccomp_program() in a forked child, so a libseccomp that loops forever
+    (as 2.5.4 does on some rule sets) cannot hang the caller. Raises OSError with
+    libseccomp's errno when it refuses the profile, LibseccompHang on timeout."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(rfd)
+            try:
+                data = b"P" + libseccomp_program(profile)
+            except OSError as err:
+                data = b"E" + str(err.errno).encode()
+            with os.fdopen(wfd, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001 - the child must always exit
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    with os.fdopen(rfd, "rb") as src:
+        os.set_blocking(src.fileno(), False)
+        while True:
+            try:
+                chunk = src.read()
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                chunks.append(chunk)
+            elif chunk == b"":
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise LibseccompHang
+            time.sleep(0.002)
+    os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if data[:1] == b"E":
+        raise OSError(int(data[1:]), "libseccomp refused the profile")
+    if data[:1] != b"P":
+        raise RuntimeError("libseccomp child failed")
+    return data[1:]
 
 
 def libseccomp_program(profile: Profile, *, binary_tree: bool | None = None) -> bytes:

@@ -21,6 +21,7 @@ next sibling, and past the last sibling to whatever follows the parent.
 from __future__ import annotations
 
 import errno
+import sys
 from dataclasses import dataclass, field
 
 # scmp_compare
@@ -33,6 +34,22 @@ _X_FINISHED, _N_FINISHED = 0x10, 0x20
 _X_PREFIX, _N_PREFIX = 0x100, 0x200
 _M_MATCHSET = _MATCH | _MATCH_ONCE
 _M_REDUNDANT = _MATCH | _X_FINISHED | _N_PREFIX
+
+
+class TreeLoop(Exception):
+    """libseccomp 2.5 corrupts its tree for some rule sets (a level list becomes a
+    cycle) and then loops forever inside seccomp_rule_add; runc hangs with it.
+    The model notices the same cycle and stops instead."""
+
+
+_budget = [0]
+_BUDGET = 2_000_000  # loop steps one rule may take; real rules take a few hundred
+
+
+def _step() -> None:
+    _budget[0] += 1
+    if _budget[0] > _BUDGET:
+        raise TreeLoop
 
 
 class Node:
@@ -139,6 +156,7 @@ def _zombie(n: Node) -> bool:
 
 def level_start(n: Node) -> Node:
     while n.lvl_prv is not None:
+        _step()
         n = n.lvl_prv
     return n
 
@@ -148,6 +166,7 @@ def level(n: Node | None) -> list[Node]:
     out: list[Node] = []
     it = None if n is None else level_start(n)
     while it is not None:
+        _step()
         out.append(it)
         it = it.lvl_nxt
     return out
@@ -193,6 +212,7 @@ def _level_clean(node: Node) -> int:
     start = n = level_start(node)
     it: Node | None = n
     while it is not None:
+        _step()
         links = (it.lvl_prv is not None) + (it.lvl_nxt is not None)
         if it.refcnt > links:
             return 0
@@ -200,6 +220,7 @@ def _level_clean(node: Node) -> int:
     cnt = 0
     cur: Node | None = start
     while cur is not None:
+        _step()
         c, cur = _put(cur)
         cnt += c
     return cnt
@@ -219,6 +240,7 @@ def _tree_remove(slot: _Slot, node: Node | None) -> int:
     it: Node | None = level_start(tree)
     cnt = 0
     while True:
+        _step()
         assert it is not None
         if it is node:
             break
@@ -267,6 +289,7 @@ def _prune(existing: Node | None, new: Node | None, state: _State) -> int:
         x: Node | None = level_start(existing)
         n = new
         while x is not None:
+            _step()
             x_next = x.lvl_nxt
             x, c = _prune_one(x, n, state, st_new)
             cnt += c
@@ -367,6 +390,7 @@ def _add(slot: _Slot, new: Node, sx: SysEntry) -> int:
     x = slot.get()
     n = new
     while x is not None:
+        _step()
         if _eq(x, n):
             for side in ("t", "f"):
                 if getattr(n, f"act_{side}_flg"):
@@ -524,7 +548,19 @@ class RuleDB:
     syscalls: dict[int, SysEntry] = field(default_factory=dict)
 
     def add(self, num: int, action: int, conds: list[Cond]) -> int:
-        """db_rule_add: 0, or -EEXIST when the rule conflicts with the tree."""
+        """db_rule_add: 0, or -EEXIST when the rule conflicts with the tree.
+        Raises TreeLoop where libseccomp would never return."""
+        _budget[0] = 0
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))  # freeing a long level recurses along it
+        try:
+            return self._add(num, action, conds)
+        except RecursionError:
+            raise TreeLoop from None
+        finally:
+            sys.setrecursionlimit(limit)
+
+    def _add(self, num: int, action: int, conds: list[Cond]) -> int:
         gen = _gen_64 if self.bits == 64 else _gen_32
         new_chains, new_cnt = gen(conds, action, self.offsets)
         sx = self.syscalls.get(num)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
 from pyrunc.seccomp.arches import ARCHES, X32_SYSCALL_BIT, Arch
-from pyrunc.seccomp.reference import libseccomp_program
+from pyrunc.seccomp.reference import libseccomp_program_or_hang
 from pyrunc.seccomp.tables.syscalls import NEWER_THAN_LIBSECCOMP
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "seccomp")
@@ -46,7 +46,7 @@ def libseccomp_insns(profile: rules.Profile, arch: Arch) -> list[bpf.Insn]:
     some of its RET values come out byte-swapped once more (an export quirk that
     never matters for the kernel, which only loads native filters). Undo both: a
     RET value that is no action libseccomp emits is swapped back."""
-    data = libseccomp_program(profile)
+    data = libseccomp_program_or_hang(profile)
     if not arch.big_endian:
         return bpf.decode(data)
     out = []

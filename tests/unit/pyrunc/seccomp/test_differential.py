@@ -10,6 +10,9 @@ import pytest
 
 pytest.importorskip("pyseccomp")
 
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 from pyrunc.seccomp import profiles  # noqa: E402
 from pyrunc.seccomp.arches import ARCHES  # noqa: E402
 
@@ -55,3 +58,25 @@ def test_docker_min_kernel_variants_agree(kernel: tuple[int, int]) -> None:
     oci, _ = profiles.load_any(load_profile("docker-default.json"), arch, None, kernel=kernel)
     profile, mine, theirs = both(without_newer_names(oci), arch)
     assert disagreements(profile, mine, theirs, [(), (1 << 32,) * 6]) == []
+
+
+CAP_POOL = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_BOOT", "CAP_BPF", "CAP_PERFMON",
+            "CAP_SYS_MODULE", "CAP_SYSLOG", "CAP_SYS_NICE", "CAP_SYS_PACCT", "CAP_SYS_RAWIO",
+            "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN",
+            "CAP_SYS_CHROOT", "CAP_KILL"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(PROFILES), native=st.sampled_from(NATIVES),
+       caps=st.lists(st.sampled_from(CAP_POOL), unique=True),
+       kernel=st.sampled_from([(3, 10), (4, 8), (5, 4), (6, 18)]))
+def test_shared_profiles_with_any_caps_agree(name: str, native: str, caps: list[str],
+                                            kernel: tuple[int, int]) -> None:
+    arch = ARCHES[native]
+    oci, _ = profiles.load_any(load_profile(name), arch, caps, kernel=kernel)
+    profile, mine, theirs = both(without_newer_names(oci), arch)
+    values = interesting_values(profile)
+    arg_sets = [()] + [tuple(v if i == slot else 0 for i in range(6)) for slot in (0, 1) for v in values]
+    hot = {a.name: sorted(n for n in range(0, 560) if _has_args(profile, a, n)) for a in profile.arches}
+    assert disagreements(profile, mine, theirs, [()]) == []
+    assert disagreements(profile, mine, theirs, arg_sets, hot) == []

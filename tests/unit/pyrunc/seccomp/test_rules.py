@@ -91,3 +91,20 @@ def test_unknown_names_are_skipped() -> None:
     p = parse({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(names=["no_such_call", "mkdir"])]})
     dbs = compiler.build(p)
     assert list(dbs[0].db.syscalls) == [X86_64.number("mkdir")]
+
+
+def test_rule_set_that_hangs_libseccomp_is_refused() -> None:
+    """libseccomp 2.5.4 loops forever in seccomp_rule_add on this pair (runc would
+    hang); pyrunc names the rule instead."""
+    def a(i: int, op: str, v: int, two: int = 0) -> dict:
+        return {"index": i, "op": f"SCMP_CMP_{op}", "value": v, "valueTwo": two}
+
+    p = parse({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_LOG",
+         "args": [a(0, "MASKED_EQ", 1, 2), a(2, "GT", 0x80000000), a(1, "GT", 0)]},
+        {"names": ["read"], "action": "SCMP_ACT_LOG",
+         "args": [a(0, "MASKED_EQ", 1, 2), a(5, "GT", 0x80000000), a(1, "GT", 0)]}]})
+    with pytest.raises(ConfigError) as info:
+        compiler.build(p)
+    assert info.value.field == ".linux.seccomp.syscalls[1]"
+    assert "never finishes" in str(info.value)
