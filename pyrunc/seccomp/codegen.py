@@ -31,7 +31,6 @@ from pyrunc.seccomp import bpf
 from pyrunc.seccomp.arches import OFFSET_ARCH, OFFSET_NR, X32_SYSCALL_BIT, Arch
 from pyrunc.seccomp.compiler import ArchDB
 from pyrunc.seccomp.chains import JEQ, JGE, JGT, ChainBuilder, LBlock, place
-from pyrunc.seccomp.ruletree import SysEntry
 from pyrunc.seccomp.tables.syscalls import ARCHES as COLUMNS
 from pyrunc.seccomp.tables.syscalls import SYSCALLS
 

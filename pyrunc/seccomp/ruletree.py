@@ -12,10 +12,7 @@ decisions is to build the same trees, so this module re-implements the merge
 (reference counts and all, since freeing a node re-links its level) and
 `evaluate` gives the decision a tree takes for given argument words.
 
-A tree is made of levels: siblings linked by lvl_prv/lvl_nxt, tried in order.
-A node compares one 32-bit word of one argument; on true it goes to its true
-sub-level or true action, on false likewise; with neither it moves on to the
-next sibling, and past the last sibling to whatever follows the parent.
+The nodes live in `nodes`, the chain of one rule is built by `rulegen`.
 """
 
 from __future__ import annotations
@@ -24,9 +21,11 @@ import errno
 import sys
 from dataclasses import dataclass, field
 
-# scmp_compare
-NE, LT, LE, EQ, GE, GT, MASKED_EQ = 1, 2, 3, 4, 5, 6, 7
-DATUM_MAX = 0xFFFFFFFFFFFFFFFF
+from pyrunc.seccomp.nodes import (  # noqa: F401 - re-exported for the other modules
+    DATUM_MAX, EQ, GE, GT, LE, LT, MASKED_EQ, NE, Cond, Node, SysEntry, TreeLoop, _budget, _get,
+    _step, level, level_start,
+)
+from pyrunc.seccomp.rulegen import gen_32, gen_64
 
 # iterator state flags of the prune walk
 _MATCH, _MATCH_ONCE = 0x1, 0x2
@@ -34,66 +33,6 @@ _X_FINISHED, _N_FINISHED = 0x10, 0x20
 _X_PREFIX, _N_PREFIX = 0x100, 0x200
 _M_MATCHSET = _MATCH | _MATCH_ONCE
 _M_REDUNDANT = _MATCH | _X_FINISHED | _N_PREFIX
-
-
-class TreeLoop(Exception):
-    """libseccomp 2.5 corrupts its tree for some rule sets (a level list becomes a
-    cycle) and then loops forever inside seccomp_rule_add; runc hangs with it.
-    The model notices the same cycle and stops instead."""
-
-
-_budget = [0]
-_BUDGET = 2_000_000  # loop steps one rule may take; real rules take a few hundred
-
-
-def _step() -> None:
-    _budget[0] += 1
-    if _budget[0] > _BUDGET:
-        raise TreeLoop
-
-
-class Node:
-    __slots__ = ("arg", "hi", "offset", "op", "op_orig", "mask", "datum", "datum_full",
-                 "nxt_t", "nxt_f", "act_t", "act_t_flg", "act_f", "act_f_flg",
-                 "lvl_prv", "lvl_nxt", "refcnt")
-
-    def __init__(self, arg: int, hi: bool, offset: int, op: int, op_orig: int, mask: int,
-                 datum: int, datum_full: int) -> None:
-        self.arg, self.hi, self.offset = arg, hi, offset
-        self.op, self.op_orig = op, op_orig
-        self.mask = mask & 0xFFFFFFFF
-        self.datum = datum & self.mask
-        self.datum_full = datum_full
-        self.nxt_t: Node | None = None
-        self.nxt_f: Node | None = None
-        self.act_t = self.act_f = 0
-        self.act_t_flg = self.act_f_flg = False
-        self.lvl_prv: Node | None = None
-        self.lvl_nxt: Node | None = None
-        self.refcnt = 0
-
-
-@dataclass(slots=True)
-class Cond:
-    """One argument comparison of a rule, as seccomp_rule_add takes it."""
-    arg: int
-    op: int
-    mask: int
-    datum: int
-
-
-@dataclass(slots=True)
-class SysEntry:
-    """One syscall of one architecture's database: an action or a tree."""
-    num: int
-    action: int
-    chains: Node | None = None
-    valid: bool = True
-    node_cnt: int = 0     # libseccomp's node count: orders syscalls in a linear filter
-
-    @property
-    def priority(self) -> int:
-        return (0xFFFF - self.node_cnt) & 0xFFFF
 
 
 @dataclass(slots=True)
@@ -154,31 +93,7 @@ def _zombie(n: Node) -> bool:
     return _leaf(n) and not n.act_t_flg and not n.act_f_flg
 
 
-def level_start(n: Node) -> Node:
-    while n.lvl_prv is not None:
-        _step()
-        n = n.lvl_prv
-    return n
-
-
-def level(n: Node | None) -> list[Node]:
-    """The siblings of `n`'s level, first to last."""
-    out: list[Node] = []
-    it = None if n is None else level_start(n)
-    while it is not None:
-        _step()
-        out.append(it)
-        it = it.lvl_nxt
-    return out
-
-
 # --- reference counting (freeing a node re-links its level) ------------------------------
-def _get(n: Node | None) -> Node | None:
-    if n is not None:
-        n.refcnt += 1
-    return n
-
-
 def _put(n: Node | None) -> tuple[int, Node | None]:
     """Drop a reference; returns (nodes freed, what the caller's pointer becomes)."""
     if n is None:
@@ -452,93 +367,6 @@ def _merge_action(x: Node, n: Node, side: str, sx: SysEntry) -> int:
     return 0
 
 
-# --- chain generation ----------------------------------------------------------------------
-def _gen_64(conds: list[Cond], action: int, offsets) -> tuple[Node | None, int]:  # type: ignore[no-untyped-def]
-    head: Node | None = None
-    count = 0
-    prev: list[Node | None] = [None, None, None]
-    op_prev = 0
-    cur: list[Node | None] = [None, None, None]
-    for c in sorted(conds, key=lambda c: c.arg):
-        if c.op == MASKED_EQ and c.mask == 0:
-            continue  # neither word needs a comparison
-        hi_off, lo_off = offsets(c.arg)
-        hi_m, lo_m = c.mask >> 32, c.mask & 0xFFFFFFFF
-        hi_d, lo_d = c.datum >> 32, c.datum & 0xFFFFFFFF
-        if c.op in (GT, GE, LE, LT):
-            lo_op = GT if c.op in (GT, LE) else GE
-            cur = [Node(c.arg, True, hi_off, GT, c.op, hi_m, hi_d, c.datum),
-                   Node(c.arg, True, hi_off, EQ, c.op, hi_m, hi_d, c.datum),
-                   Node(c.arg, False, lo_off, lo_op, c.op, lo_m, lo_d, c.datum)]
-            cur[0].nxt_f = _get(cur[1])  # type: ignore[union-attr]
-            cur[1].nxt_t = _get(cur[2])  # type: ignore[union-attr]
-        else:
-            op = MASKED_EQ if c.op == MASKED_EQ else EQ
-            cur = [Node(c.arg, True, hi_off, op, c.op, hi_m, hi_d, c.datum),
-                   Node(c.arg, False, lo_off, op, c.op, lo_m, lo_d, c.datum), None]
-            cur[0].nxt_t = _get(cur[1])  # type: ignore[union-attr]
-        if prev[0] is not None:
-            _link(prev, op_prev, cur[0])  # type: ignore[arg-type]
-        else:
-            head = _get(cur[0])
-        count += 3 if cur[2] is not None else 2
-        prev, op_prev = cur, c.op
-    if cur[0] is None:
-        return None, 0
-    a, b, c2 = cur
-    if op_prev in (GT, GE):
-        _set_act(a, "t", action), _set_act(c2, "t", action)
-    elif op_prev in (LE, LT):
-        _set_act(b, "f", action), _set_act(c2, "f", action)
-    elif op_prev in (EQ, MASKED_EQ):
-        _set_act(b, "t", action)
-    else:  # NE
-        _set_act(a, "f", action), _set_act(b, "f", action)
-    return head, count
-
-
-def _link(prev: list[Node], op_prev: int, nxt: Node) -> None:
-    if op_prev in (GT, GE):
-        prev[0].nxt_t = _get(nxt)
-        prev[2].nxt_t = _get(nxt)
-    elif op_prev in (EQ, MASKED_EQ):
-        prev[1].nxt_t = _get(nxt)
-    elif op_prev in (LE, LT):
-        prev[1].nxt_f = _get(nxt)
-        prev[2].nxt_f = _get(nxt)
-    else:  # NE
-        prev[0].nxt_f = _get(nxt)
-        prev[1].nxt_f = _get(nxt)
-
-
-def _set_act(n: Node | None, side: str, action: int) -> None:
-    assert n is not None
-    setattr(n, f"act_{side}_flg", True)
-    setattr(n, f"act_{side}", action)
-
-
-def _gen_32(conds: list[Cond], action: int, offsets) -> tuple[Node | None, int]:  # type: ignore[no-untyped-def]
-    head: Node | None = None
-    count = 0
-    prev: Node | None = None
-    tf = True
-    for c in sorted(conds, key=lambda c: c.arg):
-        if c.op == MASKED_EQ and c.mask & 0xFFFFFFFF == 0:
-            continue
-        op, tf_now = {NE: (EQ, False), LT: (GE, False), LE: (GT, False)}.get(c.op, (c.op, True))
-        node = Node(c.arg, False, offsets(c.arg)[1], op, c.op, c.mask, c.datum, c.datum)
-        if prev is not None:
-            setattr(prev, "nxt_t" if tf else "nxt_f", _get(node))
-        else:
-            head = _get(node)
-        prev, tf = node, tf_now
-        count += 1
-    if prev is None:
-        return None, 0
-    _set_act(prev, "t" if tf else "f", action)
-    return head, count
-
-
 # --- the database of one architecture ------------------------------------------------------
 @dataclass
 class RuleDB:
@@ -561,7 +389,7 @@ class RuleDB:
             sys.setrecursionlimit(limit)
 
     def _add(self, num: int, action: int, conds: list[Cond]) -> int:
-        gen = _gen_64 if self.bits == 64 else _gen_32
+        gen = gen_64 if self.bits == 64 else gen_32
         new_chains, new_cnt = gen(conds, action, self.offsets)
         sx = self.syscalls.get(num)
         rm_flag = False
@@ -594,29 +422,3 @@ class RuleDB:
             sx.node_cnt += new_cnt
             sx.node_cnt -= _tree_put(new_chains)[0]
             return 0
-
-    def copy_state(self) -> dict[int, SysEntry]:
-        return dict(self.syscalls)
-
-
-def evaluate(entry: SysEntry, word, default: int) -> int:  # type: ignore[no-untyped-def]
-    """The action `entry` gives a call; word(offset) reads a 32-bit seccomp_data word."""
-    if entry.chains is None:
-        return entry.action
-    result = _eval_level(entry.chains, word)
-    return default if result is None else result
-
-
-def _eval_level(head: Node, word) -> int | None:  # type: ignore[no-untyped-def]
-    for n in level(head):
-        value = word(n.offset) & n.mask
-        taken = value == n.datum if n.op in (EQ, MASKED_EQ) else (
-            value > n.datum if n.op == GT else value >= n.datum)
-        nxt, flg, act = (n.nxt_t, n.act_t_flg, n.act_t) if taken else (n.nxt_f, n.act_f_flg, n.act_f)
-        if nxt is not None:
-            r = _eval_level(nxt, word)
-            if r is not None:
-                return r
-        elif flg:
-            return act
-    return None

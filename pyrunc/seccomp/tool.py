@@ -22,7 +22,7 @@ _ARCH_CHOICE = click.Choice(["x86_64", "x86", "x32", "aarch64", "arm", "riscv64"
 
 
 def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, Any, list[Any]]:
-    from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
+    from pyrunc.seccomp import codegen, compiler, profiles, rules
     from pyrunc.seccomp.arches import ARCHES, native
 
     arch = ARCHES[arch_name] if arch_name else native()
