@@ -26,7 +26,7 @@ SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    program: bytes                   # struct sock_filter[], native byte order
+    program: bytes                   # struct sock_filter[], native byte order; b"": no filter
     flags: int                       # SECCOMP_FILTER_FLAG_* for seccomp(2)
     listener_path: str | None
     listener_metadata: str | None
@@ -72,6 +72,9 @@ def prepare(seccomp: dict[str, Any], *, bounding_caps: list[str] | None = None,
     from pyrunc.seccomp import rules
     from pyrunc.syscalls import seccomp_filter_flags_supported
 
+    if isinstance(seccomp, dict) and not seccomp.get("defaultAction") and not seccomp.get("syscalls"):
+        # runc (specconv.SetupSeccomp): no default action and no rules = no filter
+        return Prepared(b"", 0, None, None, False)
     profile, program, notify = compile_profile(seccomp, field=field, bounding_caps=bounding_caps)
     flags = 0
     if profile.flags is None:
@@ -98,7 +101,10 @@ def prepare(seccomp: dict[str, Any], *, bounding_caps: list[str] | None = None,
 def load(prepared: Prepared) -> int | None:
     """Install the filter in the calling process: the last thing before execve.
     Makes only the seccomp(2) call (no imports, no file access). Without
-    no_new_privs the kernel requires CAP_SYS_ADMIN, as for runc."""
+    no_new_privs the kernel requires CAP_SYS_ADMIN, as for runc. An empty program
+    (a profile runc treats as "no seccomp") loads nothing."""
+    if not prepared.program:
+        return None
     try:
         fd = seccomp_set_mode_filter(prepared.program, prepared.flags)
     except OSError as err:

@@ -108,3 +108,11 @@ def test_rule_set_that_hangs_libseccomp_is_refused() -> None:
         compiler.build(p)
     assert info.value.field == ".linux.seccomp.syscalls[1]"
     assert "never finishes" in str(info.value)
+
+
+def test_empty_seccomp_object_means_no_filter_as_runc() -> None:
+    from pyrunc import seccomp
+
+    prepared = seccomp.prepare({})
+    assert prepared.program == b"" and not prepared.needs_notify
+    assert seccomp.load(prepared) is None  # nothing loaded into this process
