@@ -297,12 +297,7 @@ class _ShellWord:
         raw = ch in ("#", "%") and ch != EOF
         if null_is_unset and raw:
             raise ExpansionError(f"unsupported modifier ({chs}) in substitution")
-        try:
-            word, _ = self.process_stop_on("}", raw)
-        except ExpansionError:
-            if self.peek() == EOF:
-                raise ExpansionError("syntax error: missing '}'") from None
-            raise
+        word = self._until("}", raw, "syntax error: missing '}'")
         value, found = self.get_env(name)
         if self.lex.skip_unset_env and not found:
             return "${%s%s%s}" % (name, chs, word)
@@ -329,22 +324,22 @@ class _ShellWord:
                 raise ExpansionError(str(err)) from None
         raise ExpansionError(f"unsupported modifier ({chs}) in substitution")
 
+    def _until(self, stop: str, raw: bool, missing: str) -> str:
+        """process_stop_on, with BuildKit's message when the input ends first."""
+        try:
+            word, _ = self.process_stop_on(stop, raw)
+        except ExpansionError:
+            if self.peek() == EOF:
+                raise ExpansionError(missing) from None
+            raise
+        return word
+
     def _replace(self, name: str) -> str:
         replace_all = self.peek() == "/"
         if replace_all:
             self.next()
-        try:
-            pattern, _ = self.process_stop_on("/", True)
-        except ExpansionError:
-            if self.peek() == EOF:
-                raise ExpansionError("syntax error: missing '/' in ${}") from None
-            raise
-        try:
-            replacement, _ = self.process_stop_on("}", True)
-        except ExpansionError:
-            if self.peek() == EOF:
-                raise ExpansionError("syntax error: missing '}'") from None
-            raise
+        pattern = self._until("/", True, "syntax error: missing '/' in ${}")
+        replacement = self._until("}", True, "syntax error: missing '}'")
         value, found = self.get_env(name)
         if self.lex.skip_unset_env and not found:
             return "${%s/%s/%s}" % (name, pattern, replacement)

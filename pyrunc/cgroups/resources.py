@@ -304,16 +304,7 @@ def plan_v1(res: dict[str, Any] | None, *, prefix: str = ".linux.resources",
     rt_runtime = chk.integer(cpu, "realtimeRuntime", ".cpu", lo=-1, hi=MAX_INT64)
     _add(plan, "cpu", "cpu.rt_period_us", str(rt_period) if rt_period else None)
     _add(plan, "cpu", "cpu.rt_runtime_us", str(rt_runtime) if rt_runtime else None)
-    idle = chk.integer(cpu, "idle", ".cpu", lo=0, hi=1)
-    _add(plan, "cpu", "cpu.idle", None if idle is None else str(idle))
-    cpus, mems = check_cpuset(cpu, chk, ".cpu")
-    _add(plan, "cpuset", "cpuset.cpus", cpus)
-    _add(plan, "cpuset", "cpuset.mems", mems)
-
-    pids = chk.obj(res.get("pids"), ".pids")
-    limit = chk.integer(pids, "limit", ".pids", lo=-1 << 63, hi=MAX_INT64)
-    if limit:
-        _add(plan, "pids", "pids.max", str(limit) if limit > 0 else "max")
+    _plan_idle_cpuset_pids(res, cpu, chk, plan)
 
     _plan_blkio_v1(res, chk, plan)
     for label, hlimit in hugepages(res, chk):
@@ -441,16 +432,7 @@ def plan_v2(res: dict[str, Any] | None, *, bfq: bool = False, prefix: str = ".li
     for key in ("realtimePeriod", "realtimeRuntime"):
         if chk.integer(cpu, key, ".cpu", lo=-1, hi=MAX_INT64):
             raise chk.fail(f".cpu.{key}", "realtime scheduling is not supported on cgroup v2")
-    idle = chk.integer(cpu, "idle", ".cpu", lo=0, hi=1)
-    _add(plan, "cpu", "cpu.idle", None if idle is None else str(idle))
-    cpus, mems = check_cpuset(cpu, chk, ".cpu")
-    _add(plan, "cpuset", "cpuset.cpus", cpus)
-    _add(plan, "cpuset", "cpuset.mems", mems)
-
-    pids = chk.obj(res.get("pids"), ".pids")
-    plimit = chk.integer(pids, "limit", ".pids", lo=-1 << 63, hi=MAX_INT64)
-    if plimit:
-        _add(plan, "pids", "pids.max", str(plimit) if plimit > 0 else "max")
+    _plan_idle_cpuset_pids(res, cpu, chk, plan)
 
     blkio = chk.obj(res.get("blockIO"), ".blockIO")
     weight = chk.integer(blkio, "weight", ".blockIO", lo=0, hi=1000, what="(valid range is 10-1000)")
@@ -498,3 +480,16 @@ def plan_v2(res: dict[str, Any] | None, *, bfq: bool = False, prefix: str = ".li
 def memory_check_before_update(res: dict[str, Any] | None) -> bool:
     mem = (res or {}).get("memory") or {}
     return bool(isinstance(mem, dict) and mem.get("checkBeforeUpdate"))
+
+
+def _plan_idle_cpuset_pids(res: dict, cpu: dict, chk, plan: dict) -> None:
+    """cpu.idle, cpuset.cpus/mems and pids.max: the same file names on v1 and v2."""
+    idle = chk.integer(cpu, "idle", ".cpu", lo=0, hi=1)
+    _add(plan, "cpu", "cpu.idle", None if idle is None else str(idle))
+    cpus, mems = check_cpuset(cpu, chk, ".cpu")
+    _add(plan, "cpuset", "cpuset.cpus", cpus)
+    _add(plan, "cpuset", "cpuset.mems", mems)
+    pids = chk.obj(res.get("pids"), ".pids")
+    limit = chk.integer(pids, "limit", ".pids", lo=-1 << 63, hi=MAX_INT64)
+    if limit:
+        _add(plan, "pids", "pids.max", str(limit) if limit > 0 else "max")
