@@ -147,3 +147,18 @@ def signal_frozen(manager, sig: int, can_freeze: bool) -> None:
     finally:
         if freeze:
             manager.thaw()
+
+
+def join_procs(path: str, pid: int, rootless: bool) -> None:
+    """Move `pid` into the cgroup at `path` (v1 or v2 cgroup.procs); a rootless
+    runtime without access to it carries on, as runc does."""
+    try:
+        fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
+            return
+        raise CgroupError(f"add pid {pid} to {path}: {err.strerror}") from None

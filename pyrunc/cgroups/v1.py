@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, rmdir_tree, warn_kernel_memory
+from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, join_procs, rmdir_tree, warn_kernel_memory
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
 
 # spec field that needs each optional controller (for error messages)
@@ -54,18 +54,8 @@ class V1Manager:
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
 
     def add(self, pid: int) -> None:
-        data = str(pid).encode()
         for path in self._dirs():
-            try:
-                fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
-            except OSError as err:
-                if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
-                    continue
-                raise CgroupError(f"add pid {pid} to {path}: {err.strerror}") from None
+            join_procs(path, pid, self.rootless)
 
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self._dirs())

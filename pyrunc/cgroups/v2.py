@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from pyrunc import syscalls
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, read_pids_tree, rmdir_tree, signal_frozen,
+from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, join_procs, read_pids_tree, rmdir_tree, signal_frozen,
                                     warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
 
@@ -47,16 +47,7 @@ class V2Manager:
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
 
     def add(self, pid: int) -> None:
-        try:
-            fd = os.open(f"{self.dir}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(pid).encode())
-            finally:
-                os.close(fd)
-        except OSError as err:
-            if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
-                return
-            raise CgroupError(f"add pid {pid} to {self.dir}: {err.strerror}") from None
+        join_procs(self.dir, pid, self.rootless)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
