@@ -1,69 +1,160 @@
-"""Filesystem helpers shared by pyrunc and pybuild: atomic writes and safe removal.
+"""Filesystem helpers shared by pyrunc and pybuild: atomic writes, appends to
+caller-named files and safe removal.
 
-Invariant: a reader never sees a half-written file. Writers go through a temp
-file in the same directory, fsync it, rename it over the target and fsync the
-directory, so that a crash leaves either the old or the new content.
+Invariants:
+- A reader never sees a half-written file. Writers go through a temp file in
+  the same directory, fsync it, rename it over the target and fsync the
+  directory, so that a crash leaves either the old or the new content.
+- A temp name cannot be predicted and is created with O_CREAT|O_EXCL|
+  O_NOFOLLOW relative to an fd of its directory: a symlink planted at any
+  name (the old `.NAME.tmp<pid>` scheme let one redirect `--pid-file` and
+  pybuild's config.json to any file) makes the open fail instead of writing
+  through it. The rename replaces a symlink at the destination, never the
+  file it points to.
+- Removal never follows a symlink and never crosses a mount: each directory is
+  opened relative to its parent's fd with openat2(RESOLVE_NO_XDEV|
+  RESOLVE_NO_SYMLINKS), so a link or bind mount swapped in mid-walk stops the
+  walk instead of emptying what is behind it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_TEMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(path, _DIR)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def temp_name(name: str) -> str:
+    """`.NAME.<96 random bits>.tmp`: unpredictable (os.urandom, no imports), and
+    short enough for NAME_MAX whatever NAME is."""
+    return f".{name[:200]}.{os.urandom(12).hex()}.tmp"
+
+
+def create_temp(dir_fd: int, name: str, mode: int) -> tuple[str, int]:
+    """Create a fresh temp file beside `name` in `dir_fd`: (its name, a write fd)."""
+    for _ in range(16):
+        tmp = temp_name(name)
+        try:
+            return tmp, os.open(tmp, _TEMP, mode, dir_fd=dir_fd)
+        except FileExistsError:
+            continue  # 96 random bits: only something planted can be here; pick again
+    raise FileExistsError(errno.EEXIST, "no free temp name", name)
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `data` atomically; `durable=False` skips the fsyncs
     where only atomicity matters (runtime state on tmpfs)."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory or ".", _DIR)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        tmp, fd = create_temp(dir_fd, name, mode)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(dir_fd, tmp)
+            raise
         if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    if durable:
-        fsync_dir(directory)
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass  # already renamed or never made: nothing of ours to remove
+
+
+def open_append(path: str, mode: int = 0o644) -> int:
+    """Open a caller-named file (`--log`) for appending, as runc does: an
+    existing file, or a link to one (`/dev/stderr`), is used as it is; a new
+    file is only ever created at `path` itself, never through a dangling
+    symlink planted there (that would create a file wherever it points)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        pass
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        if os.path.islink(path) and not os.path.exists(path):
+            raise OSError(errno.ELOOP, "refusing to create a file through a dangling symlink", path) from None
+        return os.open(path, flags)  # made by someone else meanwhile
 
 
 def rmtree_nofollow(path: str) -> None:
     """Remove a tree without following symlinks and without crossing into
     mounts (a bind mount left inside must make this fail loudly, not empty
-    the host directory behind it)."""
+    the host directory behind it). The last component of `path` itself may
+    not be a symlink to a directory either: a link is removed, not followed."""
+    parent, name = os.path.split(os.path.normpath(path))
     try:
-        top = os.lstat(path)
+        parent_fd = os.open(parent or ".", _DIR)
     except FileNotFoundError:
         return
-    if not stat.S_ISDIR(top.st_mode):
-        os.unlink(path)
-        return
-    _rm_dir_contents(path, top.st_dev)
-    os.rmdir(path)
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            _rm_dir_at(parent_fd, name, path)
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
 
 
-def _rm_dir_contents(path: str, dev: int) -> None:
-    with os.scandir(path) as entries:
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                if st.st_dev != dev:
-                    raise OSError(16, "refusing to remove a mount point", entry.path)
-                _rm_dir_contents(entry.path, dev)
-                os.rmdir(entry.path)
+def _rm_dir_at(parent_fd: int, name: str, shown: str) -> None:
+    """Empty and remove the directory `name` of `parent_fd`."""
+    from pyrunc import syscalls  # ctypes: not on the path of `state`/`list`, which only read
+
+    no_escape = syscalls.RESOLVE_NO_XDEV | syscalls.RESOLVE_NO_SYMLINKS | syscalls.RESOLVE_NO_MAGICLINKS
+    try:
+        fd = syscalls.openat2(parent_fd, name, _DIR | os.O_NOFOLLOW, 0, no_escape)
+    except OSError as err:
+        if err.errno == errno.EXDEV:
+            raise OSError(errno.EBUSY, "refusing to remove a mount point", shown) from None
+        if err.errno == errno.ENOENT:
+            return
+        raise OSError(err.errno, err.strerror, shown) from None
+    try:
+        with os.scandir(fd) as entries:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for child, is_dir in children:
+            if is_dir:
+                _rm_dir_at(fd, child, f"{shown}/{child}")
             else:
-                os.unlink(entry.path)
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except IsADirectoryError:  # replaced by a directory meanwhile: walk it too
+                    _rm_dir_at(fd, child, f"{shown}/{child}")
+                except FileNotFoundError:
+                    continue
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass

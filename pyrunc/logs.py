@@ -35,15 +35,22 @@ def _emit(level: str, message: str) -> None:
     else:
         line = f"pyrunc: {message}" if level == "error" else f"pyrunc: {level}: {message}"
     if _log_path:
-        fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        from pyrunc.fsutil import open_append
+
         try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
-        if level != "error":
-            return
-        if _json:
-            return
+            fd = open_append(_log_path)
+        except OSError as err:  # say so on stderr, with the message itself: never a traceback
+            sys.stderr.write(f"pyrunc: --log {_log_path}: {err.strerror}\n")
+            fd = -1
+        if fd >= 0:
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+            if level != "error":
+                return
+            if _json:
+                return
         line = f"pyrunc: {message}"
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
