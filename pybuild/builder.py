@@ -28,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from pybuild.errors import DockerfileError, PybuildError, StepFailed
 from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageConfig, Manifest, chain_id,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pybuild.cache import StepInputs
     from pybuild.instructions import ArgInstr, Stage
     from pybuild.shell_words import ShellLex
-    from pybuild.steps import BuildEnv, Instr, Outcome, StageState
+    from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, Step
     from pybuild.store import StoredImage
 
 
@@ -186,6 +186,7 @@ class Builder:
                                 secrets=opts.secrets, host_ca=opts.host_ca, build_args=opts.build_args,
                                 proxy_env=proxy_env(opts.build_args), lowers_of=self.lowers_of,
                                 key_of=self.key_of, ensure_lowers=self.ensure_lowers, stack=stack)
+            stack.callback(self.cache.flush_meta)
             for n, idx in enumerate(needed, 1):
                 self.results[idx] = self._build_stage(self.stages[idx], n, len(needed))
             final = self.results[target].state
@@ -333,12 +334,13 @@ class Builder:
             inputs, hit = self._run_step(b, st, ins, done, history, rebuilt)
             done.append(inputs)
             rebuilt = rebuilt or not hit
+        fold_history(st)
         self.cache.save_stage_build(stage_id, done)
         return StageResult(state=st, key=st.key)
 
     def _run_step(self, b: "BuildEnv", st: "StageState", ins: "Instr", done: "list[StepInputs]",
                   history: "list[list[StepInputs]]", rebuilt: bool) -> "tuple[StepInputs, bool]":
-        from pybuild.cache import CacheRecord, StepInputs, explain, nearest_build, step_key
+        from pybuild.cache import CacheRecord, StepInputs, step_key
         from pybuild.steps import step_for
 
         step = step_for(ins.keyword)
@@ -348,36 +350,81 @@ class Builder:
             raise
         except PybuildError as err:
             raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
-        args = st.arg_values()
+        # A metadata step's inputs are its text and its parent's key: every ARG value in scope was
+        # set by an ARG step of this stage whose key covers the resolved value. Hashing all ARGs
+        # again at each step made a file of n ARG lines O(n²).
+        args = {} if step.metadata_only else st.arg_values()
         key = step_key(st.key, prep.text, prep.sources, args, prep.extra)
-        scope = {f"ARG {k}": v for k, v in args.items()}
-        scope.update({f"ENV {k}": v for k, v in st.container.env_dict().items()})
+        scope: dict[str, str] = {}
+        if not step.metadata_only:
+            scope = {f"ARG {k}": v for k, v in args.items()}
+            scope.update({f"ENV {k}": v for k, v in st.container.env_dict().items()})
         inputs = StepInputs(key=key, text=prep.text, scope=scope,
                             base=st.base_digest if not done else None, sources=prep.files)
+        if step.metadata_only:
+            return inputs, self._run_metadata_step(b, st, ins, step, prep, key, lambda: self._explain_miss(
+                inputs, history, done, rebuilt))
+        st.meta_run = None
         record = None if self.opts.no_cache else self.cache.lookup(key)
         if record is not None and all(self.store.has_blob(d["digest"]) for d in record.layers):
+            st.pending_history.clear()  # the record's history has them (same key chain)
             st.config = parse_config(record.config)
             st.layers = tuple(Descriptor.from_dict(d) for d in record.layers)
             st.lowers = None
             st.key = key
             self.progress.cached()
             return inputs, True
-        if self.opts.explain_cache:
-            old_build = nearest_build(history, done)
-            old = old_build[len(done)] if old_build and len(old_build) > len(done) else None
-            self.progress.explain(explain(old, inputs, rebuilt))
-        try:
-            outcome = step.apply(b, st, ins, prep)
-        except (DockerfileError, StepFailed):
-            raise
-        except PybuildError as err:
-            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+        self._explain_miss(inputs, history, done, rebuilt)
+        fold_history(st)
+        outcome = self._apply(b, st, ins, step, prep)
         detail = self._commit_step(st, outcome)
         st.key = key
         self.cache.record(key, CacheRecord(config=st.config.to_dict(),
                                            layers=[d.to_dict() for d in st.layers]))
         self.progress.done(detail)
         return inputs, False
+
+    def _explain_miss(self, inputs: "StepInputs", history: "list[list[StepInputs]]", done: "list[StepInputs]",
+                      rebuilt: bool) -> None:
+        from pybuild.cache import explain, nearest_build
+
+        if self.opts.explain_cache:
+            old_build = nearest_build(history, done)
+            old = old_build[len(done)] if old_build and len(old_build) > len(done) else None
+            self.progress.explain(explain(old, inputs, rebuilt))
+
+    @staticmethod
+    def _apply(b: "BuildEnv", st: "StageState", ins: "Instr", step: "Step", prep: "Prepared") -> "Outcome":
+        try:
+            return step.apply(b, st, ins, prep)
+        except (DockerfileError, StepFailed):
+            raise
+        except PybuildError as err:
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+
+    def _run_metadata_step(self, b: "BuildEnv", st: "StageState", ins: "Instr", step: "Step",
+                           prep: "Prepared", key: str, explain_miss: "Callable[[], None]") -> bool:
+        """A config-only step: always recomputed in memory (cheap, and a pure function of what the key
+        covers), with the history timestamp of the cached run on a hit, so a rebuild gives the same
+        image ID. Its cache record is that timestamp alone: a full config per step made a Dockerfile
+        of n LABEL lines cost O(n²) (10k lines: minutes); now the work per step is proportional to
+        the instruction."""
+        if st.meta_run is None:
+            st.meta_run = st.key
+        recorded = None if self.opts.no_cache else self.cache.lookup_meta(st.meta_run, key)
+        if recorded is None:
+            explain_miss()
+        outcome = self._apply(b, st, ins, step, prep)
+        created = recorded or self._created()
+        st.config = outcome.config
+        st.pending_history.append(History(created=created, created_by=outcome.created_by, empty_layer=True))
+        st.key = key
+        if recorded is None:
+            self.cache.record_meta(st.meta_run, key, created)
+            self.progress.done()
+        else:
+            self.progress.cached()
+        return recorded is not None
 
     def _created(self) -> str:
         epoch = self.opts.source_date_epoch
@@ -432,6 +479,15 @@ class Builder:
         manifest = Manifest(config=config_desc, layers=st.layers)
         desc = self.store.put_json(manifest, MT_MANIFEST)
         return config_desc.digest, desc, config
+
+
+def fold_history(st: "StageState") -> None:
+    """Append the history entries of the metadata steps run since the last fold, in one copy."""
+    import dataclasses
+
+    if st.pending_history:
+        st.config = dataclasses.replace(st.config, history=st.config.history + tuple(st.pending_history))
+        st.pending_history.clear()
 
 
 def build(opts: BuildOptions) -> str:

@@ -12,6 +12,12 @@ Records live beside the OCI layout, in `<root>/cache/`:
   dangling config blobs) and the manifest layer descriptors so far. A record
   is only used if every layer blob it names is still in the store (after a
   prune it is a miss, never an error).
+- `meta/<hex of the key a run starts from>.json`: a run of consecutive
+  metadata-only steps (ENV, LABEL, CMD, ...) keeps only their history
+  timestamps, by step key, in one file written once per run. Its config is a pure function of the parent state and
+  the instruction, both covered by the key, so it is recomputed on a hit; a
+  full config per step would make a Dockerfile of n LABEL lines cost O(n²)
+  (each record the size of everything before it).
 - `stages/<hex of stage identity>.json`: the inputs of each step of the last few
   builds of one stage (same context dir, Dockerfile and stage), which
   `--explain-cache` diffs against to say *what changed*.
@@ -69,9 +75,13 @@ class CacheRecord:
 class Cache:
     def __init__(self, root: str) -> None:
         self.steps_dir = os.path.join(root, "cache", "steps")
+        self.meta_dir = os.path.join(root, "cache", "meta")
         self.stages_dir = os.path.join(root, "cache", "stages")
-        os.makedirs(self.steps_dir, exist_ok=True)
-        os.makedirs(self.stages_dir, exist_ok=True)
+        for d in (self.steps_dir, self.meta_dir, self.stages_dir):
+            os.makedirs(d, exist_ok=True)
+        self._meta_parent: str | None = None
+        self._meta: dict[str, str] = {}
+        self._meta_dirty = False
 
     def _step_path(self, key: str) -> str:
         return os.path.join(self.steps_dir, key.split(":", 1)[-1] + ".json")
@@ -89,6 +99,41 @@ class Cache:
     def record(self, key: str, rec: CacheRecord) -> None:
         data = json.dumps({"key": key, "config": rec.config, "layers": rec.layers}, sort_keys=True)
         atomic_write(self._step_path(key), data.encode(), durable=False)
+
+    # --- metadata-only steps: one small file per run of consecutive ones ----------
+    def _meta_path(self, run_parent: str) -> str:
+        return os.path.join(self.meta_dir, run_parent.split(":", 1)[-1] + ".json")
+
+    def _load_meta(self, run_parent: str) -> dict[str, str]:
+        if self._meta_parent == run_parent:
+            return self._meta
+        self.flush_meta()
+        try:
+            with open(self._meta_path(run_parent), "rb") as fh:
+                doc = json.load(fh)
+        except (FileNotFoundError, ValueError):
+            doc = {}
+        entries = doc.get("created") if isinstance(doc, dict) else None
+        self._meta_parent = run_parent
+        self._meta = {k: v for k, v in entries.items() if isinstance(v, str)} if isinstance(entries, dict) else {}
+        return self._meta
+
+    def lookup_meta(self, run_parent: str, key: str) -> str | None:
+        """The history timestamp recorded for a metadata-only step (`run_parent`: the key the run of
+        metadata steps it belongs to started from), or None (a miss)."""
+        return self._load_meta(run_parent).get(key)
+
+    def record_meta(self, run_parent: str, key: str, created: str) -> None:
+        """Buffered: a run of n steps is written once (flush_meta), not n times."""
+        self._load_meta(run_parent)[key] = created
+        self._meta_dirty = True
+
+    def flush_meta(self) -> None:
+        if self._meta_dirty and self._meta_parent is not None:
+            doc = {"parent": self._meta_parent, "created": self._meta}
+            atomic_write(self._meta_path(self._meta_parent), json.dumps(doc, sort_keys=True).encode(),
+                         durable=False)
+        self._meta_dirty = False
 
     def forget(self, key: str) -> None:
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from pybuild.errors import DockerfileError
-from pybuild.image import ContainerConfig, Descriptor, ImageConfig
+from pybuild.image import ContainerConfig, Descriptor, History, ImageConfig
 
 if TYPE_CHECKING:
     from pybuild.cache import Cache
@@ -100,16 +100,79 @@ class StageState:
     global_args: dict[str, str] = field(default_factory=dict)   # ARGs before the first FROM (+ defaults)
     lowers: list[str] | None = None        # unpacked layer dirs, bottom first (filled on demand)
     cmd_set: bool = False                  # a CMD appeared in this stage (ENTRYPOINT keeps it)
+    meta_run: str | None = None            # key the current run of metadata-only steps started from
+    # Metadata steps keep their cost proportional to the instruction, not to the config so far
+    # (a Dockerfile of n LABEL or ENV lines must be O(n)): history entries of a run of metadata steps
+    # wait here until a filesystem step or the stage end folds them in (builder.fold_history), and the
+    # dicts below are owned by this state and updated in place, rebuilt only when `config` was
+    # replaced from outside (a cache hit, a new base).
+    pending_history: list[History] = field(default_factory=list)
+    own_labels: dict[str, str] | None = None
+    _env_for: tuple[str, ...] | None = None       # the config env tuple the caches below describe
+    _env_only: dict[str, str] = field(default_factory=dict)
+    _env_pos: dict[str, int] = field(default_factory=dict)
+    _env_last: dict[str, int] = field(default_factory=dict)
+    _merged: dict[str, str] | None = None
 
     @property
     def container(self) -> ContainerConfig:
         return self.config.config
 
+    def _env_caches(self) -> None:
+        env = self.container.env
+        if self._env_for is not env:
+            self._env_only, self._env_pos, self._env_last = {}, {}, {}
+            for i, item in enumerate(env):
+                key, _, value = item.partition("=")
+                self._env_only[key] = value           # a later duplicate wins for lookups,
+                self._env_pos.setdefault(key, i)      # ENV replaces the first, as before
+                self._env_last[key] = i
+            self._env_for = env
+            self._merged = None
+
     def env(self) -> dict[str, str]:
-        """The expansion environment: ARG values, overridden by ENV (BuildKit's order)."""
-        out = {k: v for k, v in self.args.items() if v is not None}
-        out.update(self.container.env_dict())
-        return out
+        """The expansion environment: ARG values, overridden by ENV (BuildKit's order).
+        Shared and kept up to date by set_arg/set_env: callers must not modify it."""
+        self._env_caches()
+        if self._merged is None:
+            merged = {k: v for k, v in self.args.items() if v is not None}
+            merged.update(self._env_only)
+            self._merged = merged
+        return self._merged
+
+    def set_arg(self, key: str, value: str | None) -> None:
+        self.args[key] = value
+        if self._merged is not None and self._env_for is self.container.env and key not in self._env_only:
+            if value is None:
+                self._merged.pop(key, None)
+            else:
+                self._merged[key] = value
+
+    def set_env(self, pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+        """ENV: the new env tuple (a key keeps its position, a new one goes last), caches updated."""
+        self._env_caches()
+        env = list(self.container.env)
+        for key, value in pairs:
+            pos = self._env_pos.get(key)
+            if pos is None:
+                self._env_pos[key] = self._env_last[key] = len(env)
+                env.append(f"{key}={value}")
+            else:
+                env[pos] = f"{key}={value}"
+                if pos != self._env_last[key]:
+                    continue  # a later duplicate (from a base image) still wins for lookups
+            self._env_only[key] = value
+            if self._merged is not None:
+                self._merged[key] = value
+        new = tuple(env)
+        self._env_for = new
+        return new
+
+    def labels_to_update(self) -> dict[str, str]:
+        """A labels dict this state owns (copied once from the config), to update in place."""
+        if self.own_labels is None or self.container.labels is not self.own_labels:
+            self.own_labels = dict(self.container.labels)
+        return self.own_labels
 
     def arg_values(self) -> dict[str, str]:
         return {k: v for k, v in self.args.items() if v is not None}

@@ -54,22 +54,13 @@ def _pairs(b: BuildEnv, st: StageState, ins: Instr) -> list[tuple[str, str]]:
 @handler("env")
 def _env(b: BuildEnv, st: StageState, ins: Instr) -> tuple[ImageConfig, str]:
     pairs = _pairs(b, st, ins)
-    env = list(st.container.env)
-    for key, value in pairs:
-        item = f"{key}={value}"
-        for i, existing in enumerate(env):
-            if existing.split("=", 1)[0] == key:
-                env[i] = item
-                break
-        else:
-            env.append(item)
-    return with_container(st, env=tuple(env)), "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
+    return with_container(st, env=st.set_env(pairs)), "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
 
 
 @handler("label")
 def _label(b: BuildEnv, st: StageState, ins: Instr) -> tuple[ImageConfig, str]:
     pairs = _pairs(b, st, ins)
-    labels = dict(st.container.labels)
+    labels = st.labels_to_update()
     labels.update(pairs)
     return with_container(st, labels=labels), "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
 
@@ -83,7 +74,7 @@ def declare_args(b: BuildEnv, st: StageState, ins: Instr) -> str:
         if not key:
             raise ins.error("ARG names can not be blank")
         value = stage_arg_value(key, default if eq else None, b.build_args, st.global_args, st.env(), b.lex)
-        st.args[key] = value
+        st.set_arg(key, value)
         shown.append(key if value is None else f"{key}={value}")
     return "ARG " + " ".join(shown)
 

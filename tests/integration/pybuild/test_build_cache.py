@@ -133,3 +133,21 @@ def test_bind_mounted_context_is_a_cache_input(pb, tmp_path):
     res = pb.build(ctx, "-t", "bind")
     assert "CACHED" not in res.stderr
     assert pb.flatten("bind")["copied"][1] == b"two\n"
+
+
+def test_metadata_steps_follow_build_args_and_keep_their_timestamps(pb, tmp_path):
+    """Metadata steps keep only their timestamps in the cache (issue 11: a config per step made n
+    LABEL lines O(n²)); what they compute still follows every input their keys cover."""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\nARG V=0\nLABEL v=$V\nENV E=$V\n" + "".join(f"LABEL l{i}={i}\n" for i in range(200)))})
+    one = pb.build(ctx, "-t", "m", "--build-arg", "V=1").stdout.strip()
+    cfg = pb.config("m")
+    assert cfg["config"]["Labels"]["v"] == "1" and "E=1" in cfg["config"]["Env"]
+    assert len(cfg["config"]["Labels"]) == 201 and len(cfg["history"]) >= 203
+    again = pb.build(ctx, "-t", "m", "--build-arg", "V=1")
+    assert again.stdout.strip() == one and again.stderr.count("--> CACHED") == 203
+    two = pb.build(ctx, "-t", "m", "--build-arg", "V=2").stdout.strip()
+    assert two != one
+    cfg = pb.config("m")
+    assert cfg["config"]["Labels"]["v"] == "2" and "E=2" in cfg["config"]["Env"]
+    assert len(os.listdir(os.path.join(pb.root, "cache", "meta"))) <= 2   # one record per run of steps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pybuild.cache import Cache, CacheRecord, StepInputs, explain, nearest_build, step_key
 
 
@@ -77,3 +79,27 @@ def test_explain_without_history_and_parent_rebuilt():
     same = _inputs("k1", "RUN a")
     assert explain(same, _inputs("k2", "RUN a"), True) == ["an earlier step of this stage was rebuilt"]
     assert explain(same, _inputs("k1", "RUN a"), False) == ["the cached result is gone from the store (pruned)"]
+
+
+def test_metadata_runs_are_one_buffered_record_each(tmp_path):
+    """A run of metadata steps is written once (not one file, nor one full config, per step)."""
+    cache = Cache(str(tmp_path))
+    for i in range(1000):
+        cache.record_meta("sha256:run1", f"sha256:k{i}", f"2024-01-01T00:00:{i % 60:02d}Z")
+    assert os.listdir(cache.meta_dir) == []          # buffered until the run ends
+    cache.record_meta("sha256:run2", "sha256:x", "t2")  # another run: the first is flushed
+    assert len(os.listdir(cache.meta_dir)) == 1
+    cache.flush_meta()
+    assert len(os.listdir(cache.meta_dir)) == 2
+    again = Cache(str(tmp_path))
+    assert again.lookup_meta("sha256:run1", "sha256:k61") == "2024-01-01T00:00:01Z"
+    assert again.lookup_meta("sha256:run2", "sha256:x") == "t2"
+    assert again.lookup_meta("sha256:run1", "sha256:nope") is None
+    assert again.lookup_meta("sha256:none", "sha256:x") is None
+
+
+def test_junk_metadata_record_is_a_miss(tmp_path):
+    cache = Cache(str(tmp_path))
+    with open(cache._meta_path("sha256:r"), "w") as fh:
+        fh.write('{"created": ["not", "a", "map"]}')
+    assert cache.lookup_meta("sha256:r", "sha256:k") is None
