@@ -377,7 +377,10 @@ class Builder:
         self._explain_miss(inputs, history, done, rebuilt)
         fold_history(st)
         outcome = self._apply(b, st, ins, step, prep)
-        detail = self._commit_step(st, outcome)
+        try:
+            detail = self._commit_step(st, outcome)
+        except PybuildError as err:  # e.g. a file the step made that no layer can hold
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
         st.key = key
         self.cache.record(key, CacheRecord(config=st.config.to_dict(),
                                            layers=[d.to_dict() for d in st.layers]))

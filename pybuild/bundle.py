@@ -72,13 +72,25 @@ def bundle_config(image_config: ImageConfig, rootfs: str, rootless: bool = False
 def make_bundle(store: Store, image: StoredImage, bundle_dir: str, rootless: bool = False,
                 hostname: str | None = None) -> str:
     from pybuild.export import flatten
+    from pyrunc.fsutil import rmtree_nofollow
+
     rootfs = os.path.join(bundle_dir, "rootfs")
-    if os.path.exists(rootfs) and os.listdir(rootfs):
-        raise BundleError(f"bundle: {rootfs}: exists and is not empty")
+    if os.path.lexists(rootfs) and (os.path.islink(rootfs) or not os.path.isdir(rootfs) or os.listdir(rootfs)):
+        raise BundleError(f"bundle: {rootfs}: exists and is not empty (or not a directory)")
+    made = [d for d in (bundle_dir, rootfs) if not os.path.lexists(d)]
     os.makedirs(rootfs, exist_ok=True)
-    os.chmod(rootfs, 0o755)
-    flatten(store, image, rootfs)
-    spec = bundle_config(image.config, rootfs, rootless=rootless, hostname=hostname)
-    path = os.path.join(bundle_dir, "config.json")
-    atomic_write(path, (json.dumps(spec, indent="\t") + "\n").encode())
+    try:
+        os.chmod(rootfs, 0o755)
+        flatten(store, image, rootfs)
+        spec = bundle_config(image.config, rootfs, rootless=rootless, hostname=hostname)
+        path = os.path.join(bundle_dir, "config.json")
+        atomic_write(path, (json.dumps(spec, indent="\t") + "\n").encode())
+    except BaseException:
+        # leave nothing behind: the outermost dir made here, or what went into the (empty) rootfs
+        if made:
+            rmtree_nofollow(made[0])
+        else:
+            for name in os.listdir(rootfs):
+                rmtree_nofollow(os.path.join(rootfs, name))
+        raise
     return path

@@ -6,6 +6,11 @@ Invariants:
   every symlink on the way is resolved and must stay inside the root.
 - Files matched by `.dockerignore` do not exist for COPY/ADD: wildcards skip
   them, naming one explicitly is "not found", and directory copies leave them out.
+- A COPY/ADD source named `.wh.*` (or holding such a file) is refused: in a
+  layer it would be a whiteout, deleting what it names when the image is
+  unpacked (`.wh...`: emptying the unpack directory's parent in unpackers that
+  do not check). BuildKit copies it and the image fails later ("invalid
+  whiteout name"); docker's classic builder applies it as a deletion.
 - A source's content digest covers what a COPY of it would produce (relative
   paths, file types, permission bits, bytes, symlink targets) and nothing else
   (no mtimes, no owners: COPY resets both), so touching a file keeps the cache.
@@ -135,6 +140,14 @@ class BuildContext:
             raise ContextError(f"{what}: resolves outside the build context (to {real})")
         return real
 
+    @staticmethod
+    def check_layer_name(rel: str) -> None:
+        """Refuse an entry whose own name a layer would read as a whiteout (module docstring). Only
+        the last component: the names above it are not what the copy writes."""
+        if rel.rsplit("/", 1)[-1].startswith(".wh."):
+            raise ContextError(f"{rel}: names beginning with .wh. are reserved for OCI whiteouts; "
+                               "a layer cannot hold this file")
+
     def resolve(self, src: str) -> list[Source]:
         """All sources a COPY/ADD `src` names (a wildcard may name several).
 
@@ -172,10 +185,11 @@ class BuildContext:
             elif os.path.isdir(self._host(rel, rel)):
                 yield from self._glob(rest, rel)
 
-    def walk(self, source: Source) -> Iterator[tuple[str, str, os.stat_result]]:
+    def walk(self, source: Source, for_layer: bool = False) -> Iterator[tuple[str, str, os.stat_result]]:
         """(context-relative path, host path, lstat) of every non-ignored entry
         below a directory source, sorted by name, parents before children.
-        Symlinks inside are entries, never followed."""
+        Symlinks inside are entries, never followed. `for_layer`: the entries go
+        into a layer (COPY/ADD), so whiteout-like names are refused."""
         with os.scandir(source.path) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
@@ -184,17 +198,21 @@ class BuildContext:
             if self.ignored(rel):
                 if is_dir and self._exceptions:
                     # An exception rule (`!dir/keep`) may re-include a child.
-                    yield from self.walk(Source(rel, entry.path, True))
+                    yield from self.walk(Source(rel, entry.path, True), for_layer)
                 continue
+            if for_layer:
+                self.check_layer_name(rel)
             yield rel, entry.path, entry.stat(follow_symlinks=False)
             if is_dir:
-                yield from self.walk(Source(rel, entry.path, True))
+                yield from self.walk(Source(rel, entry.path, True), for_layer)
 
-    def entries(self, source: Source) -> list[tuple[str, str, os.stat_result]]:
+    def entries(self, source: Source, for_layer: bool = False) -> list[tuple[str, str, os.stat_result]]:
         """`walk` in a stable sorted order (for digests and copies)."""
         if not source.is_dir:
+            if for_layer:
+                self.check_layer_name(source.rel)
             return [(source.rel, source.path, os.stat(source.path))]
-        return sorted(self.walk(source), key=lambda t: t[0])
+        return sorted(self.walk(source, for_layer), key=lambda t: t[0])
 
     # --- digests -------------------------------------------------------------
     @staticmethod
@@ -255,11 +273,11 @@ class BuildContext:
             return f"l:{os.readlink(host)}"
         return f"o{st.st_mode:o}"
 
-    def digest(self, sources: list[Source]) -> SourceDigest:
-        """Content digest of a list of sources (what a COPY of them produces)."""
+    def digest(self, sources: list[Source], for_layer: bool = False) -> SourceDigest:
+        """Content digest of a list of sources (what a COPY of them produces); `for_layer` as in walk."""
         files: dict[str, str] = {}
         for source in sources:
-            for rel, host, st in self.entries(source):
+            for rel, host, st in self.entries(source, for_layer):
                 files[rel] = self.entry_digest(host, st)
             if source.is_dir:
                 files.setdefault(source.rel + "/", "d")

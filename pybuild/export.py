@@ -180,12 +180,16 @@ def export_image(store: Store, image: StoredImage, dest: str, fmt: str = "oci", 
 
 
 def flatten(store: Store, image: StoredImage | None, dest_dir: str) -> None:
-    """Apply every layer in order into dest_dir (created if missing); whiteouts remove what they hide."""
+    """Apply every layer in order into dest_dir (created if missing); whiteouts remove what they hide.
+    Into a directory that already holds files (`--output type=local` over an existing tree), a
+    whiteout removes only what an earlier layer of this flatten wrote there, never the user's own
+    files, as BuildKit, which copies the finished tree, never deletes anything in dest."""
     os.makedirs(dest_dir, exist_ok=True)
     if image is None:
         return
+    owned: set[tuple[int, int]] | None = set() if os.listdir(dest_dir) else None
     for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
-        actual, _ = store.unpack(desc, dest_dir, mode="apply")
+        actual, _ = store.unpack(desc, dest_dir, mode="apply", owned=owned)
         if actual != diff_id:
             raise DigestMismatch(diff_id, actual, what=f"layer {desc.digest} diffID")
 

@@ -14,6 +14,8 @@ Overlay form -> OCI form (image-spec layer.md "Whiteouts"):
   other trusted.overlay.* / user.overlay.* xattrs are overlay bookkeeping and never reach the tar;
   `overlay.redirect` / `overlay.metacopy` mean the upper dir is not a full diff: refused (mount the
   overlay with redirect_dir=off,metacopy=off).
+  any other entry named `.wh.*` (a file a RUN step or COPY made) is refused: every unpacker would read
+  it as a whiteout (deleting what it names, or failing on `.wh.`/`.wh..`), not as the file it was.
 
 Public API
   write_layer(src, out, compression="gzip", level=None, exclude=(), source_date_epoch=None,
@@ -229,6 +231,9 @@ class _Walker:
             return
         if stat.S_ISSOCK(mode):
             return
+        if os.path.basename(rel).startswith(".wh."):
+            raise LayerError(f"layer: /{rel}: names beginning with .wh. are OCI whiteout markers; "
+                             "a layer cannot hold such a file")
         xattrs, opaque = self._xattrs(path)
         if stat.S_ISDIR(mode):
             self._emit(tar_header(name + b"/", perm, st.st_uid, st.st_gid, 0, mtime, b"5", xattrs=xattrs))

@@ -13,15 +13,24 @@ Two modes (image-spec layer.md "Whiteouts"):
   "apply":   the layer is applied over what dest already holds (flattening for bundles, --output
              type=local): `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory of everything that
              earlier layers put there. Whiteouts never hide entries of their own layer.
+
+Whiteouts (issue 11): NAME must be one plain name (`.wh.`, `.wh..`, `.wh...` are refused, as containerd
+refuses them with "invalid whiteout name"; a layer entry cannot contain `/` in a component). Every removal
+is made relative to the fd of the directory it applies to, never follows a symlink (the directory is
+reopened with O_NOFOLLOW / RESOLVE_NO_SYMLINKS) and never crosses a mount (RESOLVE_NO_XDEV, st_dev): a
+mount point met on the way is an error. With `owned` (a set shared by the layers of one flatten into a
+directory that was not empty), removals only take what this flatten created (by inode), so flattening
+into a user's directory never deletes the user's own files.
 Ownership is applied when running as root (`keep_owner` defaults to euid == 0); modes, mtimes, xattrs,
 devices, fifos and hard links always. Overlay bookkeeping xattrs in a tar are refused (a layer must not set
 trusted.overlay.redirect on the host).
 
 Public API
-  unpack_tar(stream, dest, mode="overlay", keep_owner=None, xattr_ns="trusted") -> (diff_id, size)
+  unpack_tar(stream, dest, mode="overlay", keep_owner=None, xattr_ns="trusted", owned=None) -> (diff_id, size)
       `stream` is the uncompressed tar; the return value is its sha256 and length (read to EOF).
   unpack_blob(raw, media_type, dest, mode="overlay", ...) -> (diff_id, size): decompresses first (sniffed).
   clean_name(name) -> tuple of components (raises UnpackError for escaping names)
+  whiteout_target(base) -> None | "" (opaque) | the plain name hidden (UnpackError for invalid ones)
 """
 
 from __future__ import annotations
@@ -62,6 +71,11 @@ class _HashingReader:
             pass
 
 
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+_NO_ESCAPE = syscalls.RESOLVE_NO_XDEV | syscalls.RESOLVE_NO_SYMLINKS | syscalls.RESOLVE_NO_MAGICLINKS
+
+
 def clean_name(name: str) -> tuple[str, ...]:
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
@@ -69,19 +83,37 @@ def clean_name(name: str) -> tuple[str, ...]:
     return parts
 
 
+def whiteout_target(base: str, entry: str = "") -> str | None:
+    """What a tar entry's last component hides: None for an ordinary name, "" for the opaque marker
+    (`.wh..wh..opq`: the directory's earlier content), else the one plain name it removes. A name
+    that would point at the directory itself or its parent (`.wh.`, `.wh..`, `.wh...`) is refused:
+    joined to its directory it would empty that directory's parent (issue 11)."""
+    if not base.startswith(WHITEOUT_PREFIX):
+        return None
+    if base == OPAQUE:
+        return ""
+    target = base[len(WHITEOUT_PREFIX):]
+    if target in ("", ".", "..") or "/" in target or "\0" in target:
+        raise UnpackError(f"unpack: {entry or base}: invalid whiteout name {base!r}")
+    return target
+
+
 class _Unpacker:
-    def __init__(self, dest: str, mode: str, keep_owner: bool, xattr_ns: str) -> None:
+    def __init__(self, dest: str, mode: str, keep_owner: bool, xattr_ns: str,
+                 owned: set[tuple[int, int]] | None = None) -> None:
         if mode not in ("overlay", "apply"):
             raise UnpackError(f"unpack: unknown mode {mode!r}")
         self.mode = mode
         self.keep_owner = keep_owner
+        self.owned = owned  # None: everything below dest is this unpack's (a fresh directory)
         self.opaque_key = f"{xattr_ns}.overlay.opaque"
         self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root_dev = os.fstat(self.root).st_dev
         self.root_path = os.readlink(f"/proc/self/fd/{self.root}")
         self.fds: dict[tuple[str, ...], int] = {}
         self.retired: list[int] = []  # fds dropped from the cache but maybe still in use by this entry
         self.created: set[tuple[str, ...]] = set()
-        self.dir_times: list[tuple[tuple[str, ...], int]] = []
+        self.dir_times: list[tuple[tuple[str, ...], int, int, int]] = []  # parts, mtime, dev, ino
 
     def close(self) -> None:
         self._drop_fds()
@@ -117,6 +149,7 @@ class _Unpacker:
             parent = self.dirfd(parts[:-1], True, depth + 1)
             try:
                 os.mkdir(parts[-1], 0o755, dir_fd=parent)
+                self._own(parent, parts[-1])
             except FileExistsError:
                 if not stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
                     raise
@@ -149,18 +182,48 @@ class _Unpacker:
                 base.append(part)
         return tuple(base)
 
-    def _remove(self, pfd: int, name: str) -> None:
+    def _own(self, pfd: int, name: str) -> None:
+        """Remember an inode this unpack created (only when unpacking over someone else's tree)."""
+        if self.owned is not None:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            self.owned.add((st.st_dev, st.st_ino))
+
+    def _mine(self, st: os.stat_result) -> bool:
+        return self.owned is None or (st.st_dev, st.st_ino) in self.owned
+
+    def _remove(self, pfd: int, name: str, replacing: bool = False) -> None:
+        """Remove `name` of the directory fd `pfd`: never through a symlink, never across a mount,
+        only what this unpack created (see `owned`). `replacing`: a layer entry takes this path, so
+        a non-directory is replaced even if it was not ours (it is overwritten, as by any copy)."""
         try:
             st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             return
+        if st.st_dev != self.root_dev:
+            raise UnpackError(f"unpack: {name}: refusing to remove across a mount point")
         self._drop_fds()  # cached fds below this name would go stale
-        if stat.S_ISDIR(st.st_mode):
-            self._empty_dir(os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                    dir_fd=pfd), keep=None)
+        if not stat.S_ISDIR(st.st_mode):
+            if replacing or self._mine(st):
+                os.unlink(name, dir_fd=pfd)
+            return
+        try:
+            fd = syscalls.openat2(pfd, name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  resolve=_NO_ESCAPE)
+        except OSError as err:
+            if err.errno == errno.EXDEV:
+                raise UnpackError(f"unpack: {name}: refusing to remove a mount point") from None
+            raise
+        self._empty_dir(fd, keep=None)
+        if self._mine(st):
             os.rmdir(name, dir_fd=pfd)
-        else:
-            os.unlink(name, dir_fd=pfd)
+        elif replacing:
+            try:
+                os.rmdir(name, dir_fd=pfd)
+            except OSError as err:
+                if err.errno != errno.ENOTEMPTY:
+                    raise
+                raise UnpackError(f"unpack: {name}: cannot replace a directory holding files this unpack "
+                                  "did not write") from None
 
     def _empty_dir(self, fd: int, keep: tuple[str, ...] | None) -> None:
         """Remove the children of the directory open as `fd` (closed here), sparing `keep + (child,)`
@@ -173,36 +236,59 @@ class _Unpacker:
         finally:
             os.close(fd)
 
-    def whiteout(self, parts: tuple[str, ...], m: tarfile.TarInfo) -> None:
-        parent, base = parts[:-1], parts[-1]
-        pfd = self.dirfd(parent)
-        if base == ".wh..wh..opq":
-            if self.mode == "overlay":
-                os.setxattr(f"/proc/self/fd/{pfd}", self.opaque_key, b"y")
-            else:
-                self._empty_dir(os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd), parent)
-            return
-        target = base[4:]
-        if not target or parent + (target,) in self.created:
-            return
+    def _whiteout_parent(self, parts: tuple[str, ...]) -> int | None:
+        """A fresh O_PATH fd of the directory a whiteout applies to, resolved inside dest without
+        crossing a mount; None if it does not exist (nothing to hide in apply mode)."""
+        if not parts:
+            return os.dup(self.root)
+        try:
+            return syscalls.openat2(self.root, "/".join(parts), _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                                    resolve=_RESOLVE | syscalls.RESOLVE_NO_XDEV)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            if err.errno == errno.EXDEV:
+                raise UnpackError(f"unpack: {'/'.join(parts)}: a whiteout below a mount point") from None
+            raise
+
+    def whiteout(self, parts: tuple[str, ...], target: str, m: tarfile.TarInfo) -> None:
+        parent = parts[:-1]
         if self.mode == "overlay":
+            pfd = self.dirfd(parent)
+            if not target:
+                os.setxattr(f"/proc/self/fd/{pfd}", self.opaque_key, b"y")
+                return
+            if parent + (target,) in self.created:
+                return
             self._remove(pfd, target)
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
             self._meta_path(pfd, target, m, {}, symlink=False)
-        else:
-            self._remove(pfd, target)
+            return
+        wfd = self._whiteout_parent(parent)
+        if wfd is None:
+            return
+        try:
+            if not target:
+                dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=wfd)
+                self._empty_dir(dfd, parent)
+            elif parent + (target,) not in self.created:
+                self._remove(wfd, target)
+        finally:
+            os.close(wfd)
 
     def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         self._close_retired()
         parts = clean_name(m.name)
-        if parts and parts[-1].startswith(".wh."):
-            self.whiteout(parts, m)
+        target = whiteout_target(parts[-1], m.name) if parts else None
+        if target is not None:
+            self.whiteout(parts, target, m)
             return
         xattrs = _xattrs(m)
         if not parts:  # the root entry ("./"): its metadata goes on dest itself
             if m.isdir():
                 self._meta_fd(self.root, m, xattrs)
-                self.dir_times.append(((), int(m.mtime)))
+                root_st = os.fstat(self.root)
+                self.dir_times.append(((), int(m.mtime), root_st.st_dev, root_st.st_ino))
             return
         pfd = self.dirfd(parts[:-1])
         name = parts[-1]
@@ -211,20 +297,23 @@ class _Unpacker:
         except FileNotFoundError:
             st = None
         if st is not None and not (m.isdir() and stat.S_ISDIR(st.st_mode)):
-            self._remove(pfd, name)
+            self._remove(pfd, name, replacing=True)
         self.created.add(parts)
         if m.isdir():
             if st is None or not stat.S_ISDIR(st.st_mode):
                 os.mkdir(name, 0o700, dir_fd=pfd)
+                self._own(pfd, name)
             fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 self._meta_fd(fd, m, xattrs)
+                dst = os.fstat(fd)
             finally:
                 os.close(fd)
-            self.dir_times.append((parts, int(m.mtime)))
+            self.dir_times.append((parts, int(m.mtime), dst.st_dev, dst.st_ino))
         elif m.isreg():
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=pfd)
+            self._own(pfd, name)
             try:
                 src = tf.extractfile(m)
                 assert src is not None
@@ -241,6 +330,7 @@ class _Unpacker:
             try:
                 tfd = self.dirfd(tparts[:-1], create=False)
                 os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+                self._own(pfd, name)
             except FileNotFoundError:
                 raise UnpackError(f"unpack: {m.name}: hard link target {m.linkname} not found") from None
         else:
@@ -254,6 +344,7 @@ class _Unpacker:
                     raise UnpackError(f"unpack: {m.name}: creating a device node needs root") from None
             else:
                 raise UnpackError(f"unpack: {m.name}: unsupported tar entry type {m.type!r}")
+            self._own(pfd, name)
             self._meta_path(pfd, name, m, xattrs, symlink=m.issym())
 
     def _meta_fd(self, fd: int, m: tarfile.TarInfo, xattrs: dict[str, bytes]) -> None:
@@ -274,12 +365,27 @@ class _Unpacker:
         os.utime(name, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 
     def finish(self) -> None:
-        for parts, mtime in reversed(self.dir_times):
+        """Directory mtimes last (creating children changed them). A directory may have been removed
+        or replaced since (by a later entry: a symlink `dd -> /etc` after `dd/`): each is reopened
+        inside dest and must still be the same directory inode, else it is skipped; the time is set
+        through the fd, so no symlink is followed."""
+        self._drop_fds()
+        for parts, mtime, dev, ino in reversed(self.dir_times):
             try:
-                fd = self.dirfd(parts, create=False) if parts else self.root
-            except FileNotFoundError:
-                continue  # removed by a later whiteout
-            os.utime(f"/proc/self/fd/{fd}", ns=(mtime * 10**9, mtime * 10**9))
+                fd = syscalls.openat2(self.root, "/".join(parts) or ".",
+                                      _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, resolve=_RESOLVE)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed by a later whiteout or entry
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    continue  # now a symlink
+                raise
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) == (dev, ino) and stat.S_ISDIR(st.st_mode):
+                    os.utime(f"/proc/self/fd/{fd}", ns=(mtime * 10**9, mtime * 10**9))
+            finally:
+                os.close(fd)
 
 
 def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
@@ -295,10 +401,11 @@ def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
 
 
 def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_owner: bool | None = None,
-               xattr_ns: str = "trusted") -> tuple[str, int]:
-    """Unpack an uncompressed tar stream into `dest`; returns (sha256 of the tar, its length)."""
+               xattr_ns: str = "trusted", owned: set[tuple[int, int]] | None = None) -> tuple[str, int]:
+    """Unpack an uncompressed tar stream into `dest`; returns (sha256 of the tar, its length).
+    `owned`: see the module docstring (None when dest was empty: all of it is this unpack's)."""
     reader = _HashingReader(stream)
-    unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns)
+    unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns, owned)
     try:
         with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
                           bufsize=_READ) as tf:
@@ -319,10 +426,11 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
 
 
 def unpack_blob(raw: BinaryIO | Any, media_type: str, dest: str, mode: str = "overlay",
-                keep_owner: bool | None = None, xattr_ns: str = "trusted") -> tuple[str, int]:
+                keep_owner: bool | None = None, xattr_ns: str = "trusted",
+                owned: set[tuple[int, int]] | None = None) -> tuple[str, int]:
     """Decompress (gzip/zstd/bzip2/xz sniffed; `media_type` is informative) and unpack; returns (diffID, size)."""
     from pybuild.compress import open_decompressed
-    result = unpack_tar(open_decompressed(raw), dest, mode, keep_owner, xattr_ns)
+    result = unpack_tar(open_decompressed(raw), dest, mode, keep_owner, xattr_ns, owned)
     drain = getattr(raw, "drain", None)
     if drain is not None:
         drain()  # a verifying reader checks its digest at EOF

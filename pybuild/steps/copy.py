@@ -164,7 +164,7 @@ class CopyStep:
                 except ContextError as err:
                     raise ins.error(f"{self.name} {word}: {str(err).split(': ', 1)[-1]}") from None
                 local.extend(found)
-            digest = b.context.digest(local)
+            digest = b.context.digest(local, for_layer=True)
             files.update(digest.files)
             h.update(digest.digest.encode())
         for name, content in heredocs:

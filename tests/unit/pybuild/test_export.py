@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -13,8 +14,8 @@ from pybuild.baseimage import import_reference, import_rootfs
 from pybuild.bundle import BundleError, bundle_config, make_bundle
 from pybuild.errors import DigestMismatch, StoreError
 from pybuild.export import ExportError, export_image, flatten, parse_output, write_output
-from pybuild.image import ContainerConfig, chain_ids
-from pybuild.layer import commit_layer
+from pybuild.image import ContainerConfig, Descriptor, chain_ids
+from pybuild.layer import commit_layer, recompress
 from pybuild.mutate import Mutator
 from pybuild.store import Store
 
@@ -32,12 +33,20 @@ def _two_layer_image(store: Store, tmp_path, name="app"):
     (base_dir / "old").write_bytes(b"old")
     (base_dir / "keep").write_bytes(b"keep")
     base = import_rootfs(store, str(base_dir), "base")
-    l2 = tmp_path / "l2"
-    l2.mkdir()
-    (l2 / ".wh.old").write_bytes(b"")  # an OCI whiteout written as a plain file in a plain dir
-    (l2 / "new").write_bytes(b"new")
+    # layer 2 as OCI tar entries: a whiteout of /old and a new file (a plain dir cannot hold a
+    # `.wh.` file for commit_layer to pass on: it refuses such names, issue 11)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in ((".wh.old", b""), ("new", b"new")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    buf.seek(0)
     m = Mutator(store, base)
-    desc, digests = commit_layer(store, str(l2))
+    with store.blob_writer() as writer:
+        digests = recompress(buf, writer)
+        writer.commit(digests.digest)
+    desc = Descriptor(digests.media_type, digests.digest, digests.size)
     m.add_layer(desc, digests.diff_id, "RUN rm /old && echo new > /new")
     m.add_history("ENV A=1", empty_layer=True)
     m.update(env=("A=1",), cmd=("/bin/app", "--flag"), entrypoint=("/entry",), user="app",
