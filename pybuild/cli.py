@@ -26,6 +26,10 @@ COMMANDS: dict[str, str] = {
     "export": "pybuild.image_cmds:export",
     "import": "pybuild.image_cmds:import_",
     "bundle": "pybuild.image_cmds:bundle",
+    "pull": "pybuild.registry_cmds:pull",
+    "push": "pybuild.registry_cmds:push",
+    "login": "pybuild.registry_cmds:login",
+    "logout": "pybuild.registry_cmds:logout",
 }
 
 

@@ -330,6 +330,14 @@ def parse_config(data: bytes | Mapping[str, Any]) -> ImageConfig:
                        history=history)
 
 
+ANNOTATION_INDEX_DIGEST = "dev.pybuild.index.digest"
+
+
+def repo_digest(desc: Descriptor) -> str:
+    """The digest a registry knows an image by: the index it was pulled through, else its manifest."""
+    return (desc.annotations or {}).get(ANNOTATION_INDEX_DIGEST) or desc.digest
+
+
 def host_platform() -> dict[str, str]:
     """The OCI platform of this machine (GOARCH names)."""
     import platform

@@ -45,14 +45,17 @@ def _age(created: str | None) -> str:
 
 @click.command("images")
 @click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
+@click.option("--digests", is_flag=True, help="Show digests (the registry's, for pulled images).")
 @click.pass_context
-def images(ctx: click.Context, quiet: bool) -> None:
+def images(ctx: click.Context, quiet: bool, digests: bool) -> None:
     """List tagged images."""
     from pybuild.store import split_name
     store = _store(ctx)
     rows = []
     from pybuild.image import INDEX_TYPES
+    descs = []
     for name, desc in store.list_refs():
+        descs.append(desc)
         if desc.media_type in INDEX_TYPES:  # put there by another tool (skopeo copy --all)
             repo, tag = split_name(name) if name else ("<none>", "<none>")
             rows.append((repo, tag, desc.digest[7:19], "N/A", "(index)"))
@@ -66,8 +69,12 @@ def images(ctx: click.Context, quiet: bool) -> None:
         for row in rows:
             click.echo(row[2])
         return
-    header = ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    header: tuple[str, ...] = ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+    if digests:  # docker's column order: the digest after the tag
+        from pybuild.image import repo_digest
+        header = header[:2] + ("DIGEST",) + header[2:]
+        rows = [row[:2] + (repo_digest(desc),) + row[2:] for row, desc in zip(rows, descs)]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("   ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 

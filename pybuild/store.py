@@ -4,6 +4,8 @@ Layout (image-spec image-layout.md, so `skopeo inspect oci:ROOT:TAG` and umoci r
     ROOT/oci-layout                 {"imageLayoutVersion": "1.0.0"}
     ROOT/index.json                 one manifest descriptor per tag (annotation org.opencontainers.image.ref.name)
     ROOT/blobs/sha256/<hex>         content-addressed blobs
+    ROOT/ingest/<hex>               a blob being downloaded (resumable; pybuild.registry.ingest), 0700
+    ROOT/sources/<hex>              "host/repository" lines: where a blob is known to be (cross-repo mount)
     ROOT/layers/<hex of chainID>/   layer.json (chain_id, diff_id, parent, size) + diff/ (the layer unpacked,
                                     whiteouts in overlay form, usable as an overlay lowerdir; hex only because
                                     ':' separates lowerdirs in mount options)
@@ -32,6 +34,7 @@ Public API (class Store):
           ensure_layers(manifest, config) -> [diff dirs bottom..top], adopt_layer(chain, parent, diff_id,
           size, src_dir) -> diff dir (renames an already-unpacked dir in, e.g. a finished overlay upper dir)
   upkeep: using() (shared lock context), gc(extra_blobs=(), extra_layers=()) -> GcStats
+  sources: add_blob_source(d, "host/repo"), blob_sources(d) -> [..] (hints for cross-repository mounts)
 """
 
 from __future__ import annotations
@@ -349,6 +352,30 @@ class Store:
             rmtree_nofollow(tmp)
             raise
 
+    # ---- where blobs are known to be (registry repositories) ---------------------------------
+    def _sources_path(self, digest: str) -> str:
+        return os.path.join(self.root, "sources", check_digest(digest))
+
+    def add_blob_source(self, digest: str, source: str) -> None:
+        """Remember that `source` (host/repository) has the blob: one O_APPEND line, idempotent."""
+        if "\n" in source or source in self.blob_sources(digest):
+            return
+        os.makedirs(os.path.join(self.root, "sources"), exist_ok=True)
+        fd = os.open(self._sources_path(digest), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW |
+                     os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, source.encode() + b"\n")
+        finally:
+            os.close(fd)
+
+    def blob_sources(self, digest: str) -> list[str]:
+        try:
+            fd = os.open(self._sources_path(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, OSError):
+            return []
+        with os.fdopen(fd, "rb") as fh:
+            return [line for line in fh.read().decode(errors="replace").splitlines() if line]
+
     # ---- locking and gc --------------------------------------------------------------------
     @contextlib.contextmanager
     def _gc_lock(self, mode: int) -> Iterator[None]:
@@ -402,14 +429,50 @@ class Store:
                     rmtree_nofollow(entry.path)
                     layers += entry.name[:5] != ".tmp-"
             fsync_dir(self.blob_dir)
+            for sub in ("sources", "ingest"):  # hints of removed blobs; partial downloads
+                directory = os.path.join(self.root, sub)
+                if os.path.isdir(directory):
+                    for entry in os.scandir(directory):
+                        if sub == "ingest" or entry.name not in keep_blob_hex:
+                            os.unlink(entry.path)
             return GcStats(blobs_removed=blobs, layers_removed=layers, bytes_freed=freed)
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data`: an unpredictable temp name beside it (mkstemp opens O_EXCL|O_NOFOLLOW),
+    the mode set before anything is written, fsync, rename, fsync of the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(directory)
 
 
 def normalize_name(name: str) -> str:
     """Docker-style names: a name without a tag stands for NAME:latest; stored without ':latest' so that
     `oci:ROOT:NAME` finds it, as the design's `skopeo copy oci:/var/lib/pybuild:flaskdemo` expects."""
-    if not name or any(c.isspace() for c in name) or "@" in name:
+    if not name or any(c.isspace() for c in name):
         raise StoreError(f"invalid image name: {name!r}")
+    if "@" in name:  # NAME@sha256:<hex>: an image pulled by digest (a valid OCI ref.name)
+        base, _, digest = name.partition("@")
+        if not base or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise StoreError(f"invalid image name: {name!r}")
+        return name
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash and name[colon + 1:] == "latest":
@@ -418,7 +481,9 @@ def normalize_name(name: str) -> str:
 
 
 def split_name(name: str) -> tuple[str, str]:
-    """(repository, tag) for display: "busybox" -> ("busybox", "latest")."""
+    """(repository, tag) for display: "busybox" -> ("busybox", "latest"); NAME@DIGEST -> (NAME, "<none>")."""
+    if "@" in name:
+        return name.partition("@")[0], "<none>"
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:

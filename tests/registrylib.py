@@ -1,0 +1,214 @@
+"""A real registry for tests: Debian's `docker-registry` binary run directly (never the system service)
+with a config in a temp dir, listening on 127.0.0.1 on a free port; stopped by `stop()`.
+
+    reg = Registry(tmpdir, users={"alice": "secret"})   # htpasswd basic auth; users=None: no auth
+    reg.start()  ...  reg.url == "127.0.0.1:PORT"  ...  reg.stop()
+
+htpasswd entries are bcrypt, written by `htpasswd -nbB` (apache2-utils): the registry accepts only bcrypt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    def __init__(self, workdir: str, users: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.users = users
+        self.port = port or free_port()
+        self.url = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = os.path.join(workdir, "registry.log")
+
+    def _config(self) -> str:
+        data = os.path.join(self.workdir, "data")
+        os.makedirs(data, exist_ok=True)
+        lines = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
+                 f"    rootdirectory: {data}", "  delete:", "    enabled: true", "http:",
+                 f"  addr: 127.0.0.1:{self.port}"]
+        if self.users is not None:
+            htpasswd = os.path.join(self.workdir, "htpasswd")
+            with open(htpasswd, "w") as fh:
+                for user, password in self.users.items():
+                    fh.write(bcrypt_entry(user, password) + "\n")
+            lines += ["auth:", "  htpasswd:", "    realm: pybuild-test", f"    path: {htpasswd}"]
+        path = os.path.join(self.workdir, "config.yml")
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 15) -> "Registry":
+        config = self._config()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited {self.proc.returncode}: {self.log()}")
+            try:
+                urllib.request.urlopen(f"http://{self.url}/v2/", timeout=1)
+                return self
+            except urllib.error.HTTPError:
+                return self  # 401 with auth: it answers
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer on {self.url}: {self.log()}")
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()[-2000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def bcrypt_entry(user: str, password: str) -> str:
+    out = subprocess.run(["htpasswd", "-nbB", user, password], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+class FaultProxy:
+    """An HTTP proxy in front of a registry that can break transfers on purpose.
+
+    Faults (attributes, changed by the test at any time):
+      stall_blob_after: int | None    a blob GET sends this many body bytes, then hangs (`stalled` is set)
+                                       until `release` is set, then closes — a pull killed mid-layer
+      cut_blob_after: int | None      a blob GET sends this many body bytes of its response, then closes
+      cut_times: int                  how many responses cut_blob_after applies to (-1: all)
+      ignore_range: bool              answer Range requests with the whole blob (200)
+      stall_patch: int | None         the Nth PATCH (1-based) reads part of its body, then hangs like above
+      corrupt_manifests: bool         manifest GETs get one byte changed (same length)
+    `log` records (method, path, headers) of every request.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream
+        self.log: list[tuple[str, str, dict[str, str]]] = []
+        self.stall_blob_after: int | None = None
+        self.cut_blob_after: int | None = None
+        self.cut_times = -1
+        self.ignore_range = False
+        self.stall_patch: int | None = None
+        self.corrupt_manifests = False
+        self.patches = 0
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self):
+                proxy.handle(self)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _stall(self, handler) -> None:
+        self.stalled.set()
+        self.release.wait(60)
+        handler.close_connection = True
+
+    def handle(self, h) -> None:
+        import http.client
+
+        headers = {k: v for k, v in h.headers.items()}
+        self.log.append((h.command, h.path, headers))
+        length = int(headers.get("Content-Length") or 0)
+        is_patch = h.command == "PATCH"
+        if is_patch:
+            self.patches += 1
+        body = b""
+        if length:
+            if is_patch and self.stall_patch == self.patches:
+                h.rfile.read(min(length, 4096))
+                self._stall(h)
+                return
+            body = h.rfile.read(length)
+        elif headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(h.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    h.rfile.readline()
+                    break
+                chunks.append(h.rfile.read(size))
+                h.rfile.readline()
+            body = b"".join(chunks)
+            headers.pop("Transfer-Encoding")
+            headers["Content-Length"] = str(len(body))
+        if self.ignore_range:
+            headers.pop("Range", None)
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        conn.request(h.command, h.path, body=body if (length or body) else None, headers=headers)
+        resp = conn.getresponse()
+        is_blob_get = h.command == "GET" and "/blobs/sha256:" in h.path and resp.status in (200, 206)
+        is_manifest = h.command == "GET" and "/manifests/" in h.path and resp.status == 200
+        h.send_response_only(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection"):
+                h.send_header(k, v)
+        data = resp.read() if h.command != "HEAD" else b""
+        if "Content-Length" not in dict(resp.getheaders()) and h.command != "HEAD":
+            h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        conn.close()
+        if is_manifest and self.corrupt_manifests and data:
+            data = data[:-1] + (b" " if data[-1:] != b" " else b"\n")
+        if is_blob_get and self.stall_blob_after is not None:
+            h.wfile.write(data[: self.stall_blob_after])
+            h.wfile.flush()
+            self._stall(h)
+            return
+        if is_blob_get and self.cut_blob_after is not None and self.cut_times != 0 and \
+                len(data) > self.cut_blob_after:
+            self.cut_times -= 1
+            h.wfile.write(data[: self.cut_blob_after])
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        h.wfile.write(data)
