@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import signal
-import stat
 import shutil
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -230,59 +229,6 @@ def _kill_orphan_containers(stale: str) -> None:
             if isinstance(pid, int) and pid > 1:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-
-
-def _in_lowers(lowers: Sequence[str], rel: str) -> str | None:
-    """Host path of `rel` in the top-most lower dir that has it (a 0/0
-    character device there is an overlay whiteout: absent)."""
-    for lower in lowers:
-        path = os.path.join(lower, rel)
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return None
-        return path
-    return None
-
-
-def prune_mount_stubs(upper: str, lowers: Sequence[str], destinations: Sequence[str]) -> None:
-    """Remove from a step's diff what exists only because the runtime needed a
-    mount point (an empty `/proc`, an empty `/etc/hosts`, `/run/secrets/x`) and
-    the directories copied up just to hold such stubs, as BuildKit's mount stub
-    cleaner does. Anything the step really wrote is kept."""
-    for dest in sorted({d.strip("/") for d in destinations if d.strip("/")},
-                       key=lambda d: d.count("/"), reverse=True):
-        rel = dest
-        while rel:
-            path = os.path.join(upper, rel)
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                rel = os.path.dirname(rel)
-                continue
-            lower = _in_lowers(lowers, rel)
-            if stat.S_ISDIR(st.st_mode):
-                if os.listdir(path) or _is_opaque(path):
-                    break
-                if lower is not None:
-                    lst = os.lstat(lower)
-                    if (lst.st_mode, lst.st_uid, lst.st_gid) != (st.st_mode, st.st_uid, st.st_gid):
-                        break
-                os.rmdir(path)
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and lower is None:
-                os.unlink(path)
-            else:
-                break
-            rel = os.path.dirname(rel)
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 def is_empty_diff(upper: str) -> bool:

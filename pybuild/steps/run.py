@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from pybuild import runtime as rt
 from pybuild.errors import StepFailed
-from pybuild.snapshot import mount_overlay, prune_mount_stubs
+from pybuild.snapshot import mount_overlay
+from pybuild.stubs import plan_stubs, prune_stubs
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.run_mounts import MountEnv, parse_mount, prepare as prepare_mounts
 from pybuild.steps.users import resolve_user
@@ -142,6 +143,7 @@ class RunStep:
             spec = rt.ContainerSpec(rootfs=ov.merged, args=argv, env=env, cwd=config.working_dir or "/",
                                     uid=ids.uid, gid=ids.gid, additional_gids=ids.additional_gids,
                                     network=network, mounts=extra_mounts)
+            stubs = plan_stubs(ov.merged, destinations)  # before the step can move anything
             bundle = rt.write_bundle(b.temp.new_dir("bundle"), spec)
             stack.callback(_remove, bundle)
             cid = f"pybuild-{os.getpid()}-{_secrets.token_hex(4)}"
@@ -153,7 +155,7 @@ class RunStep:
             if len(text) > 80:
                 text = text[:77] + "..."
             raise StepFailed(f"{ins.filename}:{ins.line}: {text}: exit code {code}", ins.line, code)
-        prune_mount_stubs(ov.upper, list(reversed(lowers)), destinations)
+        prune_stubs(ov.upper, list(reversed(lowers)), stubs)
         return Outcome(config=st.config, created_by=history_text(st, argv), diff=ov.upper, base_lowers=lowers)
 
 

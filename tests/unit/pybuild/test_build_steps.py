@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pybuild.snapshot import prune_mount_stubs
+from pybuild.stubs import plan_stubs, prune_stubs
 from pybuild.steps.copytree import dest_path
 from pybuild.steps.fs import resolve_in_root
 from pybuild.steps.metadata import _go_duration, go_q_list
@@ -67,19 +67,56 @@ def test_copy_dest_relative_to_workdir():
     assert dest_path("./", "/") == "/"
 
 
-def test_prune_mount_stubs(tmp_path):
+def test_plan_and_prune_mount_stubs(tmp_path):
     lower = tmp_path / "lower"
     upper = tmp_path / "upper"
     (lower / "etc").mkdir(parents=True)
     (lower / "etc" / "passwd").write_text("root")
+    (lower / "run").mkdir()
+    (lower / "var").mkdir()
+    os.symlink("/run", lower / "var" / "run")          # a destination through an image symlink
+    (lower / "data").mkdir()
+    stubs = plan_stubs(str(lower), ["/etc/hosts", "/proc", "/var/run/secrets/tok", "/data", "/etc/passwd"])
+    assert stubs == [("etc", "hosts"), ("proc",), ("run", "secrets"), ("run", "secrets", "tok")]
+    # what the runtime and the step leave in the upper dir
     (upper / "etc").mkdir(parents=True)
     os.chmod(upper / "etc", os.stat(lower / "etc").st_mode)
     (upper / "etc" / "hosts").write_text("")          # stub: runtime-made empty file
     (upper / "proc").mkdir()                          # stub: runtime-made dir
     (upper / "run" / "secrets").mkdir(parents=True)   # stub chain for a secret
+    os.chmod(upper / "run", os.stat(lower / "run").st_mode)
     (upper / "run" / "secrets" / "tok").write_text("")
     (upper / "data").mkdir()
     (upper / "data" / "keep").write_text("real")      # the step's own work
-    prune_mount_stubs(str(upper), [str(lower)], ["/etc/hosts", "/proc", "/run/secrets/tok", "/data"])
+    prune_stubs(str(upper), [str(lower)], stubs)
     assert sorted(os.listdir(upper)) == ["data"]
     assert (upper / "data" / "keep").read_text() == "real"
+
+
+def test_prune_never_follows_what_the_step_planted(tmp_path):
+    """The step replaced a stub's parent with a symlink to a host dir holding an empty dir and an
+    empty file of the stubs' names (issue 11 finding 2): nothing there may go."""
+    lower, upper, host = tmp_path / "lower", tmp_path / "upper", tmp_path / "host"
+    lower.mkdir()
+    (host / "victim").mkdir(parents=True)
+    (host / "tok").write_text("")
+    stubs = plan_stubs(str(lower), ["/m/victim", "/s/tok"])
+    assert stubs == [("m",), ("m", "victim"), ("s",), ("s", "tok")]
+    upper.mkdir()
+    os.symlink(str(host), upper / "m")                 # absolute
+    os.symlink("../host", upper / "s")                  # relative
+    (upper / "m2" / "victim").mkdir(parents=True)      # where the step moved the real stub
+    prune_stubs(str(upper), [str(lower)], stubs)
+    assert (host / "victim").is_dir() and (host / "tok").exists()
+    assert os.path.islink(upper / "m") and os.path.islink(upper / "s")
+    assert (upper / "m2" / "victim").is_dir()          # not a planned path: the step's own
+
+
+def test_prune_keeps_what_the_step_wrote_into_a_stub(tmp_path):
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    lower.mkdir()
+    stubs = plan_stubs(str(lower), ["/a/b"])
+    (upper / "a" / "b").mkdir(parents=True)
+    (upper / "a" / "note").write_text("the step's")
+    prune_stubs(str(upper), [str(lower)], stubs)
+    assert sorted(os.listdir(upper / "a")) == ["note"]
