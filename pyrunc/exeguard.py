@@ -17,72 +17,91 @@ host (ETXTBSY) and reopens it for writing: every Python program on the host is
 then backdoored. Non-dumpability alone does not stop T2 or a CAP_SYS_PTRACE
 container, so the interpreter the runtime runs from must itself be unwritable.
 
-The mitigation, complete for T1-T3 and cheap:
+The mitigation, complete for T1-T3, with no state on the host:
   1. `make_nondumpable()` from the fork of the intermediate process until
      execve (PR_SET_DUMPABLE 0; CVE-2016-9962): /proc/<pid>/{exe,fd,cwd,root,
      environ,mem} of init and of exec helpers belong to root in the initial
      user namespace.
-  2. The runtime runs from a read-only view of the interpreter: a bind mount
-     of the real interpreter, remounted MS_RDONLY, at VIEW_DIR/<name>
-     (`ensure_view`), in the host mount namespace, made once per boot. The
-     process is *exec'ed from that path*, so /proc/<pid>/exe names the
-     read-only mount: reopening it for writing fails with EROFS; linkat of it
-     anywhere fails with EXDEV/EROFS; and no container can remount a mount of
-     another mount namespace. When a bind mount is impossible (no
-     CAP_SYS_ADMIN), `reexec_guarded` falls back to runc's other answer, an
-     F_SEAL_WRITE|SHRINK|GROW|SEAL memfd copy of the interpreter.
-  3. The `pyrunc` console script is a small /bin/sh entry point written by
-     `write_entry_point`: it execs the view when it exists, with `-I -S` and
-     the runtime's sys.path spelled out, so PYTHON* variables of the caller's
-     environment change nothing (-I) and no site hook runs (-S; saves 12 ms).
-     Before the first container of a boot the view does not exist yet; then
-     `require_guarded_exe()` (called by the CLI for the verbs that enter
-     containers) makes it and re-execs once through it.
+  2. The verbs that put a runtime process into a container (create, run,
+     exec) first call `require_guarded_exe()`. Unless /proc/self/exe is already
+     unwritable (the interpreter sits on a read-only mount, as crun checks for
+     its own binary, or this process was re-executed already), it re-execs the
+     CLI from `readonly_exe()`: a *detached* read-only bind mount of the
+     interpreter (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_RDONLY),
+     runc >= 1.2's answer), held only by the fd that execveat() runs. The mount
+     belongs to no mount namespace: nothing shows in any mountinfo, nothing
+     outlives the processes that run from it, nothing goes stale when the
+     interpreter is upgraded, nothing is half-made when the first caller of a
+     boot sits in a private mount namespace (pybuild, conmon, `unshare -m`) --
+     the failure of the per-boot view this replaced (issue 10). Where
+     open_tree is refused (no CAP_SYS_ADMIN: rootless, a seccomp filter), a
+     memfd copy sealed F_SEAL_SEAL|SHRINK|GROW|WRITE (runc's other answer).
+     When both fail the verb fails, naming both errors: it never runs
+     unguarded.
+  3. The `pyrunc`/`pybuild` commands (bin/ in the wheel) are /bin/sh launchers
+     that run the interpreter pip installed the project for with -I -S, so
+     PYTHON* variables of the caller's environment change nothing (-I) and no
+     site hook runs (-S); the re-exec keeps -I -S and spells sys.path out.
   4. `seal_imports()` in init right before pivot_root: after it, any import
      that would have to load code fails instead of finding the image's
      /usr/lib/python3*/... or a planted pyrunc/*.py (Python-specific twin of
      the /proc/self/exe bug). Everything init needs is imported before the fork.
 
-Measured on this VM: the check costs one open+fstatvfs (~20 us); making the
-view ~1 ms once per boot; a re-exec ~12 ms (only when not started from the
-view); the memfd fallback ~6 ms copy + ~12 ms re-exec.
+Cost, measured on this VM (docs/SECURITY.md 4a): one re-exec of the
+interpreter per create/run/exec (~10 ms); open_tree + mount_setattr ~50 us;
+start/state/kill/delete pay nothing.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import sys
-TYPE_CHECKING = False  # collections.abc would import collections on the run hot path
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
-from pyrunc import syscalls
 from pyrunc.errors import KernelError, MissingFeature
 
-VIEW_DIR = "/run/pyrunc-exe"
 GUARD_ENV = "_PYRUNC_GUARDED"  # set by reexec_guarded: never re-exec twice
+# The verbs that put a fork of this process into a container (init, exec helpers), and
+# the global flags that take a value, so that the verb is found after them (a unit test
+# keeps this in step with verbs.GLOBAL_OPTS; importing that table here would cost the
+# re-exec path its imports twice).
 ENTER_VERBS = frozenset({"create", "run", "exec"})
-# global flags of cli.py that take a value (so the verb is found after them)
-_VALUE_FLAGS = frozenset({"--root", "--log", "--log-format", "--rootless", "--criu"})
-TYPE_CHECKING = False
+VALUE_FLAGS = frozenset({"--root", "--log", "--log-format", "--rootless", "--criu"})
+TYPE_CHECKING = False  # typing/collections.abc would be imported on the run hot path
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NoReturn
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
+def needs_guard(argv: Sequence[str]) -> bool:
+    """True when argv's verb puts a runtime process inside a container."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in VALUE_FLAGS
+        else:
+            return arg in ENTER_VERBS
+    return False
+
+
 def make_nondumpable() -> None:
     """PR_SET_DUMPABLE 0: inherited by fork, reset by the container's execve."""
+    from pyrunc import syscalls
+
     syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
 
 
 def is_dumpable() -> bool:
+    from pyrunc import syscalls
+
     return bool(syscalls.prctl(syscalls.PR_GET_DUMPABLE))
 
 
 def real_interpreter() -> str:
-    """The interpreter file this process runs (for a memfd copy: argv[0], the path it was copied from)."""
+    """The interpreter file this process was started from (symlinks of a venv resolved)."""
     return os.path.realpath(sys.executable)
 
 
@@ -105,92 +124,78 @@ def exe_guard(pid: int | str = "self") -> str | None:
         os.close(fd)
 
 
-def view_path(interpreter: str | None = None) -> str:
-    """VIEW_DIR/<12 hex of the path's sha256>/<basename>: one view per interpreter path."""
-    import hashlib
+def detached_readonly_mount(path: str) -> int:
+    """An O_PATH fd on `path` seen through a read-only bind mount that is attached nowhere.
 
-    real = os.path.realpath(interpreter or real_interpreter())
-    tag = hashlib.sha256(real.encode()).hexdigest()[:12]
-    return os.path.join(VIEW_DIR, tag, os.path.basename(real))
-
-
-def _view_ok(view: str, real: os.stat_result) -> bool:
-    try:
-        st = os.stat(view)
-    except FileNotFoundError:
-        return False
-    return (st.st_dev, st.st_ino) == (real.st_dev, real.st_ino) and bool(os.statvfs(view).f_flag & os.ST_RDONLY)
-
-
-def _mount_count(path: str) -> int:
-    """How many mounts sit on `path` (os.path.ismount cannot tell for a file bind mount)."""
-    encoded = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split(" ", 5)[4] == encoded)
-
-
-def ensure_view(interpreter: str | None = None) -> str:
-    """Make (once per boot) the read-only bind view of the interpreter; returns its path.
-
-    Idempotent and safe against concurrent callers (flock). A stale view (the
-    interpreter was upgraded, so the inode differs) is detached and replaced.
+    open_tree(OPEN_TREE_CLONE) copies the mount of a single file without placing
+    it in any mount namespace; mount_setattr then makes the copy read-only. The
+    mount lives exactly as long as something refers to it (this fd, then the
+    exe of every process exec'ed from it), so it leaves nothing on the host.
     """
-    real_path = os.path.realpath(interpreter or real_interpreter())
-    real = os.stat(real_path)
-    view = view_path(real_path)
-    if _view_ok(view, real):
-        return view
-    os.makedirs(os.path.dirname(view), mode=0o711, exist_ok=True)
-    lock = os.open(os.path.dirname(view), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    from pyrunc import syscalls as s
+
+    fd = s.open_tree(s.AT_FDCWD, path, s.OPEN_TREE_CLONE | s.OPEN_TREE_CLOEXEC)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _view_ok(view, real):
-            return view
-        for _ in range(_mount_count(view)):
-            syscalls.umount2(view, syscalls.MNT_DETACH)
-        os.close(os.open(view, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755))
+        s.mount_setattr(fd, "", s.AT_EMPTY_PATH,
+                        attr_set=s.MOUNT_ATTR_RDONLY | s.MOUNT_ATTR_NOSUID | s.MOUNT_ATTR_NODEV)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def sealed_copy(path: str) -> int:
+    """A memfd holding a copy of `path`, sealed against any write (runc CloneBinary)."""
+    fd = os.memfd_create("pyrunc-python", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            syscalls.mount(real_path, view, None, syscalls.MS_BIND)
-            syscalls.mount(None, view, None, syscalls.MS_PRIVATE)
-            syscalls.mount(None, view, None, syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY
-                           | syscalls.MS_NOSUID | syscalls.MS_NODEV)
-        except OSError as err:
-            for _ in range(_mount_count(view)):
-                syscalls.umount2(view, syscalls.MNT_DETACH)
-            raise KernelError("mount", err.errno or 1, view, "read-only view of the interpreter") from None
-        if not _view_ok(view, real):
-            raise KernelError("mount", 5, view, "read-only view did not come out read-only")
-        return view
-    finally:
-        os.close(lock)
+            size = os.fstat(src).st_size
+            done = 0
+            while done < size:
+                sent = os.sendfile(fd, src, None, size - done)
+                if sent == 0:
+                    raise OSError(5, "short copy", path)
+                done += sent
+        finally:
+            os.close(src)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
-def drop_view(interpreter: str) -> None:
-    """Detach the view of `interpreter` (tests, uninstall); processes running from it keep it alive."""
-    view = view_path(interpreter)
-    for _ in range(_mount_count(view)):
-        syscalls.umount2(view, syscalls.MNT_DETACH)
+def readonly_exe(path: str) -> tuple[int, str]:
+    """(fd, kind): the interpreter at `path` in a form no process can write.
+
+    The detached read-only mount first (no copy, nothing charged to any memory
+    cgroup); a sealed memfd where mounts are refused. Both refused: an error
+    naming both causes, so the caller fails instead of running unguarded.
+    """
     try:
-        os.unlink(view)
-        os.rmdir(os.path.dirname(view))
-    except FileNotFoundError:
-        pass
-    except OSError as err:  # EBUSY: a copy of the mount lives on in another mount namespace
-        if err.errno != errno.EBUSY:
-            raise
+        return detached_readonly_mount(path), "ro-mount"
+    except OSError as err:
+        mount_err = err
+    try:
+        return sealed_copy(path), "sealed-memfd"
+    except OSError as err:
+        raise MissingFeature(
+            "read-only copy of the interpreter",
+            f"open_tree/mount_setattr of {path}: {os.strerror(mount_err.errno or 5)}; "
+            f"sealed memfd: {os.strerror(err.errno or 5)} -- pyrunc will not enter a container "
+            "from a writable interpreter (docs/SECURITY.md 4a)") from None
 
 
 def boot_code(paths: Sequence[str]) -> str:
-    """The -c program that starts the CLI (with -I -S): explicit sys.path, then the guard
-    (re-exec through the read-only view for create/run/exec if not already), then main."""
+    """The -c program of a re-exec (run with -I -S): sys.path spelled out, then the CLI."""
     return (f"import sys; sys.path[:0] = {list(paths)!r}; "
-            "from pyrunc.exeguard import require_guarded_exe; require_guarded_exe(sys.argv[1:]); "
             "from pyrunc.__main__ import main; main()")
 
 
 def runtime_sys_path() -> list[str]:
-    """Where the runtime's code lives: pyrunc's parent dir first, then the interpreter's
-    library dirs of this process (no cwd, no '')."""
+    """Where the runtime's code lives: pyrunc's parent dir first, then the absolute
+    entries of this process's sys.path (no cwd, no '')."""
     import pyrunc
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(pyrunc.__file__)))
@@ -201,61 +206,40 @@ def runtime_sys_path() -> list[str]:
     return paths
 
 
-def needs_guard(argv: Sequence[str]) -> bool:
-    """True when argv's verb puts a runtime process inside a container."""
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg.startswith("-"):
-            skip = arg in _VALUE_FLAGS
-        else:
-            return arg in ENTER_VERBS
-    return False
-
-
 def require_guarded_exe(argv: Sequence[str]) -> None:
-    """Return if this process already runs from a guarded interpreter; else re-exec through one."""
+    """Return if this process runs from an unwritable interpreter; else re-exec through one.
+
+    Called first thing (pyrunc/__main__.py) when argv's verb puts a runtime process
+    into a container, before the CLI is even imported: the re-exec then costs one
+    interpreter start and nothing else. From here on init and exec helpers are
+    forks of a guarded exe.
+    """
     reexeced = os.environ.pop(GUARD_ENV, None)
-    if not needs_guard(argv) or exe_guard() is not None:
+    if exe_guard() is not None:
         return
     if reexeced:
-        raise MissingFeature("read-only interpreter view", "re-exec did not produce a guarded /proc/self/exe")
+        raise MissingFeature("read-only interpreter", "the re-exec did not produce an unwritable /proc/self/exe")
     reexec_guarded(argv)
 
 
 def reexec_guarded(argv: Sequence[str]) -> NoReturn:
-    """Exec the CLI again (-I -S) from the read-only view, or from a sealed memfd copy."""
-    real = real_interpreter()
-    code = boot_code(runtime_sys_path())
+    """Exec the CLI again (-I -S) from `readonly_exe()` of the interpreter.
+
+    argv[0] stays the interpreter's path as started (a venv's bin/python), so the
+    re-executed interpreter finds its standard library and prefix as before.
+    """
+    fd, _kind = readonly_exe(real_interpreter())
     env = dict(os.environ)
     env[GUARD_ENV] = "1"
+    code = boot_code(runtime_sys_path())
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        view = ensure_view(real)
-    except (KernelError, OSError):  # no CAP_SYS_ADMIN, read-only /run, ...
-        fd = sealed_copy(real)
-        os.set_inheritable(fd, True)  # the kernel needs /proc/self/fd/N while it loads it
-        args = [real, "-I", "-S", "-c", code, *argv]
-        os.execve(f"/proc/self/fd/{fd}", args, env)
-    os.execve(view, [view, "-I", "-S", "-c", code, *argv], env)
-
-
-def sealed_copy(path: str) -> int:
-    """A memfd holding a copy of `path`, sealed against any write (runc CloneBinary)."""
-    fd = os.memfd_create("pyrunc-python", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(src).st_size
-        done = 0
-        while done < size:
-            sent = os.sendfile(fd, src, None, size - done)
-            if sent == 0:
-                raise KernelError("sendfile", 5, path, "short copy")
-            done += sent
-    finally:
-        os.close(src)
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-    return fd
+        os.execve(fd, [sys.executable, "-I", "-S", "-c", code, *argv], env)
+    except OSError as err:
+        os.close(fd)
+        raise KernelError("execveat", err.errno or 8, real_interpreter(),
+                          "re-exec from the read-only interpreter") from None
 
 
 class _RefuseImports:
@@ -274,29 +258,3 @@ def seal_imports() -> None:
     sys.path_importer_cache.clear()
     sys.path[:] = []
     sys.dont_write_bytecode = True
-
-
-ENTRY_TEMPLATE = """#!/bin/sh
-# pyrunc entry point, generated by pyrunc.exeguard.write_entry_point (see docs/SECURITY.md).
-# Runs the interpreter from its read-only view when it exists (so /proc/PID/exe of every
-# runtime process is unwritable), always with -I -S so PYTHON* variables change nothing.
-v={view}
-[ -x "$v" ] || v={real}
-exec "$v" -I -S -c {code} "$@"
-"""
-
-
-def write_entry_point(path: str, interpreter: str | None = None) -> None:
-    """Write the /bin/sh console script for pyrunc at `path` (atomically)."""
-    import shlex
-
-    from pyrunc import fsutil
-
-    real = os.path.realpath(interpreter or sys.executable)
-    text = ENTRY_TEMPLATE.format(view=shlex.quote(view_path(real)), real=shlex.quote(real),
-                                 code=shlex.quote(boot_code(runtime_sys_path())))
-    fsutil.atomic_write(path, text.encode(), mode=0o755, durable=False)
-
-
-if __name__ == "__main__":  # python -I -m pyrunc.exeguard ENTRY_PATH
-    write_entry_point(sys.argv[1])

@@ -96,18 +96,26 @@ def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
     return GlobalOptions(**g), verb.name, values
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], early_error: PyruncError | None = None) -> int:
+    """Run argv; `early_error` (the interpreter guard's, raised before the CLI was
+    imported) is reported here, through the log settings argv asks for."""
     try:
-        g, verb, values = parse(argv)
+        parsed: tuple[GlobalOptions, str, dict] | None = parse(argv)
     except _Fallback:
-        from pyrunc.cli import main as click_main
-
-        return click_main(argv)
+        parsed = None
     from pyrunc import logs
 
-    logs.configure(g.log, g.log_format, g.debug)
+    if parsed is not None:
+        logs.configure(parsed[0].log, parsed[0].log_format, parsed[0].debug)
+    verb = parsed[1] if parsed is not None else "pyrunc"
     try:
-        return VERBS[verb].handler(g, values)
+        if early_error is not None:
+            raise early_error
+        if parsed is None:
+            from pyrunc.cli import main as click_main
+
+            return click_main(argv)
+        return VERBS[verb].handler(parsed[0], parsed[2])
     except PyruncError as err:
         logs.error(str(err))
         return err.exit_code

@@ -89,19 +89,8 @@ def _cleanup(kind: str, items: set[str], mine: str) -> None:
             subprocess.run(["umount", "-l", item], capture_output=True)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def interpreter_view():
-    """pyrunc's entry point runs from a read-only view of the interpreter, a
-    bind mount made once per boot (docs/SECURITY.md 4a). Make it before any
-    test, so the leak guard sees it as part of the machine, not of a test."""
-    if os.geteuid() == 0:
-        from pyrunc import exeguard
-
-        exeguard.ensure_view()
-
-
 @pytest.fixture(autouse=True)
-def leak_guard(request, interpreter_view):
+def leak_guard(request):
     path = str(request.node.fspath)
     if "/integration/" not in path and "/security/" not in path:
         yield

@@ -405,15 +405,3 @@ def host(tmp_path, host_dir):
     h.check()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def interpreter_view():
-    """Make the read-only interpreter view (once per boot) before any snapshot is taken,
-    so the first guarded pyrunc run does not count as a new host mount."""
-    from pyrunc import exeguard
-
-    try:
-        exeguard.ensure_view()
-    except Exception as err:  # noqa: BLE001 -- reported, the tests then show what fails
-        print(f"interpreter view: {err}", file=sys.stderr)
-    yield
-

@@ -22,16 +22,24 @@ import time
 import pytest
 
 from seclib import DOCKER_CAPS
+from testlib import install_commands
 from pyrunc import exeguard
 
 
 @pytest.fixture
 def interpreter_copy(host_dir):
-    """A private copy of the interpreter (its own inode); its view is dropped at teardown."""
-    copy = os.path.join(host_dir, "python3.11")
+    """A private copy of the interpreter (its own inode), installed as pip would install the
+    commands for it: host_dir/inst/bin/{python3.11,pyrunc,pybuild,pyrunc-boot}."""
+    inst = os.path.join(host_dir, "inst")
+    os.makedirs(os.path.join(inst, "bin"))
+    copy = os.path.join(inst, "bin", "python3.11")
     shutil.copy2(os.path.realpath(sys.executable), copy)
-    yield copy
-    exeguard.drop_view(copy)
+    install_commands(inst, copy)
+    return copy
+
+
+def _entry(interpreter_copy: str) -> str:
+    return os.path.join(os.path.dirname(interpreter_copy), "pyrunc")
 
 
 def _run_briefly(argv: list[str], **kw) -> tuple[int, int]:
@@ -69,11 +77,14 @@ def test_control_unguarded_copy_is_writable_through_exe(interpreter_copy) -> Non
     os.close(fd)
 
 
-def test_read_only_view_blocks_reopen_for_write(interpreter_copy) -> None:
-    view = exeguard.ensure_view(interpreter_copy)
-    assert exeguard.ensure_view(interpreter_copy) == view  # idempotent
-    fd, _ = _run_briefly([view, *SLEEP])
-    assert os.readlink(f"/proc/self/fd/{fd}") == view
+def test_detached_readonly_mount_blocks_reopen_for_write(interpreter_copy) -> None:
+    before = open("/proc/self/mountinfo").read()
+    mfd = exeguard.detached_readonly_mount(interpreter_copy)
+    fd, rc = _run_briefly([f"/proc/self/fd/{mfd}", *SLEEP], pass_fds=[mfd], executable=f"/proc/self/fd/{mfd}")
+    assert rc == 0
+    os.close(mfd)
+    assert open("/proc/self/mountinfo").read() == before  # attached nowhere: nothing on the host
+    assert os.fstatvfs(fd).f_flag & os.ST_RDONLY
     assert _reopen_for_write(fd) == errno.EROFS
     with pytest.raises(OSError) as err:  # nor can it be linked elsewhere and written there
         os.link(f"/proc/self/fd/{fd}", os.path.join(os.path.dirname(interpreter_copy), "hardlink"),
@@ -171,9 +182,7 @@ def test_proc_self_exe_as_process_args(pyrunc_rt, make_bundle, host, interpreter
     os.symlink("usr/lib", os.path.join(b.rootfs, "lib"))
     os.symlink("usr/lib64", os.path.join(b.rootfs, "lib64"))
     b.args("/proc/self/exe", "-I", "-S", "-c", EVIL_PY.format(loop=EVIL_LOOP))
-    entry = os.path.join(os.path.dirname(interpreter_copy), "pyrunc")  # the console script, for the copy
-    exeguard.write_entry_point(entry, interpreter_copy)
-    cli = [entry, "--root", pyrunc_rt.root]
+    cli = [_entry(interpreter_copy), "--root", pyrunc_rt.root]  # the command, installed for the copy
     cid = pyrunc_rt.new_id()
     for verb in (["create", "-b", b.path, cid], ["start", cid]):
         with open(os.path.join(b.path, "cli.stderr"), "w+") as err:
@@ -201,9 +210,7 @@ def test_proc_self_exe_through_exec(pyrunc_rt, make_bundle, host, interpreter_co
     os.symlink("usr/lib", os.path.join(b.rootfs, "lib"))
     os.symlink("usr/lib64", os.path.join(b.rootfs, "lib64"))
     b.args("sleep", "60")
-    entry = os.path.join(os.path.dirname(interpreter_copy), "pyrunc")
-    exeguard.write_entry_point(entry, interpreter_copy)
-    cli = [entry, "--root", pyrunc_rt.root]
+    cli = [_entry(interpreter_copy), "--root", pyrunc_rt.root]
     cid = pyrunc_rt.new_id()
     for verb in (["run", "-d", "-b", b.path, cid],
                  ["exec", "-d", cid, "/proc/self/exe", "-I", "-S", "-c", EVIL_PY.format(loop=EVIL_LOOP)]):
