@@ -54,6 +54,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pyrunc", prog_name="pybuild", message="%(prog)s, version %(version)s")
 @click.option("--root", envvar="PYBUILD_ROOT", default="/var/lib/pybuild", show_default=True,
               help="Image store (an OCI image layout).")
 @click.option("--runtime", default="pyrunc", show_default=True,
@@ -80,7 +81,7 @@ def route_build(argv: list[str]) -> list[str]:
             i += 1
         else:
             break
-    if i < len(argv) and argv[i] not in COMMANDS and argv[i] not in ("-h", "--help") and "build" in COMMANDS:
+    if i < len(argv) and argv[i] not in COMMANDS and argv[i] not in ("-h", "--help", "--version") and "build" in COMMANDS:
         return argv[:i] + ["build"] + argv[i:]
     return argv
 

@@ -77,9 +77,12 @@ class ContainerSpec:
 def resolve_runtime(name: str) -> list[str]:
     """`pyrunc` | `runc` | `crun` | a path → the argv prefix that runs it."""
     if name == "pyrunc":
-        script = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-        if os.access(script, os.X_OK):
-            return [script]
+        # The pyrunc command installed beside this pybuild (bin/pybuild sets argv[0] to
+        # itself), else beside the interpreter; else the module, which guards itself too.
+        for folder in (os.path.dirname(sys.argv[0]), os.path.dirname(sys.executable)):
+            script = os.path.join(folder, "pyrunc")
+            if folder and os.path.isfile(script) and os.access(script, os.X_OK):
+                return [script]
         return [sys.executable, "-m", "pyrunc"]
     if "/" in name:
         path = os.path.abspath(name)

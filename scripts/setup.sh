@@ -23,20 +23,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import pyrunc, click, jsonschema, prctl, pyroute2, pytest, hypothesis" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.installed ]; then
+   || [ pyproject.toml -nt .venv/.installed ] || [ -n "$(find bin -newer .venv/.installed 2>/dev/null)" ] \
+   || [ ! -x .venv/bin/pyrunc ]; then
+    # An ordinary (editable) pip install: the pyrunc/pybuild commands it writes into .venv/bin
+    # are the guarded -I -S launchers of bin/ (docs/SECURITY.md 4a); nothing is written after it.
     .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
     touch .venv/.installed
 fi
-
-# Launchers. pyrunc's is exeguard's /bin/sh entry point (docs/SECURITY.md 4a, 4c):
-# it runs the interpreter from a read-only bind-mounted view, so /proc/PID/exe of
-# any runtime process inside a container cannot be opened for writing, and with
-# -I -S, so PYTHON* variables of the caller's environment change nothing.
-# pybuild's is a plain isolated (-I) script without pip's `re` import.
-.venv/bin/python -I -m pyrunc.exeguard .venv/bin/pyrunc
-printf '#!%s -I\nimport sys\nfrom pybuild.__main__ import main\nsys.exit(main())\n' \
-    "$PWD/.venv/bin/python3" > .venv/bin/pybuild.tmp
-chmod 755 .venv/bin/pybuild.tmp
-mv .venv/bin/pybuild.tmp .venv/bin/pybuild
 .venv/bin/python -I -m compileall -q pyrunc pybuild >/dev/null
-

@@ -44,3 +44,35 @@ class Bundle:
     def set_args(self, *args: str) -> "Bundle":
         self.config["process"]["args"] = list(args)
         return self.write()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def install_commands(prefix: str, interpreter: str) -> str:
+    """Lay out what `pip install` of this project makes, for `interpreter`, under `prefix`:
+    prefix/bin/{pyrunc,pybuild} (the launchers of bin/), prefix/bin/pyrunc-boot with the
+    interpreter in its first line (pip's `#!python` rewrite), and a venv marker whose
+    site-packages .pth names this checkout and the test venv's site-packages (an editable
+    install). `interpreter` should sit in prefix/bin. Returns prefix/bin."""
+    import sysconfig
+
+    bindir = os.path.join(prefix, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    for name in ("pyrunc", "pybuild"):
+        shutil.copy2(os.path.join(REPO, "bin", name), os.path.join(bindir, name))
+    with open(os.path.join(REPO, "bin", "pyrunc-boot")) as f:
+        f.readline()
+        rest = f.read()
+    with open(os.path.join(bindir, "pyrunc-boot"), "w") as f:
+        f.write(f"#!{interpreter}\n{rest}")
+    os.chmod(os.path.join(bindir, "pyrunc-boot"), 0o755)
+    with open(os.path.join(prefix, "pyvenv.cfg"), "w") as f:
+        f.write(f"home = {os.path.dirname(os.path.realpath(sys.executable))}\n"
+                "include-system-site-packages = false\n")
+    v = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = os.path.join(prefix, "lib", v, "site-packages")
+    os.makedirs(site, exist_ok=True)
+    with open(os.path.join(site, "checkout.pth"), "w") as f:
+        f.write(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n")
+    return bindir
