@@ -1,7 +1,10 @@
 #!/bin/bash
-# N sequential `run`s of /bin/true with pyrunc, runc and crun on one busybox
-# bundle; prints per-container wall and CPU ms and the ratios.
-# Usage: bench/run_latency.sh [N]
+# `run` of /bin/true on one busybox bundle with pyrunc, runc and crun, interleaved in one
+# loop (so load on the machine hits them alike); prints the median and mean wall ms, the
+# CPU ms per container (user+sys of the runtime and all it forked), peak RSS, and ratios.
+# Usage: bench/run_latency.sh [N]      (default 50)
+#   EXTRA="label=/path/to/runtime ..."  adds more runc-compatible commands to the loop
+#   (another pyrunc entry point, a runc build, ...).
 set -euo pipefail
 N=${1:-50}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,34 +23,57 @@ if command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
     mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 
-# Wall and CPU (user+sys of the runtime and everything it forked) per container.
-"$HERE/.venv/bin/python" -I - "$N" "$TMP" "$PYRUNC" <<'PY'
-import os, resource, shutil, subprocess, sys, time
-n, bundle, pyrunc = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-results = {}
-for name in ("pyrunc", "runc", "crun"):
-    binary = pyrunc if name == "pyrunc" else shutil.which(name)
-    if binary is None:
-        print(f"{name}: not installed")
-        continue
-    root = os.path.join(bundle, "root-" + name)
-    run = lambda cid: subprocess.run([binary, "--root", root, "run", "-b", bundle, cid],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    warm = run(f"warm-{name}")
-    if warm.returncode != 0:
-        print(f"{name}: run failed: {warm.stderr.decode().strip()}")
-        continue
-    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    for i in range(n):
-        if run(f"b{name}{i}").returncode != 0:
-            sys.exit(f"{name} run failed")
-    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = (t1 - t0) / n * 1000
-    cpu = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) / n * 1000
-    results[name] = (wall, cpu)
-    print(f"{name:7} wall {wall:6.1f} ms  cpu {cpu:6.1f} ms  per container (N={n})")
-for peer in ("runc", "crun"):
-    if "pyrunc" in results and peer in results:
-        (w, c), (pw, pc) = results["pyrunc"], results[peer]
-        print(f"pyrunc/{peer}: wall {w / pw:.2f}  cpu {c / pc:.2f}")
+"$HERE/.venv/bin/python" -I - "$N" "$TMP" "$PYRUNC" "${EXTRA:-}" <<'PY'
+import os, shutil, statistics, sys, time
+n, bundle, pyrunc, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+runtimes = {"pyrunc": pyrunc, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
+for item in extra.split():
+    label, _, path = item.partition("=")
+    runtimes[label] = path
+runtimes = {k: v for k, v in runtimes.items() if v or print(f"{k}: not installed")}
+null = os.open(os.devnull, os.O_RDWR)
+
+def run(binary, root, cid):
+    """spawn + wait4: wall time and CPU of exactly this run's process tree."""
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(binary, [binary, "--root", root, "run", "-b", bundle, cid], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)])
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{binary} run {cid} failed (status {status})")
+    return wall * 1000, (ru.ru_utime + ru.ru_stime) * 1000
+
+
+def peak_rss(binary, root, cid):
+    """Peak RSS (MiB) of the largest process of one run, through GNU time: a process spawned by
+    this Python would start with this interpreter's RSS already counted in its ru_maxrss."""
+    import subprocess
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "--root", root, "run", "-b", bundle, cid],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int(out.stderr.strip().splitlines()[-1]) / 1024
+
+walls = {k: [] for k in runtimes}
+cpus = {k: [] for k in runtimes}
+rss = {k: 0.0 for k in runtimes}
+for name, binary in runtimes.items():  # warm the page cache, make the state roots
+    run(binary, os.path.join(bundle, "root-" + name), f"warm-{name}")
+for i in range(n):
+    for name, binary in runtimes.items():
+        w, c = run(binary, os.path.join(bundle, "root-" + name), f"b{i}")
+        walls[name].append(w)
+        cpus[name].append(c)
+if os.path.exists("/usr/bin/time"):
+    for name, binary in runtimes.items():
+        rss[name] = max(peak_rss(binary, os.path.join(bundle, "root-" + name), f"rss{i}") for i in range(3))
+print(f"{'runtime':10} {'median':>8} {'mean':>8} {'cpu':>8} {'peak RSS':>9}   (N={n}, interleaved)")
+for name in runtimes:
+    print(f"{name:10} {statistics.median(walls[name]):6.1f}ms {statistics.mean(walls[name]):6.1f}ms "
+          f"{statistics.mean(cpus[name]):6.1f}ms {rss[name]:7.1f}MiB")
+for name in runtimes:
+    for peer in ("runc", "crun"):
+        if name not in ("runc", "crun") and peer in runtimes:
+            print(f"{name}/{peer}: median wall {statistics.median(walls[name]) / statistics.median(walls[peer]):.2f}"
+                  f"  cpu {statistics.mean(cpus[name]) / statistics.mean(cpus[peer]):.2f}"
+                  f"  peak RSS {rss[name] / rss[peer]:.2f}")
 PY
