@@ -1,8 +1,11 @@
 """FROM resolution and image import: where a base image comes from, and how it gets into the store.
 
-References understood by `resolve(store, ref)`:
+References understood by `resolve(store, ref, pull=PullOptions())`:
   scratch                     -> None (no base)
-  NAME[:TAG], ID, sha256:...  -> an image already in the store (ImageNotFound otherwise)
+  NAME[:TAG], ID, sha256:...  -> an image in the store; with pull policy "missing" (the default, as
+                                 docker) a name the store lacks is pulled from its registry
+                                 ([host/]repo[:tag][@digest], Docker Hub when no host is named),
+                                 "always" pulls first, "never" stays in the store (ImageNotFound)
   oci:PATH[:TAG]              -> an OCI image layout directory
   oci-archive:FILE[:TAG]      -> a tar of an OCI image layout
   docker-archive:FILE[:REF]   -> `docker save` output (manifest.json + config + layer tars; both the
@@ -15,7 +18,7 @@ holds `store.using()` until something references them. A multi-platform index re
 this machine's platform. Config bytes are kept as they are, so the image ID is the source's.
 
 Public API
-  resolve(store, ref) -> StoredImage | None
+  resolve(store, ref, pull=None) -> StoredImage | None   pull: PullOptions (policy missing|always|never)
   import_reference(store, ref) -> StoredImage           the three transports above
   import_rootfs(store, src, name=None, compression="gzip", created_by=None, source_date_epoch=None,
                 container_config=None) -> StoredImage
@@ -31,6 +34,7 @@ import json
 import os
 import tarfile
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pybuild.errors import ImageNotFound, StoreError
@@ -46,12 +50,67 @@ if TYPE_CHECKING:
 TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 
 
-def resolve(store: Store, ref: str) -> StoredImage | None:
+PULL_POLICIES = ("missing", "always", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class PullOptions:
+    """How FROM (and `pybuild run`) get images the store lacks; only a pull imports pybuild.registry."""
+
+    policy: str = "missing"
+    tls_verify: bool | None = None
+    authfile: str | None = None
+    progress: str = "auto"
+
+
+class PullFailed(ImageNotFound):
+    """Not in the store, and the pull did not work either; the message says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.reason = reason
+        self.args = (f"image not found: {name} (in the store), and pulling it failed: {reason}",)
+
+
+def resolve(store: Store, ref: str, pull: PullOptions | None = None) -> StoredImage | None:
     if ref == "scratch":
         return None
     if ref.startswith(TRANSPORTS):
         return import_reference(store, ref)
-    return store.load_image(ref)
+    pull = pull or PullOptions()
+    if pull.policy not in PULL_POLICIES:
+        raise StoreError(f"--pull={pull.policy}: expected one of {', '.join(PULL_POLICIES)}")
+    if pull.policy != "always":
+        try:
+            return store.load_image(ref)
+        except (ImageNotFound, StoreError):
+            if pull.policy == "never":
+                raise ImageNotFound(ref) from None
+    return pull_image(store, ref, pull)
+
+
+def pull_image(store: Store, ref: str, pull: PullOptions) -> StoredImage:
+    """Pull `ref` (tagged under docker's short name) or raise PullFailed naming the reason."""
+    from pybuild.errors import PybuildError
+    from pybuild.registry import reference
+    from pybuild.registry.progress import TransferProgress
+    from pybuild.registry.pull import pull as registry_pull
+    from pybuild.registry.transport import Transport
+
+    try:
+        parsed = reference.parse(ref)
+    except PybuildError:
+        raise ImageNotFound(ref) from None  # an ID prefix or a local-only name: nothing to pull
+    transport = Transport(tls_verify=pull.tls_verify, authfile_path=pull.authfile)
+    try:
+        if parsed.familiar() != ref and pull.policy != "always":  # `busybox` vs `docker.io/library/busybox`
+            with contextlib.suppress(ImageNotFound, StoreError):
+                return store.load_image(parsed.familiar())
+        return registry_pull(store, ref, transport, progress=TransferProgress(pull.progress))
+    except PybuildError as err:
+        raise PullFailed(ref, str(err)) from None
+    finally:
+        transport.close()
 
 
 def unpack_layers(store: Store, image: StoredImage | None) -> list[str]:

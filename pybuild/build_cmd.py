@@ -113,11 +113,19 @@ def _stop_on_signals() -> None:
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "quiet"]))
 @click.option("--host-ca/--no-host-ca", default=True, show_default=True,
               help="Mount the host CA bundle into RUN steps of images that have /etc/ssl/certs.")
+@click.option("--timestamp", default=None, type=click.IntRange(min=0), metavar="EPOCH",
+              help="Reproducible image: like SOURCE_DATE_EPOCH (created times fixed, newer mtimes clamped).")
+@click.option("--pull", "pull", default="missing", type=click.Choice(["missing", "always", "never"]),
+              help="Pull FROM images: when missing from the store (default), always, or never.")
+@click.option("--tls-verify", "tls_verify", default=None, type=click.BOOL,
+              help="Verify TLS of registries (default: yes, except localhost/127.0.0.1).")
+@click.option("--authfile", default=None, help="Registry credentials file (else $REGISTRY_AUTH_FILE, ...).")
 @click.pass_context
 def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: str | None,
           build_args: tuple[str, ...], target: str, no_cache: bool, iidfile: str | None, quiet: bool,
           labels: tuple[str, ...], secrets: tuple[str, ...], network: str, outputs: tuple[str, ...],
-          compression: str, explain_cache: bool, progress: str, host_ca: bool) -> None:
+          compression: str, explain_cache: bool, progress: str, host_ca: bool, pull: str,
+          tls_verify: bool | None, authfile: str | None, timestamp: int | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from pybuild.builder import BuildOptions
     from pybuild.builder import build as run_build
@@ -134,7 +142,9 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             network="host" if network == "default" else network, outputs=list(outputs),
             compression=compression, explain_cache=explain_cache,
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
-            source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
+            source_date_epoch=timestamp if timestamp is not None else int(epoch) if epoch and epoch.isdigit()
+            else None,
+            pull=pull, tls_verify=tls_verify, authfile=authfile)
         private_mount_namespace()
         _stop_on_signals()
         try:

@@ -62,6 +62,9 @@ class BuildOptions:
     iidfile: str | None = None
     host_ca: bool = True
     source_date_epoch: int | None = None
+    pull: str = "missing"                  # FROM images the store lacks: missing | always | never
+    tls_verify: bool | None = None         # for pulls (None: verify, except loopback registries)
+    authfile: str | None = None
 
 
 @dataclass
@@ -131,7 +134,9 @@ class Builder:
         from pybuild import baseimage
 
         if ref not in self.images:
-            self.images[ref] = baseimage.resolve(self.store, ref)
+            pull = baseimage.PullOptions(self.opts.pull, self.opts.tls_verify, self.opts.authfile,
+                                         self.progress.mode)
+            self.images[ref] = baseimage.resolve(self.store, ref, pull)
         return self.images[ref]
 
     def lowers_of(self, name: str) -> list[str]:
@@ -278,9 +283,10 @@ class Builder:
                               global_args=dict(self.global_args), lowers=ps.lowers), name
         try:
             image = self._image(name)
-        except ImageNotFound:
-            raise DockerfileError(f"FROM {name}: image not found in the store {self.store.root}",
-                                  stage.line, self.df_name) from None
+        except ImageNotFound as err:
+            reason = getattr(err, "reason", None)
+            raise DockerfileError(f"FROM {name}: image not found in the store {self.store.root}"
+                                  + (f"; pull: {reason}" if reason else ""), stage.line, self.df_name) from None
         if image is None:
             platform = host_platform()
             config = ImageConfig(architecture=platform["architecture"], os=platform["os"])

@@ -124,7 +124,10 @@ class _Zstd:
         except ImportError:
             raise PybuildError("zstd compression needs the Python package 'zstandard' (pip install zstandard)") \
                 from None
-        cctx = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0)
+        # Always the multi-threaded mode, even for one thread: its output is the same for any number of
+        # workers >= 1 (measured: 1, 2, 4, 8), while threads=0 (single-threaded mode) frames differently,
+        # so a layer's digest would depend on the cores of the machine that built it.
+        cctx = zstandard.ZstdCompressor(level=level, threads=max(1, threads))
         self._writer = cctx.stream_writer(out, closefd=False, write_return_read=True)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:

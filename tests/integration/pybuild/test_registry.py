@@ -360,3 +360,28 @@ def test_interrupted_chunked_push_resumes(registry, images, proxy, tmp_path):
                           capture_output=True, check=True).stdout
     import hashlib
     assert "sha256:" + hashlib.sha256(info).hexdigest() == digest_of(images, "big")
+
+
+# ---- FROM pulls on demand --------------------------------------------------------------------------
+def test_from_pulls_missing_never_always(registry, images, tmp_path):
+    ref = f"{registry.url}/base/busybox:1"
+    pb(images, "push", "busybox", ref)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {ref}\nRUN cat /etc/passwd > /copy\n")
+    root = str(tmp_path / "s")
+    line = one_line_error(pb(root, "build", "--pull=never", "-t", "app", str(ctx), check=False))
+    assert line == f"pybuild: Dockerfile:1: FROM {ref}: image not found in the store {root}"
+    built = pb(root, "build", "-t", "app", str(ctx))
+    assert "Pulling" in built.stderr
+    assert digest_of(root, ref) == digest_of(images, "busybox")
+    again = pb(root, "build", "-t", "app", str(ctx))
+    assert "Pulling" not in again.stderr                     # missing: the store has it now
+    pb(images, "push", "big", ref)                           # the tag moves in the registry
+    pb(root, "build", "--pull=always", "-t", "app", str(ctx))
+    assert digest_of(root, ref) == digest_of(images, "big")
+    ctx2 = tmp_path / "ctx2"
+    ctx2.mkdir()
+    (ctx2 / "Dockerfile").write_text(f"FROM {registry.url}/base/nosuch:1\n")
+    line = one_line_error(pb(root, "build", str(ctx2), check=False))
+    assert f"FROM {registry.url}/base/nosuch:1: image not found in the store" in line and "manifest unknown" in line
