@@ -240,7 +240,10 @@ def _pick_platform(index: Index, ref: str) -> Descriptor:
 def _import_layout(store: Store, source: Any, tag: str | None, ref: str) -> StoredImage:
     with source.open("index.json") as stream:
         index = parse_index(stream.read())
-    desc = _pick_manifest(index, tag, ref)
+    return _import_layout_desc(store, source, _pick_manifest(index, tag, ref), ref)
+
+
+def _import_layout_desc(store: Store, source: Any, desc: Descriptor, ref: str) -> StoredImage:
     blobs_to_keep = []
     while desc.media_type in INDEX_TYPES:
         data = _read_blob(source, desc.digest)
@@ -273,7 +276,12 @@ def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str)
             raise ImageNotFound(ref)
     elif len(entries) != 1:
         raise StoreError(f"{ref}: the archive holds {len(entries)} images; name one as {ref}:NAME:TAG")
-    entry = entries[0]
+    return _import_docker_entry(store, source, entries[0], ref)
+
+
+def _import_docker_entry(store: Store, source: Any, entry: Any, ref: str) -> StoredImage:
+    if not isinstance(entry, dict):
+        raise StoreError(f"{ref}: manifest.json: entries must be objects")
     try:
         config_path, layer_paths = entry["Config"], list(entry["Layers"])
     except (KeyError, TypeError):
@@ -295,6 +303,43 @@ def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str)
     manifest = Manifest(config=Descriptor(MT_CONFIG, config_digest, len(config_bytes)), layers=tuple(layers))
     desc = store.put_json(manifest, MT_MANIFEST)
     return StoredImage(name=None, descriptor=desc, manifest=manifest, config=config)
+
+
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"  # the full name, as BuildKit and containerd write it
+
+
+def load_archive(store: Store, path: str) -> list[tuple[StoredImage, list[str]]]:
+    """`pybuild load`: every image of a docker-archive (manifest.json) or an OCI archive (index.json),
+    with the names it carries (RepoTags; io.containerd.image.name or a full ref.name). Not tagged: the
+    caller tags them once all are in. Multi-platform indexes resolve to this machine's platform."""
+    source = _TarSource(path)
+    try:
+        out: list[tuple[StoredImage, list[str]]] = []
+        if "manifest.json" in source._members:
+            with source.open("manifest.json") as stream:
+                try:
+                    entries = json.loads(stream.read())
+                except ValueError as err:
+                    raise StoreError(f"{path}: manifest.json: invalid JSON: {err}") from None
+            if not isinstance(entries, list) or not entries:
+                raise StoreError(f"{path}: manifest.json: expected a non-empty list")
+            for entry in entries:
+                image = _import_docker_entry(store, source, entry, path)
+                out.append((image, [str(t) for t in entry.get("RepoTags") or ()]))
+            return out
+        if "index.json" not in source._members:
+            raise StoreError(f"{path}: neither a docker-archive (manifest.json) nor an OCI archive (index.json)")
+        with source.open("index.json") as stream:
+            index = parse_index(stream.read())
+        if not index.manifests:
+            raise StoreError(f"{path}: index.json lists no image")
+        for desc in index.manifests:
+            annotations = desc.annotations or {}
+            name = annotations.get(ANNOTATION_IMAGE_NAME) or annotations.get(ANNOTATION_REF_NAME)
+            out.append((_import_layout_desc(store, source, desc, path), [name] if name else []))
+        return out
+    finally:
+        source.close()
 
 
 def import_rootfs(store: Store, src: str, name: str | None = None, compression: str = "gzip",

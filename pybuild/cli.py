@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "push": "pybuild.registry_cmds:push",
     "login": "pybuild.registry_cmds:login",
     "logout": "pybuild.registry_cmds:logout",
+    "save": "pybuild.archive_cmds:save",
+    "load": "pybuild.archive_cmds:load",
 }
 
 

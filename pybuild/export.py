@@ -12,8 +12,9 @@ Formats
 
 Public API
   export_image(store, image, dest, fmt="oci", name=None)   `pybuild export NAME -o FILE --format oci|docker`
-  write_oci_archive(store, image, out, ref_name=None)       to a binary stream
-  write_docker_archive(store, image, out, repo_tags=())     to a binary stream
+  save_images(store, [(image, names)], dest, fmt)          `pybuild save`: several images, one archive
+  write_oci_archive(store, [(image, names)], out)           to a binary stream
+  write_docker_archive(store, [(image, names)], out)        to a binary stream
   flatten(store, image, dest_dir)                            all layers applied in order (whiteouts honoured)
   write_output(store, image, spec, name=None)                the builder's --output: spec is
       "type=local,dest=DIR" | "type=tar,dest=FILE" | "type=oci,dest=FILE" | "type=docker,dest=FILE"
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pybuild.errors import DigestMismatch, PybuildError
-from pybuild.image import ANNOTATION_REF_NAME, MT_LAYER, MT_DOCKER_LAYER, Index, to_json
+from pybuild.image import ANNOTATION_REF_NAME, MT_DOCKER_LAYER, MT_LAYER, Index, to_json
 from pybuild.layer import tar_header, write_layer
 from pybuild.store import split_name
 from pyrunc.fsutil import rmtree_nofollow
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from pybuild.store import Store, StoredImage
 
 FORMATS = ("oci", "docker")
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 OUTPUT_TYPES = ("local", "tar", "oci", "docker")
 _CHUNK = 1 << 20
 
@@ -104,79 +106,114 @@ def _open_dest(dest: str) -> Iterator[BinaryIO]:
         raise
 
 
-def write_oci_archive(store: Store, image: StoredImage, out: Any, ref_name: str | None = None) -> None:
+Named = tuple["StoredImage", list[str]]  # an image and the names to give it in an archive
+
+
+def write_oci_archive(store: Store, images: list[Named], out: Any) -> None:
+    """An OCI layout in a tar: index.json lists each image once per name (annotations
+    org.opencontainers.image.ref.name = the store name, io.containerd.image.name = NAME:TAG, as BuildKit
+    writes them), blobs shared between images are written once."""
     tar = _TarOut(out)
     tar.add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    desc = image.descriptor.with_annotations({ANNOTATION_REF_NAME: ref_name} if ref_name else None)
-    tar.add_bytes("index.json", to_json(Index(manifests=(desc,))))
+    entries = []
+    for image, names in images:
+        for name in names or [None]:
+            annotations = {ANNOTATION_REF_NAME: name, ANNOTATION_IMAGE_NAME: _docker_tag(name)} if name else None
+            entries.append(image.descriptor.with_annotations(annotations))
+    tar.add_bytes("index.json", to_json(Index(manifests=tuple(entries))))
     tar.add_dir("blobs")
     tar.add_dir("blobs/sha256")
     seen: set[str] = set()
-    for blob in (image.descriptor, image.manifest.config, *image.manifest.layers):
-        if blob.digest in seen:
-            continue
-        seen.add(blob.digest)
-        size = os.path.getsize(store.blob_path(blob.digest))
-        with store.open_blob(blob.digest) as reader:
-            tar.add_stream(f"blobs/sha256/{blob.digest[7:]}", reader, size)
-            reader.drain()
+    for image, _ in images:
+        for blob in (image.descriptor, image.manifest.config, *image.manifest.layers):
+            if blob.digest in seen:
+                continue
+            seen.add(blob.digest)
+            size = os.path.getsize(store.blob_path(blob.digest))
+            with store.open_blob(blob.digest) as reader:
+                tar.add_stream(f"blobs/sha256/{blob.digest[7:]}", reader, size)
+                reader.drain()
     tar.close()
 
 
 def _docker_tag(name: str) -> str:
+    if "@" in name:
+        return name
     repo, tag = split_name(name)
     return f"{repo}:{tag}"
 
 
-def write_docker_archive(store: Store, image: StoredImage, out: Any, repo_tags: Iterable[str] = (),
-                         tmp_dir: str | None = None) -> None:
+def write_docker_archive(store: Store, images: list[Named], out: Any, tmp_dir: str | None = None) -> None:
+    """`docker save` format: manifest.json (one entry per image, RepoTags), <config hex>.json, one
+    uncompressed <diffID hex>.tar per distinct layer (verified against its diffID), and the legacy
+    `repositories` file that older loaders read."""
     import hashlib
 
     from pybuild.compress import open_decompressed
 
     tar = _TarOut(out)
-    config_name = f"{image.id[7:]}.json"
-    tar.add_bytes(config_name, store.read_blob(image.id))
-    layer_names: list[str] = []
     written: set[str] = set()
-    for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
-        name = f"{diff_id[7:]}.tar"
-        layer_names.append(name)
-        if name in written:
-            continue
-        written.add(name)
-        with store.open_blob(desc.digest) as reader:
-            if desc.media_type in (MT_LAYER, MT_DOCKER_LAYER) and desc.digest == diff_id:
-                tar.add_stream(name, reader, desc.size)
-                reader.drain()
+    manifest = []
+    repositories: dict[str, dict[str, str]] = {}
+    for image, names in images:
+        config_name = f"{image.id[7:]}.json"
+        if config_name not in written:
+            written.add(config_name)
+            tar.add_bytes(config_name, store.read_blob(image.id))
+        layer_names: list[str] = []
+        for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
+            name = f"{diff_id[7:]}.tar"
+            layer_names.append(name)
+            if name in written:
                 continue
-            with tempfile.TemporaryFile(dir=tmp_dir) as spool:  # tar needs the size before the data
-                plain = open_decompressed(reader)
-                digest = hashlib.sha256()
-                while chunk := plain.read(_CHUNK):
-                    digest.update(chunk)
-                    spool.write(chunk)
-                reader.drain()
-                if "sha256:" + digest.hexdigest() != diff_id:
-                    raise DigestMismatch(diff_id, "sha256:" + digest.hexdigest(), what=f"layer {desc.digest} diffID")
-                size = spool.tell()
-                spool.seek(0)
-                tar.add_stream(name, spool, size)
-    manifest = [{"Config": config_name, "RepoTags": [_docker_tag(t) for t in repo_tags], "Layers": layer_names}]
+            written.add(name)
+            with store.open_blob(desc.digest) as reader:
+                if desc.media_type in (MT_LAYER, MT_DOCKER_LAYER) and desc.digest == diff_id:
+                    tar.add_stream(name, reader, desc.size)
+                    reader.drain()
+                    continue
+                with tempfile.TemporaryFile(dir=tmp_dir) as spool:  # tar needs the size before the data
+                    plain = open_decompressed(reader)
+                    digest = hashlib.sha256()
+                    while chunk := plain.read(_CHUNK):
+                        digest.update(chunk)
+                        spool.write(chunk)
+                    reader.drain()
+                    if "sha256:" + digest.hexdigest() != diff_id:
+                        raise DigestMismatch(diff_id, "sha256:" + digest.hexdigest(),
+                                             what=f"layer {desc.digest} diffID")
+                    size = spool.tell()
+                    spool.seek(0)
+                    tar.add_stream(name, spool, size)
+        tags = [_docker_tag(t) for t in names if "@" not in t]
+        manifest.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
+        top = image.config.rootfs.diff_ids[-1][7:] if image.config.rootfs.diff_ids else image.id[7:]
+        for tag in tags:
+            repo, _, version = tag.rpartition(":")
+            repositories.setdefault(repo, {})[version] = top
     tar.add_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    if repositories:
+        tar.add_bytes("repositories", json.dumps(repositories, separators=(",", ":")).encode())
     tar.close()
+
+
+def save_images(store: Store, images: list[Named], dest: str, fmt: str = "docker-archive") -> None:
+    """`pybuild save`: several images into one archive file ("-": stdout)."""
+    if fmt not in ("docker-archive", "oci-archive"):
+        raise ExportError(f"save: unknown format {fmt!r} (docker-archive or oci-archive)")
+    with _open_dest(dest) as out:
+        if fmt == "oci-archive":
+            write_oci_archive(store, images, out)
+        else:
+            tmp = None if dest == "-" else os.path.dirname(os.path.abspath(dest))
+            write_docker_archive(store, images, out, tmp_dir=tmp)
 
 
 def export_image(store: Store, image: StoredImage, dest: str, fmt: str = "oci", name: str | None = None) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"export: unknown format {fmt!r} (oci or docker)")
     name = name or image.name
-    with _open_dest(dest) as out:
-        if fmt == "oci":
-            write_oci_archive(store, image, out, name)
-        else:
-            tmp = None if dest == "-" else os.path.dirname(os.path.abspath(dest))
-            write_docker_archive(store, image, out, [name] if name else [], tmp_dir=tmp)
+    save_images(store, [(image, [name] if name else [])], dest, "oci-archive" if fmt == "oci" else "docker-archive")
 
 
 def flatten(store: Store, image: StoredImage | None, dest_dir: str) -> None:
