@@ -58,7 +58,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         undo.callback(store.remove, container_id)
         state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
                       owner="", annotations=dict(spec.annotations), state_dir=state_dir,
-                      hooks=spec.raw.get("hooks") or {})
+                      hooks=_later_hooks(spec.hooks))
         launch.cgroup = _cgroup(linux, container_id, systemd_cgroup, rootless, undo)
         if launch.cgroup is not None:
             state.cgroup = launch.cgroup.to_state()
@@ -188,6 +188,19 @@ def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: Undo)
     undo.callback(manager.destroy)
     manager.apply(linux.resources_raw if linux else None)
     return manager
+
+
+def _later_hooks(hooks) -> dict:
+    """The hooks later verbs run (poststart, poststop), rebuilt from the checked
+    records: only their known fields reach state.json, whatever else
+    config.json carried (runc keeps the whole config; we keep what we run)."""
+    out: dict = {}
+    for kind in ("poststart", "poststop"):
+        items = getattr(hooks, kind)
+        if items:
+            out[kind] = [{"path": h.path, "args": list(h.args), "env": list(h.env),
+                          **({"timeout": h.timeout} if h.timeout is not None else {})} for h in items]
+    return out
 
 
 def _new_keyring(container_id: str) -> None:

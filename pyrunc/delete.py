@@ -13,7 +13,7 @@ import select
 
 from pyrunc import syscalls as s
 from pyrunc.errors import ContainerNotFound, InvalidState, PyruncError
-from pyrunc.state import State, StateStore, Status
+from pyrunc.state import CorruptState, State, StateStore, Status
 
 
 def delete(store: StateStore, container_id: str, force: bool = False) -> None:
@@ -27,6 +27,14 @@ def delete(store: StateStore, container_id: str, force: bool = False) -> None:
         if force:
             return
         raise
+    except CorruptState as err:
+        if not force:
+            raise
+        from pyrunc import logs
+
+        logs.warning(f"{err}: its cgroups and processes are unknown; removing the state only")
+        store.remove(container_id)
+        return
     with store.lock(container_id):
         if state.status in (Status.RUNNING, Status.PAUSED) and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {state.status}")

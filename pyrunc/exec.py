@@ -12,12 +12,11 @@ with its status (128+N for a signal), forwarding signals, unless `--detach`.
 
 from __future__ import annotations
 
-import json
 import os
 import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
 from pyrunc import exeguard, namespaces, spec as specmod, sync, syscalls as s
-from pyrunc.errors import ConfigError, InvalidState, MissingFeature, PyruncError
+from pyrunc.errors import InvalidState, MissingFeature, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict
 from pyrunc.spec_record import MutableRecord
@@ -46,11 +45,7 @@ def build_process(base, opts: ExecOptions):
     """The Process to run: from process.json, or the container's process with overrides."""
     replace = specmod.replace
     if opts.process_json:
-        try:
-            with open(opts.process_json, "rb") as f:
-                raw = json.load(f)
-        except (OSError, ValueError) as err:
-            raise ConfigError("", f"{err}", source=opts.process_json) from None
+        raw = specmod.read_json(opts.process_json)
         return specmod.parse({"ociVersion": "1.0.2", "root": {"path": "/"}, "process": raw},
                              source=opts.process_json).process
     if not opts.args:

@@ -215,7 +215,8 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
     _labels(launch)
     if launch.seccomp is not None and not launch.seccomp_early:
         _load_seccomp(launch, sock)
-    sock.close()
+    # The sync socket stays open: it is CLOEXEC, so `run` reads EOF when execve
+    # succeeds and the error (E2BIG for a huge args/env, ENOEXEC…) when it fails.
     if launch.proc_attrs is not None:
         procattrs.apply_final(launch.proc_attrs)
     s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)

@@ -45,7 +45,21 @@ def _slow_loads(s: str | bytes) -> object:
     return json.loads(s)
 
 
+MAX_DEPTH = 10000  # Go's encoding/json (runc) refuses deeper documents: "exceeded max depth"
+_DEEP_STACK = 64 << 20  # C stack for the scanner's recursion on a document up to MAX_DEPTH deep
+
+
 def loads(s: str | bytes | bytearray) -> object:
+    """json.loads; a document nested deeper than the interpreter's recursion
+    limit is parsed in a thread with a stack sized for it (up to MAX_DEPTH, as
+    runc accepts), deeper ones fail with ValueError: never a RecursionError."""
+    try:
+        return _loads(s)
+    except RecursionError:
+        return _deep_loads(s)
+
+
+def _loads(s: str | bytes | bytearray) -> object:
     if not isinstance(s, str):
         try:
             s = bytes(s).decode("utf-8")
@@ -69,3 +83,66 @@ def loads(s: str | bytes | bytearray) -> object:
 def dumps(obj: object) -> str:
     """json.dumps(obj) with the default separators and ensure_ascii."""
     return "".join(_encode(obj, 0))
+
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest [ / { nesting of a JSON text, without recursion (brackets in
+    strings do not count). Only called once the scanner ran out of recursion."""
+    import re
+
+    special = re.compile(r'["\[\]{}]').search
+    depth = best = 0
+    pos = 0
+    while (m := special(text, pos)) is not None:
+        c, pos = m.group(), m.end()
+        if c == '"':
+            while True:  # to the closing quote: one preceded by an even run of backslashes
+                end = text.find('"', pos)
+                if end < 0:
+                    return best  # unterminated string: the parser reports it
+                run = end - 1
+                while text[run] == "\\":
+                    run -= 1
+                pos = end + 1
+                if (end - 1 - run) % 2 == 0:
+                    break
+        elif c in "[{":
+            depth += 1
+            best = max(best, depth)
+        else:
+            depth -= 1
+    return best
+
+
+def _deep_loads(s: str | bytes | bytearray) -> object:
+    if not isinstance(s, str):
+        import json
+
+        s = bytes(s).decode(json.detect_encoding(bytes(s)), "surrogatepass")
+    if nesting_depth(s) > MAX_DEPTH:
+        raise ValueError(f"exceeded max depth: arrays and objects nest deeper than {MAX_DEPTH} levels")
+    import sys
+    import threading
+
+    box: list = []
+
+    def work() -> None:
+        try:
+            box.append(_loads(s))
+        except BaseException as err:  # handed to the caller's thread below
+            box.append(err)
+
+    limit = sys.getrecursionlimit()
+    stack = threading.stack_size(_DEEP_STACK)
+    sys.setrecursionlimit(limit + 2 * MAX_DEPTH)  # read by the new thread when it starts
+    try:
+        worker = threading.Thread(target=work, name="pyrunc-json")
+        worker.start()
+        worker.join()
+    finally:
+        sys.setrecursionlimit(limit)
+        threading.stack_size(stack)
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]

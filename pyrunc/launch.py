@@ -8,6 +8,7 @@ is what keeps the children fast and keeps imports out of the container.
 from __future__ import annotations
 
 import os
+import stat
 TYPE_CHECKING = False  # typing costs ~4 ms to import on the run hot path
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -67,11 +68,20 @@ def personality_value(p: Any) -> int | None:
 
 
 def rootfs_path(spec: Any, bundle: str) -> str:
+    """The rootfs as runc's validator wants it: `root.path` (relative to the
+    bundle, which runc enters with chdir and so sees resolved) must name the
+    directory itself, with no symlink in any component. Following one would
+    let a bundle make any host directory, `/` included, the container's root."""
     if spec.root is None:
         raise ConfigError(".root", "is required on Linux")
     path = spec.root.path
-    full = path if path.startswith("/") else os.path.join(bundle, path)
-    full = os.path.realpath(full)
-    if not os.path.isdir(full):
-        raise ConfigError(".root.path", f"{full}: rootfs does not exist or is not a directory")
+    full = os.path.normpath(path if path.startswith("/") else os.path.join(os.path.realpath(bundle), path))
+    try:
+        st = os.stat(full)
+    except OSError as err:
+        raise ConfigError(".root.path", f"invalid rootfs: stat {full}: {err.strerror}") from None
+    if os.path.realpath(full) != full:
+        raise ConfigError(".root.path", f"invalid rootfs: not an absolute path, or a symlink ({path})")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(".root.path", f"invalid rootfs: {full} is not a directory")
     return full

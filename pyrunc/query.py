@@ -6,7 +6,7 @@ import json
 import os
 
 from pyrunc.errors import ContainerNotFound
-from pyrunc.state import State, StateStore
+from pyrunc.state import CorruptState, State, StateStore
 
 
 def state_json(store: StateStore, container_id: str) -> str:
@@ -21,6 +21,10 @@ def _all(store: StateStore) -> list[State]:
             out.append(_fill_owner(store.load(cid)))
         except ContainerNotFound:
             continue  # deleted between listdir and load
+        except CorruptState as err:  # runc: "load container ID: …" on stderr, and the rest still listed
+            from pyrunc import logs
+
+            logs.warning(f"load container {cid}: {err}")
     return out
 
 

@@ -375,11 +375,27 @@ def load(bundle_dir: str) -> Spec:
         raise ConfigError("", f"{path} does not exist") from None
     except OSError as err:
         raise ConfigError("", f"cannot read {path}: {err.strerror}") from None
+    return parse(decode_json(data))
+
+
+def decode_json(data: bytes | str, source: str = "config.json") -> object:
+    """Every JSON document pyrunc reads from a caller goes through here:
+    malformed text, invalid UTF-8 and nesting beyond runc's limit (10000, as
+    Go's encoding/json) are one ConfigError line, never a traceback."""
     try:
-        obj = json.loads(data)
-    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-        raise ConfigError("", f"invalid JSON: {err}") from None
-    return parse(obj)
+        return json.loads(data)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, too deep
+        raise ConfigError("", f"invalid JSON: {err}", source) from None
+
+
+def read_json(path: str, source: str | None = None) -> object:
+    """decode_json of a file; a file that cannot be read is a ConfigError too."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ConfigError("", f"cannot read: {err.strerror}", source or path) from None
+    return decode_json(data, source or path)
 
 
 def parse(obj: object, source: str = "config.json") -> Spec:

@@ -93,6 +93,20 @@ def _obj(v: object, p: str) -> dict:
 def _str(v: object, p: str) -> str:
     if type(v) is not str:
         raise Invalid(p, "must be a string")
+    return _c_string(v, p)
+
+
+def _c_string(v: str, p: str) -> str:
+    """Strings reach the kernel as C strings (paths, args, env, labels, cgroup
+    files): a NUL would cut them short (Go's syscall layer refuses it with
+    EINVAL), and a lone surrogate escape ("\\ud800") has no UTF-8 form."""
+    if "\0" in v:
+        raise Invalid(p, "must not contain a NUL byte")
+    if not v.isascii():
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            raise Invalid(p, "is not valid UTF-8 (lone surrogate escape)") from None
     return v
 
 
@@ -128,7 +142,7 @@ def _int_msg(bounds: Bounds) -> str:
 def _abs(v: object, p: str) -> str:
     if type(v) is not str or not v.startswith("/"):
         raise Invalid(p, "must be an absolute path")
-    return v
+    return _c_string(v, p)
 
 
 def _enum(v: object, p: str, allowed: tuple[str, ...]) -> str:
@@ -149,6 +163,7 @@ def _strs(v: object, p: str) -> tuple[str, ...]:
     for i, s in enumerate(v):
         if type(s) is not str:
             raise Invalid(f"{p}[{i}]", "must be a string")
+        _c_string(s, f"{p}[{i}]")
     return tuple(v)
 
 
@@ -162,11 +177,16 @@ def _key(k: str, p: str) -> str:
     return f"{p}[{json.dumps(k)}]"
 
 
-def _str_map(v: object, p: str) -> dict[str, str]:
+def _str_map(v: object, p: str, c_strings: bool = True) -> dict[str, str]:
+    """A string → string object. `c_strings=False` (annotations, which only
+    travel as JSON, as runc accepts them) skips the C-string rule."""
     for k, s in _obj(v, p).items():
         kp = _key(k, p)
         if type(s) is not str:
             raise Invalid(kp, "must be a string")
+        if c_strings:
+            _c_string(k, kp)
+            _c_string(s, kp)
     return dict(v)  # type: ignore[call-overload]
 
 

@@ -36,7 +36,7 @@ def parse_spec(obj: object) -> Spec:
     v = obj.get("hooks", _ABSENT)
     hooks = Hooks() if v is _ABSENT else _hooks(v, ".hooks")
     v = obj.get("annotations", _ABSENT)
-    annotations = {} if v is _ABSENT else _str_map(v, ".annotations")
+    annotations = {} if v is _ABSENT else _str_map(v, ".annotations", c_strings=False)
     v = obj.get("linux", _ABSENT)
     linux = None if v is _ABSENT else _linux(v, ".linux")
     for other in ("solaris", "windows", "vm", "zos", "freebsd"):
@@ -59,7 +59,7 @@ def parse_spec(obj: object) -> Spec:
 def _root_path(v: object) -> str:
     if type(v) is not str or not v:
         raise Invalid(".root.path", "must be a non-empty string")
-    return v
+    return _str(v, ".root.path")
 
 
 def _process(v: object, p: str) -> Process:
@@ -194,6 +194,11 @@ def _hook(v: object, p: str) -> Hook:
     d = _obj(v, p)
     return Hook(_abs(_required(d, "path", p), f"{p}.path"), _o_strs(d, "args", p) or (),
                 _o_strs(d, "env", p) or (), _o_int(d, "timeout", p, (1, None, "")))
+
+
+def parse_hooks(v: object, p: str) -> Hooks:
+    """The `hooks` object of config.json, or of a state.json (`delete` runs poststop later)."""
+    return _hooks(v, p)
 
 
 def _hooks(v: object, p: str) -> Hooks:

@@ -119,13 +119,56 @@ class State(MutableRecord):
 
     @classmethod
     def from_json(cls, data: bytes, state_dir: str) -> "State":
-        doc = json.loads(data)
-        doc["status"] = Status(doc.get("status", "creating"))
-        return cls(**doc, state_dir=state_dir)
+        """Parse and check a state.json; CorruptState (one line) if it is not
+        one pyrunc wrote. Unknown keys are ignored (a newer pyrunc's state)."""
+        where = os.path.join(state_dir, STATE_FILE)
+        try:
+            doc = json.loads(data)
+        except ValueError as err:
+            raise CorruptState(where, f"invalid JSON: {err}") from None
+        if type(doc) is not dict:
+            raise CorruptState(where, "not a JSON object")
+        fields = {}
+        for name, kind in _FIELD_TYPES.items():
+            if name not in doc:
+                if name in _REQUIRED_FIELDS:
+                    raise CorruptState(where, f".{name} is missing")
+                continue
+            value = doc[name]
+            if type(value) is not kind:
+                raise CorruptState(where, f".{name} must be a JSON {_JSON_NAMES[kind]}")
+            fields[name] = value
+        try:
+            fields["status"] = Status(fields.get("status", "creating"))
+        except ValueError:
+            raise CorruptState(where, f".status {fields['status']!r} is not a container status") from None
+        if fields.get("hooks"):
+            from pyrunc.spec_check import Invalid
+            from pyrunc.spec_parse import parse_hooks
+
+            try:
+                parse_hooks(fields["hooks"], ".hooks")
+            except Invalid as bad:
+                raise CorruptState(where, f"{bad.path}: {bad.message}") from None
+        return cls(**fields, state_dir=state_dir)
 
     @property
     def fifo_path(self) -> str:
         return os.path.join(self.state_dir, FIFO_NAME)
+
+
+_FIELD_TYPES = {"id": str, "bundle": str, "rootfs": str, "created": str, "pid": int, "pid_start": int,
+                "owner": str, "annotations": dict, "cgroup": dict, "hooks": dict, "namespaces": dict,
+                "shares_pidns": bool, "status": str}
+_REQUIRED_FIELDS = ("id", "bundle", "rootfs", "created")
+_JSON_NAMES = {str: "string", int: "integer", dict: "object", bool: "boolean"}
+
+
+class CorruptState(PyruncError):
+    """A state.json that pyrunc cannot have written (truncated, edited, hostile)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
 
 
 def validate_id(container_id: str) -> None:

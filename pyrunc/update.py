@@ -8,7 +8,6 @@ previous values. A stopped container is refused.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from typing import Any
@@ -52,18 +51,12 @@ def resources_from_flags(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_resources(path: str) -> dict[str, Any]:
-    try:
-        if path == "-":
-            data = sys.stdin.read()
-        else:
-            with open(path) as f:
-                data = f.read()
-    except OSError as err:
-        raise ConfigError("", f"cannot read: {err.strerror}", path) from None
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise ConfigError("", f"invalid JSON: {err}", path) from None
+    from pyrunc.spec import decode_json, read_json
+
+    if path == "-":
+        doc = decode_json(sys.stdin.buffer.read(), path)
+    else:
+        doc = read_json(path)
     if not isinstance(doc, dict):
         raise ConfigError("", "must be a JSON object (LinuxResources)", path)
     return doc

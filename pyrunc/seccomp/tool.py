@@ -8,7 +8,6 @@ Docker/containers-common profile (resolved for this host's kernel, the given
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -27,13 +26,9 @@ def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, A
 
     arch = ARCHES[arch_name] if arch_name else native()
     source = os.path.basename(path)
-    try:
-        with open(path, "rb") as f:
-            obj = json.load(f)
-    except OSError as err:
-        raise ConfigError("", f"cannot read: {err.strerror}", path) from None
-    except ValueError as err:
-        raise ConfigError("", f"not JSON: {err}", source) from None
+    from pyrunc.spec import read_json
+
+    obj = read_json(path, source)
     cap_list = [c.strip() for c in caps.split(",") if c.strip()] if caps is not None else None
     oci, field = profiles.load_any(obj, arch, cap_list, source=source)
     try:
