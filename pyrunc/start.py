@@ -30,12 +30,22 @@ def start(store: StateStore, container_id: str) -> State:
 
 
 def release(state: State) -> None:
-    """Open exec.fifo and wait for init's byte (or its death)."""
+    """Open exec.fifo and wait for init's byte (or its death).
+
+    The pidfd comes first: opening the fifo is what releases init, and a process
+    as short as `true` can then exec, exit and be reaped (containerd's shim is a
+    subreaper) before a pidfd_open that came second, which then failed with ESRCH
+    although the container did start.
+    """
+    try:
+        pidfd = s.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise PyruncError("container init exited before start") from None
     try:
         fifo = os.open(state.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        os.close(pidfd)
         raise InvalidState("cannot start an already running container") from None
-    pidfd = s.pidfd_open(state.pid)
     try:
         poller = select.poll()
         poller.register(fifo, select.POLLIN)
