@@ -1,0 +1,163 @@
+"""Set-up and teardown of one container's bridge network, under the IPAM lock.
+
+set-up:   NAT backend found (else nothing is made) → ports checked → lock →
+          stale leases reclaimed → bridge found or made (range checked against
+          the host routes) → lease → veth pair → NAT rules. A failure at any
+          step undoes the steps before it, so nothing is left half-configured.
+teardown: lock → the container's rules, veth and lease removed → the bridge and
+          its masquerade removed with the last lease. Idempotent: every step
+          tolerates its object being gone, so teardown after a crash, twice, or
+          of a container that never got a network is fine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass, field
+
+from pybuild.net import firewall
+from pybuild.net.ipam import DEFAULT_STATE_DIR, Ipam, Lease
+from pybuild.net.model import DEFAULT_BRIDGE, NetworkError, PortMapping, check_ports, choose_subnet, \
+    gateway, link_name, parse_subnet
+
+
+@dataclass(frozen=True, slots=True)
+class NetRequest:
+    container_id: str
+    bridge: str = DEFAULT_BRIDGE
+    subnet: str | None = None
+    ports: tuple[PortMapping, ...] = ()
+    state_dir: str = DEFAULT_STATE_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    address: ipaddress.IPv4Address
+    network: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address = field(default=ipaddress.IPv4Address("0.0.0.0"))
+
+
+def check_host_ports(ports: tuple[PortMapping, ...], leases: list[Lease]) -> None:
+    """A host port already published by another container, or bound by a host
+    process, is refused before anything is made."""
+    for p in ports:
+        for lease in leases:
+            for q in lease.ports:
+                if q.host_port == p.host_port and q.protocol == p.protocol and \
+                        (not q.host_ip or not p.host_ip or q.host_ip == p.host_ip):
+                    raise NetworkError(f"-p {p.text()}: host port {p.host_port}/{p.protocol} is already "
+                                       f"published by container {lease.container_id}")
+        kind = socket.SOCK_STREAM if p.protocol == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((p.host_ip or "0.0.0.0", p.host_port))
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise NetworkError(f"-p {p.text()}: host port {p.host_port}/{p.protocol} is already "
+                                       "in use") from None
+                if err.errno == errno.EADDRNOTAVAIL:
+                    raise NetworkError(f"-p {p.text()}: {p.host_ip} is not an address of this host") from None
+                raise NetworkError(f"-p {p.text()}: {err.strerror}") from None
+
+
+def _reclaim_stale(ipam: Ipam, links, fw: firewall.Firewall) -> None:  # type: ignore[no-untyped-def]
+    for lease in ipam.leases():
+        name = link_name(lease.container_id) if lease.container_id else lease.link
+        if name and links.exists(name):
+            continue
+        if lease.container_id:
+            fw.remove_ports(lease.container_id)
+        ipam.release(lease)
+
+
+def setup(req: NetRequest, netns_fd: int) -> Attachment:
+    from pybuild.net.links import Links, enable_forwarding
+
+    check_ports(list(req.ports))
+    fw = firewall.Firewall(firewall.detect())
+    wanted = parse_subnet(req.subnet) if req.subnet else None
+    ipam = Ipam(req.state_dir, req.bridge)
+    with ipam.locked(), contextlib.ExitStack() as undo:
+        links = Links()
+        undo.callback(links.close)
+        _reclaim_stale(ipam, links, fw)
+        if ipam.find(req.container_id) is not None:
+            raise NetworkError(f"container {req.container_id}: already has an address on {req.bridge}")
+        check_host_ports(req.ports, ipam.leases())
+        net = links.bridge_subnet(req.bridge)
+        if net is None:
+            net = choose_subnet(links.host_routes(), req.subnet)
+            links.create_bridge(req.bridge, net)
+            with _undo_on_error(lambda: _remove_bridge(links, fw, req.bridge, net)):
+                fw.ensure_base(req.bridge, str(net))
+        elif wanted is not None and wanted != net:
+            raise NetworkError(f"--subnet {wanted}: bridge {req.bridge} already uses {net}")
+        with _undo_on_error(lambda: _drop_bridge_if_unused(ipam, links, fw, req.bridge, net)):
+            enable_forwarding()
+            host = link_name(req.container_id)
+            lease = ipam.allocate(net, req.container_id, host, req.ports)
+            with _undo_on_error(lambda: ipam.release(lease)):
+                with _undo_on_error(lambda: links.delete(host)):
+                    links.add_veth(host, req.bridge, netns_fd, lease.address, net)
+                    with _undo_on_error(lambda: fw.remove_ports(req.container_id)):
+                        fw.add_ports(req.container_id, str(lease.address), req.ports)
+        return Attachment(lease.address, net, gateway(net))
+
+
+@contextlib.contextmanager
+def _undo_on_error(undo):  # type: ignore[no-untyped-def]
+    """Run `undo` if the block fails, then let the error through; an error of
+    the undo itself is attached as context, never hides the first."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            undo()
+        raise
+
+
+def _remove_bridge(links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
+    fw.remove_base(bridge, str(net))
+    links.delete(bridge)
+
+
+def _drop_bridge_if_unused(ipam: Ipam, links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
+    if not ipam.leases():
+        _remove_bridge(links, fw, bridge, net)
+        ipam.remove_dir_if_empty()
+
+
+def teardown(req: NetRequest) -> None:
+    """Remove what set-up made for `req.container_id` (see the module docstring)."""
+    from pybuild.net.links import Links
+
+    fw = firewall.Firewall(firewall.detect())
+    ipam = Ipam(req.state_dir, req.bridge)
+    with ipam.locked():
+        links = Links()
+        try:
+            fw.remove_ports(req.container_id)
+            links.delete(link_name(req.container_id))
+            lease = ipam.find(req.container_id)
+            if lease is not None:
+                ipam.release(lease)
+            _reclaim_stale(ipam, links, fw)
+            if not ipam.leases():
+                net = links.bridge_subnet(req.bridge)
+                if net is not None:
+                    _remove_bridge(links, fw, req.bridge, net)
+                ipam.remove_dir_if_empty()
+        finally:
+            links.close()
+
+
+def netns_of(pid: int) -> int:
+    try:
+        return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetworkError(f"network namespace of pid {pid}: {err.strerror}") from None
