@@ -104,8 +104,9 @@ def _stop_on_signals() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the final image; repeatable.")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE for RUN --mount=type=secret.")
-@click.option("--network", default="host", type=click.Choice(["host", "none", "default"]),
-              help="Network for RUN steps.")
+@click.option("--network", default="bridge", show_default=True,
+              type=click.Choice(["bridge", "host", "none", "default"]),
+              help="Network for RUN steps (a RUN --network flag overrides it).")
 @click.option("-o", "--output", "outputs", multiple=True,
               help="type=local|tar|oci|docker,dest=PATH (besides tagging into the store).")
 @click.option("--compression", default="gzip", type=click.Choice(["gzip", "zstd"]), help="Layer compression.")
@@ -139,7 +140,7 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             context_dir=context, root=ctx.obj["root"], runtime=ctx.obj["runtime"], dockerfile=dockerfile,
             tags=list(tags), build_args=_pairs(build_args, "--build-arg", allow_bare_env=True), target=target,
             no_cache=no_cache, labels=_pairs(labels, "--label"), secrets=_secrets(secrets, stash),
-            network="host" if network == "default" else network, outputs=list(outputs),
+            network="bridge" if network == "default" else network, outputs=list(outputs),
             compression=compression, explain_cache=explain_cache,
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
             source_date_epoch=timestamp if timestamp is not None else int(epoch) if epoch and epoch.isdigit()

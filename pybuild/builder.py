@@ -54,7 +54,7 @@ class BuildOptions:
     no_cache: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-    network: str = "host"
+    network: str = "bridge"
     outputs: list[str] = field(default_factory=list)
     compression: str = "gzip"
     explain_cache: bool = False

@@ -218,7 +218,7 @@ def _run(r: _Req) -> Instruction:
     f.parse()
     cmd, shell, files = _cmdline(r)
     network, security = f.values["network"], f.values["security"]
-    if network not in ("default", "none", "host"):
+    if network not in ("default", "none", "host", "bridge"):  # bridge: pybuild's own, = default
         raise _Err(f"invalid network mode {go_quote(network)}")
     if security not in ("insecure", "sandbox"):
         raise _Err(f"security {go_quote(security)} is not valid")

@@ -8,8 +8,13 @@ Invariants:
 - The runtime gets a private `--root` inside the build's temp dir, so container
   state never mixes with the user's containers; the container is deleted and
   the bundle removed whatever happens.
-- `/etc/hosts` and `/etc/resolv.conf` are bind mounts of files written into the
-  bundle: what the step writes to them is discarded, as in docker.
+- `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind mounts of files
+  written into the bundle (docker's "init layer"): what the step writes to them
+  is discarded and they never reach a layer.
+- Networks: `host` shares the host's namespace, `none` gets a namespace with
+  only `lo`, `bridge` (the default) gets a namespace on pybuild's bridge through
+  the createRuntime/poststop hooks of pybuild.net (its resolv.conf drops the
+  host's loopback name servers, which a namespace cannot reach).
 - Host CA bundle (users behind TLS-intercepting proxies): when the host has
   /etc/ssl/certs/ca-certificates.crt and the image has a /etc/ssl/certs
   directory, the host file is bind-mounted read-only over that path for the
@@ -28,9 +33,12 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pybuild.errors import PybuildError, RuntimeNotFound
+
+if TYPE_CHECKING:
+    from pybuild.net.model import NetSettings, PortMapping
 
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE")
@@ -51,7 +59,8 @@ READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 
 # Destinations the runtime itself mounts; stubs it creates for them in the
 # rootfs are removed from the diff afterwards (see steps/run.py).
-SYSTEM_MOUNTS = ["/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf"]
+SYSTEM_MOUNTS = ["/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]
+NETWORKS = ("bridge", "host", "none")
 
 
 class RuntimeFailed(PybuildError):
@@ -69,9 +78,11 @@ class ContainerSpec:
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()
-    network: str = "host"
+    network: str = "bridge"
     hostname: str = "pybuild"
     mounts: list[dict] = field(default_factory=list)
+    net: "NetSettings | None" = None      # bridge, range, state dir (None: from the environment)
+    ports: tuple["PortMapping", ...] = ()
 
 
 def resolve_runtime(name: str) -> list[str]:
@@ -112,6 +123,8 @@ def _system_mounts(bundle: str) -> list[dict]:
          "options": ["rbind", "rprivate"]},
         {"destination": "/etc/resolv.conf", "type": "bind", "source": os.path.join(bundle, "resolv.conf"),
          "options": ["rbind", "rprivate"]},
+        {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(bundle, "hostname"),
+         "options": ["rbind", "rprivate"]},
     ]
 
 
@@ -145,10 +158,10 @@ def _nofile_limit() -> dict:
 def make_config(spec: ContainerSpec, bundle: str) -> dict:
     """config.json (OCI runtime spec 1.0) for one RUN step."""
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if spec.network == "none":
+    if spec.network not in NETWORKS:
+        raise PybuildError(f"--network={spec.network}: expected bridge, host or none")
+    if spec.network != "host":
         namespaces.append({"type": "network"})
-    elif spec.network != "host":
-        raise PybuildError(f"--network={spec.network}: only host and none are supported")
     caps = list(DEFAULT_CAPS)
     env = list(spec.env)
     if not any(e.startswith("PATH=") for e in env):
@@ -174,21 +187,44 @@ def make_config(spec: ContainerSpec, bundle: str) -> dict:
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
+        **({"hooks": network_hooks(spec, bundle)} if spec.network == "bridge" else {}),
     }
 
 
-def write_bundle(bundle: str, spec: ContainerSpec) -> str:
-    """Create the bundle dir with config.json, hosts and resolv.conf."""
-    os.makedirs(bundle, mode=0o700)
-    with open(os.path.join(bundle, "hosts"), "w") as fh:
-        fh.write(f"127.0.0.1\tlocalhost {spec.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+def network_hooks(spec: ContainerSpec, bundle: str) -> dict:
+    from pybuild.net.hook import hook_config
+    from pybuild.net.model import NetSettings
+
+    return hook_config(spec.net or NetSettings.from_env(), spec.ports, hosts=os.path.join(bundle, "hosts"),
+                       hostname=spec.hostname)
+
+
+def etc_files(network: str, hostname: str) -> dict[str, bytes]:
+    """The generated /etc/hosts, /etc/resolv.conf and /etc/hostname. On the
+    bridge the hosts file gets the container's address from the set-up hook."""
+    from pybuild.net.model import hosts_file, resolv_conf
+
     try:
         with open("/etc/resolv.conf", "rb") as fh:
-            resolv = fh.read()
+            resolv = fh.read().decode(errors="replace")
     except FileNotFoundError:
-        resolv = b""
-    with open(os.path.join(bundle, "resolv.conf"), "wb") as fh:
-        fh.write(b"" if spec.network == "none" else resolv)
+        resolv = ""
+    if network == "bridge":
+        resolv = resolv_conf(resolv)
+    elif network == "none":
+        resolv = ""
+    hosts = hosts_file(hostname, None)
+    if network == "host":
+        hosts = f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    return {"hosts": hosts.encode(), "resolv.conf": resolv.encode(), "hostname": f"{hostname}\n".encode()}
+
+
+def write_bundle(bundle: str, spec: ContainerSpec) -> str:
+    """Create the bundle dir with config.json, hosts, resolv.conf and hostname."""
+    os.makedirs(bundle, mode=0o700)
+    for name, data in etc_files(spec.network, spec.hostname).items():
+        with open(os.path.join(bundle, name), "wb") as fh:
+            fh.write(data)
     with open(os.path.join(bundle, "config.json"), "w") as fh:
         json.dump(make_config(spec, bundle), fh, indent=1)
     return bundle

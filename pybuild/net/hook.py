@@ -23,21 +23,20 @@ import os
 import sys
 from typing import Any, Sequence
 
-from pybuild.net.ipam import DEFAULT_STATE_DIR
-from pybuild.net.model import DEFAULT_BRIDGE, NetworkError, PortMapping, hosts_file, parse_port
+from pybuild.net.model import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, NetSettings, NetworkError, PortMapping, \
+    hosts_file, parse_port
 
 _HOOK_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def hook_config(bridge: str = DEFAULT_BRIDGE, subnet: str | None = None, ports: Sequence[PortMapping] = (),
-                state_dir: str = DEFAULT_STATE_DIR, hosts: str | None = None,
+def hook_config(settings: NetSettings, ports: Sequence[PortMapping] = (), hosts: str | None = None,
                 hostname: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """The `hooks` of a config.json whose network namespace gets the bridge."""
     python = sys.executable
-    common = ["--bridge", bridge, "--state-dir", state_dir]
+    common = ["--bridge", settings.bridge, "--state-dir", settings.state_dir]
     setup = [python, "-I", "-m", "pybuild.net", "setup", *common]
-    if subnet:
-        setup += ["--subnet", subnet]
+    if settings.subnet:
+        setup += ["--subnet", settings.subnet]
     for p in ports:
         setup += ["-p", p.text()]
     if hosts:

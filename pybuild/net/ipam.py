@@ -26,9 +26,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from pybuild.net.model import NetworkError, PortMapping
-
-DEFAULT_STATE_DIR = "/run/pybuild/net"
+from pybuild.net.model import DEFAULT_STATE_DIR, NetworkError, PortMapping  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +117,3 @@ class Ipam:
     def remove_dir_if_empty(self) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(self.dir)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

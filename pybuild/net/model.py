@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pybuild.errors import PybuildError
 
 DEFAULT_BRIDGE = "pybuild0"
+DEFAULT_STATE_DIR = "/run/pybuild/net"
 NETWORK_MODES = ("bridge", "host", "none")
 # Private /16s tried in order when no --subnet is given; the first that no host
 # route overlaps wins (docker's default pool is 172.17-31.0.0/16, podman's 10.88/16).
@@ -30,6 +31,26 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 class NetworkError(PybuildError):
     """A network that cannot be set up or torn down, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetSettings:
+    """Where bridge networks live: the bridge's name, its range (None: the first
+    free candidate), the IPAM state dir. `from_env` reads PYBUILD_BRIDGE,
+    PYBUILD_SUBNET and PYBUILD_NET_STATE, the daemon-less stand-in for dockerd's
+    `--bridge`/`--bip` (the pybuild CLI's --bridge/--subnet set them)."""
+
+    bridge: str = DEFAULT_BRIDGE
+    subnet: str | None = None
+    state_dir: str = DEFAULT_STATE_DIR
+
+    @classmethod
+    def from_env(cls) -> "NetSettings":
+        import os
+
+        return cls(bridge=check_ifname(os.environ.get("PYBUILD_BRIDGE") or DEFAULT_BRIDGE),
+                   subnet=os.environ.get("PYBUILD_SUBNET") or None,
+                   state_dir=os.environ.get("PYBUILD_NET_STATE") or DEFAULT_STATE_DIR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ import socket
 from dataclasses import dataclass, field
 
 from pybuild.net import firewall
-from pybuild.net.ipam import DEFAULT_STATE_DIR, Ipam, Lease
-from pybuild.net.model import DEFAULT_BRIDGE, NetworkError, PortMapping, check_ports, choose_subnet, \
+from pybuild.net.ipam import Ipam, Lease
+from pybuild.net.model import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, NetworkError, PortMapping, check_ports, choose_subnet, \
     gateway, link_name, parse_subnet
 
 

@@ -211,7 +211,7 @@ class BuildEnv:
     progress: "Progress"
     lex: "ShellLex"
     runtime: list[str]
-    network: str = "host"
+    network: str = "bridge"
     secrets: dict[str, str] = field(default_factory=dict)
     host_ca: bool = True
     build_args: dict[str, str] = field(default_factory=dict)

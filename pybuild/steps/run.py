@@ -83,8 +83,8 @@ class RunStep:
         env = st.env()
         mounts = [parse_mount(b.lex.process_word(m, env)) for m in ins.flag_all("mount")]
         network = ins.flag("network") or "default"
-        if network not in ("default", "host", "none"):
-            raise ins.error(f"RUN --network={network}: expected default, host or none")
+        if network not in ("default", "bridge", "host", "none"):
+            raise ins.error(f"RUN --network={network}: expected default, bridge, host or none")
         security = ins.flag("security")
         if security not in (None, "sandbox"):
             raise ins.error(f"RUN --security={security}: only sandbox is supported")
