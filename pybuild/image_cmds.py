@@ -221,12 +221,21 @@ def apply_change(config, change: str):  # type: ignore[no-untyped-def]
 @click.argument("name")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--rootless", is_flag=True, help="A spec for a rootless runtime (user namespace).")
+@click.option("--network", default="bridge", show_default=True, type=click.Choice(["bridge", "host", "none"]),
+              help="bridge: pybuild's bridge through createRuntime/poststop hooks; none: only lo; host: the host's.")
+@click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:]HOST:CONTAINER[/PROTO]",
+              help="Publish a container port on the host (bridge only); repeatable.")
 @click.pass_context
-def bundle(ctx: click.Context, name: str, directory: str, rootless: bool) -> None:
+def bundle(ctx: click.Context, name: str, directory: str, rootless: bool, network: str,
+           ports: tuple[str, ...]) -> None:
     """Unpack an image into an OCI bundle (rootfs + config.json)."""
     from pybuild.bundle import make_bundle
+    from pybuild.net.model import check_ports, parse_port
     from pybuild.store import split_name
+    mappings = [parse_port(p) for p in ports]
+    check_ports(mappings)
     store = _store(ctx)
     image = store.load_image(name)
     hostname = split_name(image.name)[0].rsplit("/", 1)[-1] if image.name else image.id[7:19]
-    make_bundle(store, image, directory, rootless=rootless, hostname=hostname)
+    make_bundle(store, image, directory, rootless=rootless, hostname=hostname, network=network,
+                ports=mappings)
