@@ -80,9 +80,11 @@ def bundle_config(image_config: ImageConfig, rootfs: str, rootless: bool = False
 
 def apply_network(spec: dict[str, Any], bundle_dir: str, network: str = "bridge",
                   ports: Sequence[PortMapping] = (), hostname: str = "pybuild",
-                  net: NetSettings | None = None) -> None:
+                  net: NetSettings | None = None, netns: str | None = None, address: str | None = None) -> None:
     """Set `spec`'s network namespace, hooks and /etc mounts for `network`;
-    write the /etc files into `bundle_dir`."""
+    write the /etc files into `bundle_dir`. With `netns` (a namespace the
+    caller already put on the bridge, `pybuild run`) the spec joins it and
+    gets no hooks."""
     from pybuild.runtime import NETWORKS, etc_files
 
     if network not in NETWORKS:
@@ -92,9 +94,9 @@ def apply_network(spec: dict[str, Any], bundle_dir: str, network: str = "bridge"
     linux = spec.setdefault("linux", {})
     namespaces = [n for n in linux.get("namespaces", []) if n.get("type") != "network"]
     if network != "host":
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", **({"path": netns} if netns else {})})
     linux["namespaces"] = namespaces
-    if network == "bridge":
+    if network == "bridge" and not netns:
         if any(n.get("type") == "user" for n in namespaces):
             raise BundleError("--network bridge: needs root (a rootless bundle takes --network none or host)")
         from pybuild.net.hook import hook_config
@@ -105,7 +107,7 @@ def apply_network(spec: dict[str, Any], bundle_dir: str, network: str = "bridge"
         for kind, entries in hooks.items():
             spec.setdefault("hooks", {}).setdefault(kind, []).extend(entries)
     mounts = [m for m in spec.get("mounts", []) if m.get("destination") not in _ETC]
-    for name, data in etc_files(network, hostname).items():
+    for name, data in etc_files(network, hostname, address).items():
         path = os.path.join(bundle_dir, name)
         atomic_write(path, data)
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": path,

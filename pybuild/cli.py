@@ -32,6 +32,12 @@ COMMANDS: dict[str, str] = {
     "logout": "pybuild.registry_cmds:logout",
     "save": "pybuild.archive_cmds:save",
     "load": "pybuild.archive_cmds:load",
+    "run": "pybuild.run_cmd:run",
+    "ps": "pybuild.container_cmds:ps",
+    "stop": "pybuild.container_cmds:stop",
+    "rm": "pybuild.container_cmds:rm",
+    "logs": "pybuild.container_cmds:logs",
+    "commit": "pybuild.container_cmds:commit",
 }
 
 
@@ -90,7 +96,7 @@ def route_build(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     try:
-        cli.main(args=route_build(argv), prog_name="pybuild", standalone_mode=False)
+        code = cli.main(args=route_build(argv), prog_name="pybuild", standalone_mode=False)
     except PybuildError as err:
         click.echo(f"pybuild: {err}", err=True)
         return err.exit_code
@@ -102,4 +108,4 @@ def main(argv: list[str]) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
-    return 0
+    return code if isinstance(code, int) else 0  # ctx.exit(N) of `run`: the container's status

@@ -27,13 +27,15 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from pybuild.errors import PybuildError, RuntimeNotFound
 
@@ -83,6 +85,8 @@ class ContainerSpec:
     mounts: list[dict] = field(default_factory=list)
     net: "NetSettings | None" = None      # bridge, range, state dir (None: from the environment)
     ports: tuple["PortMapping", ...] = ()
+    netns: str | None = None              # bridge: the namespace `network()` set up
+    address: str | None = None            # bridge: the container's address (for /etc/hosts)
 
 
 def resolve_runtime(name: str) -> list[str]:
@@ -161,7 +165,7 @@ def make_config(spec: ContainerSpec, bundle: str) -> dict:
     if spec.network not in NETWORKS:
         raise PybuildError(f"--network={spec.network}: expected bridge, host or none")
     if spec.network != "host":
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", **({"path": spec.netns} if spec.netns else {})})
     caps = list(DEFAULT_CAPS)
     env = list(spec.env)
     if not any(e.startswith("PATH=") for e in env):
@@ -187,21 +191,31 @@ def make_config(spec: ContainerSpec, bundle: str) -> dict:
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
-        **({"hooks": network_hooks(spec, bundle)} if spec.network == "bridge" else {}),
     }
 
 
-def network_hooks(spec: ContainerSpec, bundle: str) -> dict:
-    from pybuild.net.hook import hook_config
+@contextlib.contextmanager
+def network(spec: ContainerSpec, container_id: str) -> Iterator[ContainerSpec]:
+    """For `bridge`: a network namespace on the bridge for the container's
+    lifetime (pybuild.net, in this process), torn down on exit; the spec
+    comes back with the namespace's path and the address. Other networks
+    need nothing."""
+    if spec.network != "bridge":
+        yield spec
+        return
+    from pybuild.net import plumbing
     from pybuild.net.model import NetSettings
 
-    return hook_config(spec.net or NetSettings.from_env(), spec.ports, hosts=os.path.join(bundle, "hosts"),
-                       hostname=spec.hostname)
+    settings = spec.net or NetSettings.from_env()
+    req = plumbing.NetRequest(container_id, settings.bridge, settings.subnet, tuple(spec.ports), settings.state_dir)
+    with plumbing.attached(req) as (path, att):
+        yield dataclasses.replace(spec, netns=path, address=str(att.address))
 
 
-def etc_files(network: str, hostname: str) -> dict[str, bytes]:
+def etc_files(network: str, hostname: str, address: str | None = None) -> dict[str, bytes]:
     """The generated /etc/hosts, /etc/resolv.conf and /etc/hostname. On the
-    bridge the hosts file gets the container's address from the set-up hook."""
+    bridge the hosts file names the container's address (when known here; the
+    set-up hook of a bundle writes it in place otherwise)."""
     from pybuild.net.model import hosts_file, resolv_conf
 
     try:
@@ -213,7 +227,7 @@ def etc_files(network: str, hostname: str) -> dict[str, bytes]:
         resolv = resolv_conf(resolv)
     elif network == "none":
         resolv = ""
-    hosts = hosts_file(hostname, None)
+    hosts = hosts_file(hostname, address)
     if network == "host":
         hosts = f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     return {"hosts": hosts.encode(), "resolv.conf": resolv.encode(), "hostname": f"{hostname}\n".encode()}
@@ -222,7 +236,7 @@ def etc_files(network: str, hostname: str) -> dict[str, bytes]:
 def write_bundle(bundle: str, spec: ContainerSpec) -> str:
     """Create the bundle dir with config.json, hosts, resolv.conf and hostname."""
     os.makedirs(bundle, mode=0o700)
-    for name, data in etc_files(spec.network, spec.hostname).items():
+    for name, data in etc_files(spec.network, spec.hostname, spec.address).items():
         with open(os.path.join(bundle, name), "wb") as fh:
             fh.write(data)
     with open(os.path.join(bundle, "config.json"), "w") as fh:

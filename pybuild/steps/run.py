@@ -144,9 +144,10 @@ class RunStep:
                                     uid=ids.uid, gid=ids.gid, additional_gids=ids.additional_gids,
                                     network=network, mounts=extra_mounts)
             stubs = plan_stubs(ov.merged, destinations)  # before the step can move anything
+            cid = f"pybuild-{os.getpid()}-{_secrets.token_hex(4)}"
+            spec = stack.enter_context(rt.network(spec, cid))
             bundle = rt.write_bundle(b.temp.new_dir("bundle"), spec)
             stack.callback(_remove, bundle)
-            cid = f"pybuild-{os.getpid()}-{_secrets.token_hex(4)}"
             code = rt.run_container(b.runtime, os.path.join(b.temp.path, "runtime"), bundle, cid,
                                     b.progress.output)
         if code != 0:

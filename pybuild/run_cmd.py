@@ -1,0 +1,345 @@
+"""`pybuild run`: the daemon-less `docker run`.
+
+    pybuild run [-d] [--rm] [--name N] [-p [IP:]HOST:CONTAINER[/PROTO]]… [-e K[=V]]… [-v SRC:DST[:ro]]…
+                [--tmpfs DST[:OPTS]]… [-w DIR] [-u USER] [--network bridge|host|none] [--entrypoint CMD]
+                [-i] [--hostname H] IMAGE [CMD…]
+
+Flow (plan pure, execute thin): every input is checked first (image, ports and the
+NAT tools, volume sources, name) so bad input leaves nothing; then the container's
+directory is claimed (containers.py), a *monitor* process takes over (this process
+in the foreground, a forked one with -d, as conmon is for podman): it gets its own
+mount namespace, mounts the image's layers as an overlay rootfs there, writes the
+bundle and runs `<runtime> run` on it. The runtime forwards signals, sets up and
+tears down the network through the bundle's hooks (pybuild.net), deletes the
+container and exits with its status, which the monitor records and returns.
+
+Why a private mount namespace: the rootfs overlay then lives exactly as long as
+the processes that use it. A SIGKILLed `pybuild run` leaves no mount on the host;
+the runtime it started still runs the container to its end and tears the network
+down (poststop); `pybuild rm -f` removes what is left.
+
+Exit status: the container's (128+N for signal N); 125 when pybuild or the
+runtime could not run it (docker's convention), with one line saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+import click
+
+from pybuild.errors import PybuildError
+from pybuild.containers import Container, ContainerError, ContainerStore, new_id, runtime_error
+
+if TYPE_CHECKING:
+    from pybuild.net.model import PortMapping
+    from pybuild.store import Store, StoredImage
+
+_FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+              signal.SIGWINCH)
+
+
+class RunError(ContainerError):
+    exit_code = 125
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    image: str
+    command: tuple[str, ...] = ()
+    detach: bool = False
+    remove: bool = False
+    name: str = ""
+    ports: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    network: str = "bridge"
+    entrypoint: str | None = None
+    interactive: bool = False
+    hostname: str | None = None
+
+
+def parse_volume(text: str) -> dict[str, Any]:
+    """`-v SRC:DST[:ro|rw]` → an OCI bind mount. SRC must be an existing
+    absolute host path (named volumes are not supported)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise RunError(f"-v {text}: expected SRC:DST[:ro|rw]")
+    src, dst = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise RunError(f"-v {text}: mode {mode!r} is not ro or rw")
+    if not src.startswith("/"):
+        raise RunError(f"-v {text}: {src!r} is not an absolute host path (named volumes are not supported)")
+    if not dst.startswith("/"):
+        raise RunError(f"-v {text}: the destination {dst!r} is not absolute")
+    if not os.path.exists(src):
+        raise RunError(f"-v {text}: the source {src} does not exist")
+    return {"destination": os.path.normpath(dst), "type": "bind", "source": os.path.realpath(src),
+            "options": ["rbind", mode, "rprivate"]}
+
+
+def parse_tmpfs(text: str) -> dict[str, Any]:
+    """`--tmpfs DST[:OPTS]` with docker's defaults (noexec,nosuid,nodev)."""
+    dst, _, opts = text.partition(":")
+    if not dst.startswith("/"):
+        raise RunError(f"--tmpfs {text}: the destination {dst!r} is not absolute")
+    options = ["nosuid", "nodev", "noexec"]
+    for opt in filter(None, opts.split(",")):
+        if opt == "exec":
+            options.remove("noexec")
+        elif opt not in options:
+            options.append(opt)
+    return {"destination": os.path.normpath(dst), "type": "tmpfs", "source": "tmpfs", "options": options}
+
+
+def parse_env(items: tuple[str, ...]) -> list[str]:
+    out = []
+    for item in items:
+        key, eq, _ = item.partition("=")
+        if not key:
+            raise RunError(f"-e {item!r}: expected KEY=VALUE or KEY")
+        if eq:
+            out.append(item)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def _merge_env(base: tuple[str, ...], extra: list[str]) -> tuple[str, ...]:
+    keys = {e.partition("=")[0] for e in extra}
+    return tuple(e for e in base if e.partition("=")[0] not in keys) + tuple(extra)
+
+
+def run_config(image: "StoredImage", req: RunRequest) -> Any:
+    """The image config with the run's overrides applied (docker's rules:
+    --entrypoint resets the image's CMD; CMD… replaces it)."""
+    cfg = image.config.config
+    changes: dict[str, Any] = {}
+    if req.entrypoint is not None:
+        changes["entrypoint"] = tuple([req.entrypoint] if req.entrypoint else [])
+        changes["cmd"] = ()
+    if req.command:
+        changes["cmd"] = tuple(req.command)
+    if req.env:
+        changes["env"] = _merge_env(cfg.env, parse_env(req.env))
+    if req.workdir:
+        if not req.workdir.startswith("/"):
+            raise RunError(f"-w {req.workdir}: the working directory must be absolute")
+        changes["working_dir"] = req.workdir
+    if req.user:
+        changes["user"] = req.user
+    return dataclasses.replace(image.config, config=dataclasses.replace(cfg, **changes))
+
+
+def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["PortMapping"], list[dict]]:
+    """Everything that can be wrong with the request, before anything is made."""
+    from pybuild.net.model import check_ports, parse_port
+    from pybuild.runtime import NETWORKS
+
+    if req.network not in NETWORKS:
+        raise RunError(f"--network {req.network}: expected bridge, host or none")
+    ports = [parse_port(p) for p in req.ports]
+    check_ports(ports)
+    if ports and req.network != "bridge":
+        raise RunError(f"-p {ports[0].text()}: publishing ports needs --network bridge")
+    mounts = [parse_volume(v) for v in req.volumes] + [parse_tmpfs(t) for t in req.tmpfs]
+    image = store.load_image(req.image)
+    if req.network == "bridge":
+        from pybuild.net import firewall, plumbing
+        from pybuild.net.ipam import Ipam
+        from pybuild.net.model import NetSettings
+
+        firewall.detect()
+        settings = NetSettings.from_env()
+        plumbing.check_host_ports(tuple(ports), Ipam(settings.state_dir, settings.bridge).leases())
+    cfg = run_config(image, req).config
+    if not (cfg.entrypoint or cfg.cmd):
+        raise RunError(f"{req.image}: no command given and the image has neither Entrypoint nor Cmd")
+    return image, ports, mounts
+
+
+def write_bundle(c: Container, image: "StoredImage", req: RunRequest, ports: list["PortMapping"],
+                 mounts: list[dict], rootfs: str, netns: str | None, address: str | None) -> None:
+    from pybuild.bundle import apply_network, bundle_config
+    from pyrunc.fsutil import atomic_write
+    import json
+
+    hostname = req.hostname or c.id[:12]
+    spec = bundle_config(run_config(image, req), rootfs, hostname=hostname)
+    spec["root"] = {"path": rootfs, "readonly": False}
+    spec["process"]["terminal"] = False
+    os.makedirs(c.bundle, mode=0o700, exist_ok=True)
+    apply_network(spec, c.bundle, req.network, ports, hostname, netns=netns, address=address)
+    spec["mounts"] = spec["mounts"] + mounts
+    spec["linux"]["cgroupsPath"] = f"/pybuild/{c.id}"
+    atomic_write(os.path.join(c.bundle, "config.json"), json.dumps(spec, indent=1).encode(), 0o600)
+
+
+def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
+            ports: list["PortMapping"], mounts: list[dict], stdio: tuple[int, int, int],
+            ready: Any) -> int:
+    """Mount, run, record, clean up; `ready(error or None)` is called once the
+    container started (or could not). Returns the container's exit status."""
+    from pybuild.build_cmd import private_mount_namespace
+    from pybuild.snapshot import mount_overlay
+
+    private_mount_namespace()
+    c.record_monitor()
+    started = False
+    try:
+        lowers = list(reversed(store.ensure_layers(image.manifest, image.config)))
+        with mount_overlay(c.fs, lowers) as ov, _network(c, ports) as (netns, address):
+            write_bundle(c, image, req, ports, mounts, ov.merged, netns, address)
+            pidfile = os.path.join(c.home, "pid")
+            proc = subprocess.Popen(c.runtime_cmd("run", "--bundle", c.bundle, "--pid-file", pidfile, c.id),
+                                    stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True)
+            for sig in _FORWARDED:
+                signal.signal(sig, lambda n, _f: proc.send_signal(n))
+            while proc.poll() is None and not os.path.exists(pidfile):
+                time.sleep(0.005)
+            if os.path.exists(pidfile):
+                started = True
+                with open(os.path.join(c.home, "started"), "w"):
+                    pass
+                ready(None)
+            code = proc.wait()
+        if not started:
+            raise RunError(runtime_error(c.runtime_log) or
+                           f"{c.runtime[0]} exited with status {code} before the container started")
+        c.record_exit(code)
+        return code
+    except BaseException as err:
+        if not started:  # nothing of a container that never ran is kept
+            _delete_runtime_state(c)
+            ContainerStore.of(c).remove(c)
+        ready(str(err) if isinstance(err, Exception) else "interrupted")
+        raise
+    finally:
+        if req.remove and started:
+            ContainerStore.of(c).remove(c)
+
+
+@contextlib.contextmanager
+def _network(c: Container, ports: list["PortMapping"]) -> Iterator[tuple[str | None, str | None]]:
+    """The container's network namespace on the bridge, set up here (one
+    pyroute2 import instead of two hook processes) and torn down when the
+    runtime is done; a SIGKILLed monitor leaves it to `pybuild rm`."""
+    if c.network != "bridge":
+        yield None, None
+        return
+    from pybuild.net import plumbing
+
+    with plumbing.attached(net_request(c, ports)) as (path, att):
+        yield path, str(att.address)
+
+
+def net_request(c: Container, ports: list["PortMapping"] | None = None) -> Any:
+    from pybuild.net import plumbing
+    from pybuild.net.model import NetSettings, parse_port
+
+    s = NetSettings.from_env()
+    mappings = ports if ports is not None else [parse_port(p) for p in c.ports]
+    return plumbing.NetRequest(c.id, s.bridge, s.subnet, tuple(mappings), s.state_dir)
+
+
+def _delete_runtime_state(c: Container) -> None:
+    subprocess.run(c.runtime_cmd("delete", "-f", c.id), capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
+                   ports: list["PortMapping"], mounts: list[dict]) -> None:
+    """Fork the monitor; return once the container runs, or raise its error."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the monitor: its own session, no fd of the caller's terminal or pipes
+        os.close(r)
+        code = 1
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            log = os.open(c.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            for fd, target in ((0, null), (1, log), (2, log)):
+                os.dup2(target, fd)
+
+            def ready(error: str | None) -> None:
+                nonlocal w
+                if w >= 0:
+                    os.write(w, (error or "").encode()[:4000] or b"ok")
+                    os.close(w)
+                    w = -1
+            code = monitor(store, c, image, req, ports, mounts, (0, 1, 2), ready) & 0xFF
+        except BaseException:  # the error went to the parent through ready()
+            code = 125
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 4096):
+        chunks.append(chunk)
+    os.close(r)
+    message = b"".join(chunks).decode(errors="replace")
+    if message != "ok":
+        raise RunError(message or "the monitor process died before the container started")
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; print the container ID.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("--name", default="", help="Name of the container.")
+@click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:]HOST:CONTAINER[/PROTO]",
+              help="Publish a container port on the host; repeatable.")
+@click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]", help="Set an environment variable.")
+@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind-mount a host path.")
+@click.option("--tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs.")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
+@click.option("-u", "--user", default=None, help="USER[:GROUP] (names from the image's /etc/passwd).")
+@click.option("--network", "--net", "network", default="bridge", show_default=True,
+              help="bridge, host or none.")
+@click.option("--entrypoint", default=None, help="Override the image's ENTRYPOINT ('' clears it).")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached.")
+@click.option("--hostname", default=None, help="Container host name (default: the short ID).")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -> None:
+    """Run a command in a new container."""
+    from pybuild.runtime import resolve_runtime
+    from pybuild.store import Store
+
+    req = RunRequest(image=image, command=command, **opts)
+    if req.detach and req.interactive:
+        raise RunError("-d and -i cannot be used together")
+    store = Store(ctx.obj["root"])
+    try:
+        stored, ports, mounts = check_inputs(store, req)
+    except PybuildError as err:  # bad input: docker's 125, one line, nothing made
+        raise RunError(str(err)) from None
+    c = Container(id=new_id(), name=req.name, image=req.image, image_id=stored.id, created=time.time(),
+                  command=list(run_config(stored, req).config.entrypoint or ()) +
+                  list(run_config(stored, req).config.cmd or ()),
+                  runtime=resolve_runtime(ctx.obj["runtime"]), network=req.network, ports=[p.text() for p in ports],
+                  remove=req.remove, detached=req.detach, mounts=[m["destination"] for m in mounts],
+                  stop_signal=stored.config.config.stop_signal or "SIGTERM",
+                  config={k: v for k, v in (("entrypoint", req.entrypoint), ("cmd", list(command) or None),
+                                             ("env", list(parse_env(req.env)) or None), ("workdir", req.workdir),
+                                             ("user", req.user)) if v is not None})
+    ContainerStore(ctx.obj["root"]).create(c)
+    if req.detach:
+        start_detached(store, c, stored, req, ports, mounts)
+        click.echo(c.id)
+        return
+    stdin = sys.stdin.fileno() if req.interactive else os.open(os.devnull, os.O_RDONLY)
+    code = monitor(store, c, stored, req, ports, mounts, (stdin, 1, 2), lambda _e: None)
+    sys.stdout.flush()
+    ctx.exit(code)
