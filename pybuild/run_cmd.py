@@ -224,6 +224,8 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
             _delete_runtime_state(c)
             ContainerStore.of(c).remove(c)
         ready(str(err) if isinstance(err, Exception) else "interrupted")
+        if not started and isinstance(err, PybuildError) and not isinstance(err, RunError):
+            raise RunError(str(err)) from None  # could not run it: docker's 125
         raise
     finally:
         if req.remove and started:

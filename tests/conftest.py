@@ -8,6 +8,7 @@ test starts clean.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -73,9 +74,29 @@ def _netns() -> set[str]:
         return set()
 
 
+def _net_state() -> set[str]:
+    """pybuild's NAT rules (nft tables, iptables rules and chains named pybuild*),
+    IPAM leases (/run/pybuild/net/<bridge>/<address>) and runtime state of
+    `pybuild run` containers (/run/pybuild/runtime/<id>)."""
+    from pybuild.net.firewall import list_objects
+
+    found = list_objects()
+    base = "/run/pybuild/net"
+    try:
+        bridges = [d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
+    except FileNotFoundError:
+        bridges = []
+    for bridge in bridges:
+        with contextlib.suppress(FileNotFoundError):
+            found |= {f"lease:{bridge}/{n}" for n in os.listdir(os.path.join(base, bridge))}
+    with contextlib.suppress(FileNotFoundError):
+        found |= {f"runtime:{n}" for n in os.listdir("/run/pybuild/runtime")}
+    return found
+
+
 def snapshot() -> dict[str, set[str]]:
     return {"mounts": _mounts(), "cgroups": _cgroup_dirs(), "state": _state_dirs(),
-            "links": _links(), "netns": _netns()}
+            "links": _links(), "netns": _netns(), "net": _net_state()}
 
 
 def _cleanup(kind: str, items: set[str], mine: str) -> None:
