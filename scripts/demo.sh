@@ -21,7 +21,7 @@ PODMAN_RUN_OPTS=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
 
 cleanup() {
     "${PB[@]}" rm -f "$NAME" >/dev/null 2>&1 || true
-    "${PODMAN[@]}" rm -f "$NAME" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
     podman rmi -f localhost/flaskdemo:latest >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -50,7 +50,7 @@ podman load -q -i "$WORK/flaskdemo.tar" >/dev/null
 "${PODMAN[@]}" run -d --name "$NAME" "${PODMAN_RUN_OPTS[@]}" -p 8089:1234 localhost/flaskdemo:latest >/dev/null
 echo "\$ curl http://127.0.0.1:8089/hello?name=podman"
 get "http://127.0.0.1:8089/hello?name=podman"
-"${PODMAN[@]}" rm -f "$NAME" >/dev/null
+"${PODMAN[@]}" rm -f -t 0 "$NAME" >/dev/null
 
 echo "== pybuild run -d -p 8088:1234 --name $NAME flaskdemo"
 "${PB[@]}" run -d -p 8088:1234 --name "$NAME" flaskdemo

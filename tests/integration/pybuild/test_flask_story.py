@@ -1,0 +1,100 @@
+"""The seeds' story end to end, as scripts/demo.sh tells it, from an empty store:
+python:3.11-slim from debootstrap (examples/flaskdemo/make-base.sh), `pybuild -t flaskdemo`
+with `RUN pip install` on the bridge (TLS through the host's CA bundle), `pybuild run -d -p`,
+GET /hello?name=… on 127.0.0.1, and the same image in podman with pyrunc as its runtime.
+
+Skipped, with the reason, only when the package index cannot be reached from this host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from netlib import Pb, free_port
+from test_build_common import needs_root
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+EXAMPLE = os.path.join(TOP, "examples", "flaskdemo")
+PYRUNC = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+
+pytestmark = [needs_root, pytest.mark.skipif(shutil.which("debootstrap") is None,
+                                             reason="debootstrap is not installed")]
+
+
+def _index_url() -> str:
+    """The index pip would use here (its configuration, else its default), never written down here."""
+    res = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"], capture_output=True,
+                         text=True)
+    if res.returncode == 0 and res.stdout.strip():
+        return res.stdout.strip()
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url
+
+
+def _get(url: str, timeout: float = 30) -> str:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_flask_story(tmp_path):
+    url = _index_url()
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/flask/", timeout=15).read(100)
+    except OSError as err:
+        pytest.skip(f"the package index ({url}) cannot be reached: {err}")
+    pb = Pb(str(tmp_path / "store"))
+    env = dict(os.environ, PYBUILD=f"{sys.executable} -m pybuild --root {pb.root}")
+    res = subprocess.run(["sh", os.path.join(EXAMPLE, "make-base.sh")], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    base = pb("run", "--rm", "--network", "none", "python:3.11-slim", "sh", "-c",
+              "python --version; ls /usr/lib/python3.11/EXTERNALLY-MANAGED 2>&1; pip --version")
+    assert "Python 3.11" in base.stdout and "No such file" in base.stdout and "pip " in base.stdout
+    pb("build", "--progress", "plain", "-t", "flaskdemo", EXAMPLE, timeout=900)
+    port = free_port()
+    try:
+        pb("run", "-d", "--name", "flask", "-p", f"{port}:1234", "flaskdemo")
+        answer = _get(f"http://127.0.0.1:{port}/hello?name=pyrunc")
+        assert answer.startswith("<h1>Hello, pyrunc!</h1>")
+        assert _get(f"http://127.0.0.1:{port}/hello?name=<b>x</b>").startswith("<h1>Hello, &lt;b&gt;x")
+        assert "Hello" in _get(f"http://127.0.0.1:{port}/")
+    finally:
+        pb.cleanup()
+    if shutil.which("podman") is None:
+        return
+    archive = str(tmp_path / "flaskdemo.tar")
+    pb("export", "flaskdemo", "-o", archive, "--format", "docker")
+    ref = f"localhost/pbtest-flask-{os.getpid()}:latest"
+    load = subprocess.run(["podman", "load", "-q", "-i", archive], capture_output=True, text=True)
+    assert load.returncode == 0, load.stderr
+    loaded = load.stdout.split()[-1]
+    subprocess.run(["podman", "tag", loaded, ref], check=True)
+    name = f"pbtest-flask-{os.getpid()}"
+    port = free_port()
+    try:
+        res = subprocess.run(["podman", "--runtime", PYRUNC, "run", "-d", "--name", name, "--ulimit",
+                              "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "-p", f"{port}:1234", ref],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert _get(f"http://127.0.0.1:{port}/hello?name=podman").startswith("<h1>Hello, podman!</h1>")
+    finally:
+        subprocess.run(["podman", "--runtime", PYRUNC, "rm", "-f", "-t", "0", name], capture_output=True)
+        subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
