@@ -128,25 +128,39 @@ class Firewall:
         while self._ipt("-C", rule, check=False):
             self._ipt("-D", rule)
 
-    def ensure_base(self, bridge: str, subnet: str) -> None:
+    def apply(self, bridge: str, subnet: str, container_id: str, address: str,
+              ports: Sequence[PortMapping], new_bridge: bool) -> None:
+        """The bridge's masquerade and the container's DNAT. With nft, one
+        transaction that also re-makes the bridge's table (atomically), so
+        rules someone flushed come back; with iptables, the bridge's rules
+        only when it is new (each rule is a check and an append)."""
         if self.backend.name == "nft":
-            self._run(["-f", "-"], nft_base_script(bridge, subnet))
-        else:
+            script = nft_base_script(bridge, subnet)
+            if ports:
+                script += nft_ports_script(container_id, address, ports)
+            self._run(["-f", "-"], script)
+            return
+        if new_bridge:
             for rule in iptables_base_rules(bridge, subnet):
                 self._ipt_add(rule)
+        self._add_port_rules(container_id, address, ports)
 
-    def remove_base(self, bridge: str, subnet: str | None) -> None:
+    def remove(self, container_ids: Sequence[str], bridge: str | None = None, subnet: str | None = None) -> None:
+        """The containers' DNAT and, with `bridge`, the bridge's masquerade;
+        absent ones are not an error."""
         if self.backend.name == "nft":
-            self._run(["-f", "-"], nft_delete_script(base_table(bridge)))
-        elif subnet:
+            tables = [table_name(c) for c in container_ids] + ([base_table(bridge)] if bridge else [])
+            if tables:
+                self._run(["-f", "-"], "".join(nft_delete_script(t) for t in tables))
+            return
+        for cid in container_ids:
+            self._remove_port_rules(cid)
+        if bridge and subnet:
             for rule in iptables_base_rules(bridge, subnet):
                 self._ipt_delete(rule)
 
-    def add_ports(self, container_id: str, address: str, ports: Sequence[PortMapping]) -> None:
+    def _add_port_rules(self, container_id: str, address: str, ports: Sequence[PortMapping]) -> None:
         if not ports:
-            return
-        if self.backend.name == "nft":
-            self._run(["-f", "-"], nft_ports_script(container_id, address, ports))
             return
         chain = _chain(container_id)
         self._run(["-w", "-t", "nat", "-N", chain], check=False)
@@ -156,10 +170,7 @@ class Firewall:
         for jump in iptables_jumps(container_id):
             self._ipt_add(jump)
 
-    def remove_ports(self, container_id: str) -> None:
-        if self.backend.name == "nft":
-            self._run(["-f", "-"], nft_delete_script(table_name(container_id)))
-            return
+    def _remove_port_rules(self, container_id: str) -> None:
         chain = _chain(container_id)
         for jump in iptables_jumps(container_id):
             self._ipt_delete(jump)

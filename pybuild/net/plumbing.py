@@ -66,13 +66,15 @@ def check_host_ports(ports: tuple[PortMapping, ...], leases: list[Lease]) -> Non
                 raise NetworkError(f"-p {p.text()}: {err.strerror}") from None
 
 
-def _reclaim_stale(ipam: Ipam, links, fw: firewall.Firewall) -> None:  # type: ignore[no-untyped-def]
-    for lease in ipam.leases():
-        name = link_name(lease.container_id) if lease.container_id else lease.link
-        if name and links.exists(name):
-            continue
-        if lease.container_id:
-            fw.remove_ports(lease.container_id)
+def _stale(ipam: Ipam, links) -> list[Lease]:  # type: ignore[no-untyped-def]
+    """Leases whose veth is gone: the container's netns died without a teardown."""
+    return [lease for lease in ipam.leases()
+            if not links.exists(link_name(lease.container_id) if lease.container_id else lease.link)]
+
+
+def _reclaim(ipam: Ipam, fw: firewall.Firewall, leases: list[Lease]) -> None:
+    fw.remove([lease.container_id for lease in leases if lease.container_id])
+    for lease in leases:
         ipam.release(lease)
 
 
@@ -86,16 +88,15 @@ def setup(req: NetRequest, netns_fd: int) -> Attachment:
     with ipam.locked(), contextlib.ExitStack() as undo:
         links = Links()
         undo.callback(links.close)
-        _reclaim_stale(ipam, links, fw)
+        _reclaim(ipam, fw, _stale(ipam, links))
         if ipam.find(req.container_id) is not None:
             raise NetworkError(f"container {req.container_id}: already has an address on {req.bridge}")
         check_host_ports(req.ports, ipam.leases())
         net = links.bridge_subnet(req.bridge)
+        new_bridge = net is None
         if net is None:
             net = choose_subnet(links.host_routes(), req.subnet)
             links.create_bridge(req.bridge, net)
-            with _undo_on_error(lambda: _remove_bridge(links, fw, req.bridge, net)):
-                fw.ensure_base(req.bridge, str(net))
         elif wanted is not None and wanted != net:
             raise NetworkError(f"--subnet {wanted}: bridge {req.bridge} already uses {net}")
         with _undo_on_error(lambda: _drop_bridge_if_unused(ipam, links, fw, req.bridge, net)):
@@ -105,15 +106,15 @@ def setup(req: NetRequest, netns_fd: int) -> Attachment:
             with _undo_on_error(lambda: ipam.release(lease)):
                 with _undo_on_error(lambda: links.delete(host)):
                     links.add_veth(host, req.bridge, netns_fd, lease.address, net)
-                    with _undo_on_error(lambda: fw.remove_ports(req.container_id)):
-                        fw.add_ports(req.container_id, str(lease.address), req.ports)
+                    with _undo_on_error(lambda: fw.remove([req.container_id])):
+                        fw.apply(req.bridge, str(net), req.container_id, str(lease.address), req.ports, new_bridge)
         return Attachment(lease.address, net, gateway(net))
 
 
 @contextlib.contextmanager
 def _undo_on_error(undo):  # type: ignore[no-untyped-def]
     """Run `undo` if the block fails, then let the error through; an error of
-    the undo itself is attached as context, never hides the first."""
+    the undo itself is dropped, never hides the first."""
     try:
         yield
     except BaseException:
@@ -122,14 +123,10 @@ def _undo_on_error(undo):  # type: ignore[no-untyped-def]
         raise
 
 
-def _remove_bridge(links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
-    fw.remove_base(bridge, str(net))
-    links.delete(bridge)
-
-
 def _drop_bridge_if_unused(ipam: Ipam, links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
     if not ipam.leases():
-        _remove_bridge(links, fw, bridge, net)
+        fw.remove([], bridge, str(net))
+        links.delete(bridge)
         ipam.remove_dir_if_empty()
 
 
@@ -142,16 +139,21 @@ def teardown(req: NetRequest) -> None:
     with ipam.locked():
         links = Links()
         try:
-            fw.remove_ports(req.container_id)
-            links.delete(link_name(req.container_id))
             lease = ipam.find(req.container_id)
             if lease is not None:
                 ipam.release(lease)
-            _reclaim_stale(ipam, links, fw)
-            if not ipam.leases():
-                net = links.bridge_subnet(req.bridge)
+            host = link_name(req.container_id)
+            stale = [s for s in _stale(ipam, links) if s.container_id != req.container_id]
+            for s in stale:
+                ipam.release(s)
+            last = not ipam.leases()
+            net = links.bridge_subnet(req.bridge) if last else None
+            fw.remove([req.container_id] + [s.container_id for s in stale if s.container_id],
+                      req.bridge if last else None, str(net) if net else None)
+            links.delete(host)
+            if last:
                 if net is not None:
-                    _remove_bridge(links, fw, req.bridge, net)
+                    links.delete(req.bridge)
                 ipam.remove_dir_if_empty()
         finally:
             links.close()
