@@ -245,8 +245,9 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
             import zstandard
         except ImportError:
             raise PybuildError("zstd layer: needs the Python package 'zstandard'") from None
-        return zstandard.ZstdDecompressor().stream_reader(_Prefixed(raw, first), read_across_frames=True,
-                                                          closefd=False)  # type: ignore[return-value]
+        reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(raw, first), read_across_frames=True,
+                                                            closefd=False)
+        return _ZstdReader(reader, zstandard.ZstdError)  # type: ignore[return-value]
     if first[:3] == b"BZh":
         import bz2
         return _Decompressor(raw, first, bz2.BZ2Decompressor)  # type: ignore[return-value]
@@ -254,6 +255,23 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
         import lzma
         return _Decompressor(raw, first, lzma.LZMADecompressor)  # type: ignore[return-value]
     return _Prefixed(raw, first)  # type: ignore[return-value]
+
+
+class _ZstdReader:
+    """zstandard's reader, its ZstdError (not an OSError) reported as PybuildError like the others."""
+
+    def __init__(self, reader: Any, error: type[Exception]) -> None:
+        self._reader = reader
+        self._error = error
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._reader.read(n)
+        except self._error as err:
+            raise PybuildError(f"decompress: corrupt compressed stream: {err}") from None
+
+    def readable(self) -> bool:
+        return True
 
 
 class _Prefixed:

@@ -21,7 +21,11 @@ reopened with O_NOFOLLOW / RESOLVE_NO_SYMLINKS) and never crosses a mount (RESOL
 mount point met on the way is an error. With `owned` (a set shared by the layers of one flatten into a
 directory that was not empty), removals only take what this flatten created (by inode), so flattening
 into a user's directory never deletes the user's own files.
-Ownership is applied when running as root (`keep_owner` defaults to euid == 0); modes, mtimes, xattrs,
+  "plain":   an archive extracted by `ADD` under `prefix` (an in-image path) of a rootfs: entries are
+             files, never whiteouts, so a `.wh.*` name is refused (in the layer it would become one);
+             `chown` (--chown) replaces every entry's owner.
+Regular files keep their holes: GNU and PAX sparse entries, and any block of zeros, are seeked over
+(pybuild.sparse), so a 2 GB sparse file stays a few blocks on disk. Ownership is applied when running as root (`keep_owner` defaults to euid == 0); modes, mtimes, xattrs,
 devices, fifos and hard links always. Overlay bookkeeping xattrs in a tar are refused (a layer must not set
 trusted.overlay.redirect on the host).
 
@@ -43,6 +47,7 @@ import tarfile
 from typing import Any, BinaryIO
 
 from pybuild.errors import PybuildError
+from pybuild.sparse import SparseWriter
 from pyrunc import syscalls
 
 _READ = 1 << 20
@@ -100,10 +105,13 @@ def whiteout_target(base: str, entry: str = "") -> str | None:
 
 class _Unpacker:
     def __init__(self, dest: str, mode: str, keep_owner: bool, xattr_ns: str,
-                 owned: set[tuple[int, int]] | None = None) -> None:
-        if mode not in ("overlay", "apply"):
+                 owned: set[tuple[int, int]] | None = None, prefix: str = "",
+                 chown: tuple[int, int] | None = None) -> None:
+        if mode not in ("overlay", "apply", "plain"):
             raise UnpackError(f"unpack: unknown mode {mode!r}")
         self.mode = mode
+        self.prefix = clean_name(prefix)
+        self.chown = chown
         self.keep_owner = keep_owner
         self.owned = owned  # None: everything below dest is this unpack's (a fresh directory)
         self.opaque_key = f"{xattr_ns}.overlay.opaque"
@@ -278,8 +286,15 @@ class _Unpacker:
 
     def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         self._close_retired()
-        parts = clean_name(m.name)
-        target = whiteout_target(parts[-1], m.name) if parts else None
+        rel = clean_name(m.name)
+        if self.mode == "plain":
+            if rel and rel[-1].startswith(WHITEOUT_PREFIX):
+                raise UnpackError(f"unpack: {m.name}: names beginning with .wh. are reserved for OCI "
+                                  "whiteouts; a layer cannot hold this file")
+            if not rel:
+                return  # the archive's "./": dest keeps its own metadata
+        parts = self.prefix + rel
+        target = whiteout_target(parts[-1], m.name) if rel else None
         if target is not None:
             self.whiteout(parts, target, m)
             return
@@ -317,15 +332,17 @@ class _Unpacker:
             try:
                 src = tf.extractfile(m)
                 assert src is not None
+                out = SparseWriter(fd)  # zero blocks (GNU/PAX sparse holes included) stay holes
                 while chunk := src.read(_READ):
-                    os.write(fd, chunk)
+                    out.write(chunk)
+                out.finish()
                 self._meta_fd(fd, m, xattrs)
                 os.utime(fd, ns=(int(m.mtime) * 10**9, int(m.mtime) * 10**9))
             finally:
                 os.close(fd)
         elif m.islnk():
-            tparts = clean_name(m.linkname)
-            if not tparts:
+            tparts = self.prefix + clean_name(m.linkname)  # inside the archive: below the prefix
+            if len(tparts) == len(self.prefix):
                 raise UnpackError(f"unpack: {m.name}: hard link to the root")
             try:
                 tfd = self.dirfd(tparts[:-1], create=False)
@@ -349,14 +366,14 @@ class _Unpacker:
 
     def _meta_fd(self, fd: int, m: tarfile.TarInfo, xattrs: dict[str, bytes]) -> None:
         if self.keep_owner:
-            os.fchown(fd, m.uid, m.gid)
+            os.fchown(fd, *(self.chown or (m.uid, m.gid)))
         os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears set-id bits
         for key, value in xattrs.items():
             os.setxattr(fd, key, value)
 
     def _meta_path(self, pfd: int, name: str, m: tarfile.TarInfo, xattrs: dict[str, bytes], symlink: bool) -> None:
         if self.keep_owner:
-            os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.chown(name, *(self.chown or (m.uid, m.gid)), dir_fd=pfd, follow_symlinks=False)
         if not symlink:
             os.chmod(name, m.mode & 0o7777, dir_fd=pfd)  # not a symlink: following cannot happen
         for key, value in xattrs.items():
@@ -401,11 +418,14 @@ def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
 
 
 def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_owner: bool | None = None,
-               xattr_ns: str = "trusted", owned: set[tuple[int, int]] | None = None) -> tuple[str, int]:
+               xattr_ns: str = "trusted", owned: set[tuple[int, int]] | None = None, prefix: str = "",
+               chown: tuple[int, int] | None = None) -> tuple[str, int]:
     """Unpack an uncompressed tar stream into `dest`; returns (sha256 of the tar, its length).
-    `owned`: see the module docstring (None when dest was empty: all of it is this unpack's)."""
+    `owned`: see the module docstring (None when dest was empty: all of it is this unpack's);
+    `prefix`, `chown`: "plain" mode (ADD), entries go below dest/prefix, resolved inside dest."""
     reader = _HashingReader(stream)
-    unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns, owned)
+    unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns, owned,
+                         prefix, chown)
     try:
         with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
                           bufsize=_READ) as tf:

@@ -1,10 +1,15 @@
 """ADD's two extras: local tar archives are unpacked, http(s) URLs are fetched.
 
 - An archive is recognised by its bytes, not its name (as docker does):
-  gzip, bzip2, xz, zstd or a plain tar. zstd goes through the `zstd` tool,
-  since Python 3.11 has no zstd module. Entries keep their numeric owners
-  (unless --chown) and modes; every entry path is resolved inside the rootfs
-  and `..` cannot climb out of it; hard links may only point inside the archive.
+  gzip, bzip2, xz, zstd or a plain tar. Entries keep their numeric owners
+  (unless --chown) and modes. Extraction is pybuild.unpack's "plain" mode: every
+  entry is placed through fds resolved inside the rootfs (openat2
+  RESOLVE_IN_ROOT), `..` cannot climb out, hard links may only point inside the
+  archive, metadata is set on fds or with AT_SYMLINK_NOFOLLOW, and the final
+  directory-time pass re-checks each directory's inode, so a later entry that
+  replaces `dd/` with `dd -> /host/file` changes nothing outside (issue 11
+  finding 3). Names beginning with `.wh.` are refused: in the layer they would
+  be whiteouts.
 - A URL download lands in the build's temp dir with mode 0600 (docker's
   default for ADD from a URL); `--checksum=sha256:<hex>` is verified before use.
 """
@@ -13,15 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
-import tarfile
 import urllib.parse
-from typing import IO
 
 from pybuild.errors import PybuildError
-from pybuild.steps.fs import makedirs_in_root, resolve_in_root
+from pybuild.steps.fs import makedirs_in_root
 
 MAGIC = [
     (b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
@@ -32,13 +33,29 @@ class ArchiveError(PybuildError):
     pass
 
 
+def _open_regular(path: str) -> int | None:
+    """A read fd for `path` if it is a regular file (O_NONBLOCK: a FIFO in the context must not
+    hang the build; never through a final symlink), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return fd
+
+
 def archive_kind(path: str) -> str | None:
     """'gz' | 'bz2' | 'xz' | 'zstd' | 'tar' | None (not an archive: copied as is)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except (IsADirectoryError, PermissionError):
+    fd = _open_regular(path)
+    if fd is None:
         return None
+    try:
+        head = os.pread(fd, 512, 0)
+    finally:
+        os.close(fd)
     for magic, kind in MAGIC:
         if head.startswith(magic):
             return kind
@@ -47,88 +64,28 @@ def archive_kind(path: str) -> str | None:
     return None
 
 
-def _open_stream(path: str, kind: str) -> tuple[IO[bytes], "subprocess.Popen[bytes] | None"]:
-    if kind == "zstd":
-        tool = shutil.which("zstd")
-        if tool is None:
-            raise ArchiveError(f"ADD {os.path.basename(path)}: zstd archive needs the zstd tool on PATH")
-        proc = subprocess.Popen([tool, "-dc", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None
-        return proc.stdout, proc
-    return open(path, "rb"), None
-
-
 def extract(path: str, kind: str, rootfs: str, dest: str, chown: tuple[int, int] | None) -> None:
     """Unpack archive `path` into the in-image directory `dest`."""
-    dest_host = makedirs_in_root(rootfs, dest, *(chown or (0, 0)))
-    fileobj, proc = _open_stream(path, kind)
-    mode = {"gz": "r|gz", "bz2": "r|bz2", "xz": "r|xz"}.get(kind, "r|")
-    dir_times: list[tuple[str, int]] = []
-    try:
-        with tarfile.open(fileobj=fileobj, mode=mode) as tar:
-            for member in tar:
-                _extract_member(tar, member, rootfs, dest, dest_host, chown, dir_times)
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise ArchiveError(f"ADD {os.path.basename(path)}: bad archive: {err}") from err
-    finally:
-        fileobj.close()
-        if proc is not None:
-            proc.wait()
-    if proc is not None and proc.returncode != 0:
-        raise ArchiveError(f"ADD {os.path.basename(path)}: zstd -d failed "
-                           f"({proc.stderr.read().decode(errors='replace').strip() if proc.stderr else ''})")
-    for target, mtime in reversed(dir_times):
-        os.utime(target, (mtime, mtime))
+    import lzma
+    import zlib
 
+    from pybuild.compress import open_decompressed
+    from pybuild.unpack import UnpackError, unpack_tar
 
-def _extract_member(tar: tarfile.TarFile, m: tarfile.TarInfo, rootfs: str, dest: str,
-                    dest_host: str, chown: tuple[int, int] | None, dir_times: list) -> None:
-    name = m.name.lstrip("/")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts:
-        return
-    if ".." in parts:
-        raise ArchiveError(f"archive entry {m.name!r}: '..' is not allowed")
-    inside = dest.rstrip("/") + "/" + "/".join(parts)
-    uid, gid = chown if chown else (m.uid, m.gid)
-    parent = makedirs_in_root(rootfs, os.path.dirname(inside) or "/", uid, gid)
-    target = os.path.join(parent, parts[-1])
+    name = os.path.basename(path)
+    makedirs_in_root(rootfs, dest, *(chown or (0, 0)))
+    fd = _open_regular(path)
+    if fd is None:
+        raise ArchiveError(f"ADD {name}: not a regular file")
     try:
-        existing = os.lstat(target)
-    except FileNotFoundError:
-        existing = None
-    if existing is not None and not (m.isdir() and stat.S_ISDIR(existing.st_mode)):
-        if stat.S_ISDIR(existing.st_mode):
-            shutil.rmtree(target)
-        else:
-            os.unlink(target)
-    if m.isdir():
-        if existing is None or not stat.S_ISDIR(existing.st_mode):
-            os.mkdir(target)
-        dir_times.append((target, int(m.mtime)))
-    elif m.isreg():
-        src = tar.extractfile(m)
-        assert src is not None
-        with open(target, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    elif m.issym():
-        os.symlink(m.linkname, target)
-    elif m.islnk():
-        link_parts = [p for p in m.linkname.lstrip("/").split("/") if p not in ("", ".")]
-        if ".." in link_parts:
-            raise ArchiveError(f"archive entry {m.name!r}: hard link outside the archive")
-        os.link(resolve_in_root(rootfs, dest.rstrip("/") + "/" + "/".join(link_parts), follow_last=False),
-                target)
-        return
-    elif m.ischr() or m.isblk() or m.isfifo():
-        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
-        os.mknod(target, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
-    else:
-        return
-    os.lchown(target, uid, gid)
-    if not m.issym():
-        os.chmod(target, m.mode & 0o7777)
-    os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)
+        with os.fdopen(fd, "rb") as raw:
+            unpack_tar(open_decompressed(raw), rootfs, mode="plain", keep_owner=True, prefix=dest, chown=chown)
+    except UnpackError as err:
+        raise ArchiveError(f"ADD {name}: {str(err).removeprefix('unpack: ')}") from None
+    except PybuildError as err:  # a corrupt compressed stream
+        raise ArchiveError(f"ADD {name}: bad archive ({kind}): {err}") from None
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+        raise ArchiveError(f"ADD {name}: bad archive ({kind}): {err}") from None
 
 
 def is_url(src: str) -> bool:

@@ -39,11 +39,12 @@ def busybox_rootfs(path: str) -> str:
 
 
 class Entry:
-    """One tar member to write: kind is file|dir|symlink|hardlink|fifo."""
+    """One tar member to write: kind is file|dir|symlink|hardlink|fifo|blk|chr."""
 
     def __init__(self, name: str, kind: str = "file", data: bytes = b"", target: str = "",
-                 mode: int | None = None, mtime: int = 1_600_000_000) -> None:
+                 mode: int | None = None, mtime: int = 1_600_000_000, dev: tuple[int, int] = (0, 0)) -> None:
         self.name, self.kind, self.data, self.target, self.mtime = name, kind, data, target, mtime
+        self.dev = dev
         self.mode = mode if mode is not None else (0o755 if kind == "dir" else 0o644)
 
 
@@ -61,6 +62,9 @@ def tar_bytes(entries: list[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
                 info.type, info.linkname = tarfile.LNKTYPE, e.target
             elif e.kind == "fifo":
                 info.type = tarfile.FIFOTYPE
+            elif e.kind in ("blk", "chr"):
+                info.type = tarfile.BLKTYPE if e.kind == "blk" else tarfile.CHRTYPE
+                info.devmajor, info.devminor = e.dev
             else:
                 info.size = len(e.data)
             tar.addfile(info, io.BytesIO(e.data) if e.kind == "file" else None)
