@@ -114,6 +114,11 @@ def _stop_on_signals() -> None:
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "quiet"]))
 @click.option("--host-ca/--no-host-ca", default=True, show_default=True,
               help="Mount the host CA bundle into RUN steps of images that have /etc/ssl/certs.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
+              help="Import a build cache: type=registry,ref=R or type=local,src=DIR.")
+@click.option("--cache-to", "cache_to", multiple=True, metavar="SPEC",
+              help="Export the build cache: type=registry,ref=R or type=local,dest=DIR "
+                   "[,mode=min|max][,mounts=true to carry RUN --mount=type=cache contents].")
 @click.option("--timestamp", default=None, type=click.IntRange(min=0), metavar="EPOCH",
               help="Reproducible image: like SOURCE_DATE_EPOCH (created times fixed, newer mtimes clamped).")
 @click.option("--pull", "pull", default="missing", type=click.Choice(["missing", "always", "never"]),
@@ -126,7 +131,8 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
           build_args: tuple[str, ...], target: str, no_cache: bool, iidfile: str | None, quiet: bool,
           labels: tuple[str, ...], secrets: tuple[str, ...], network: str, outputs: tuple[str, ...],
           compression: str, explain_cache: bool, progress: str, host_ca: bool, pull: str,
-          tls_verify: bool | None, authfile: str | None, timestamp: int | None) -> None:
+          tls_verify: bool | None, authfile: str | None, timestamp: int | None,
+          cache_from: tuple[str, ...], cache_to: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from pybuild.builder import BuildOptions
     from pybuild.builder import build as run_build
@@ -145,7 +151,14 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
             source_date_epoch=timestamp if timestamp is not None else int(epoch) if epoch and epoch.isdigit()
             else None,
-            pull=pull, tls_verify=tls_verify, authfile=authfile)
+            pull=pull, tls_verify=tls_verify, authfile=authfile, cache_from=list(cache_from),
+            cache_to=list(cache_to))
+        if cache_from or cache_to:
+            from pybuild.cache_transfer import parse_spec
+            for spec in cache_from:
+                parse_spec(spec, "--cache-from")
+            for spec in cache_to:
+                parse_spec(spec, "--cache-to")
         private_mount_namespace()
         _stop_on_signals()
         try:

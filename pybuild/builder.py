@@ -65,6 +65,8 @@ class BuildOptions:
     pull: str = "missing"                  # FROM images the store lacks: missing | always | never
     tls_verify: bool | None = None         # for pulls (None: verify, except loopback registries)
     authfile: str | None = None
+    cache_from: list[str] = field(default_factory=list)  # type=registry,ref=R | type=local,src=D
+    cache_to: list[str] = field(default_factory=list)    # ...,mode=min|max,mounts=true
 
 
 @dataclass
@@ -192,7 +194,11 @@ class Builder:
                                 proxy_env=proxy_env(opts.build_args), lowers_of=self.lowers_of,
                                 key_of=self.key_of, ensure_lowers=self.ensure_lowers, stack=stack)
             stack.callback(self.cache.flush_meta)
+            if opts.cache_from:
+                from pybuild import cache_transfer
+                cache_transfer.import_caches(self, opts.cache_from)
             for n, idx in enumerate(needed, 1):
+                self.cache.stage = idx
                 self.results[idx] = self._build_stage(self.stages[idx], n, len(needed))
             final = self.results[target].state
             image_id, desc, config = self._commit(final)
@@ -209,6 +215,10 @@ class Builder:
                                     manifest=self.store.read_manifest(desc.digest), config=config)
                 for spec in opts.outputs:
                     write_output(self.store, image, spec, image.name)
+            if opts.cache_to:
+                from pybuild import cache_transfer
+                self.cache.flush_meta()
+                cache_transfer.export_caches(self, opts.cache_to, target)
         context.save_digest_cache()
         self._warn_unused_args(meta)
         self.progress.final(image_id, list(opts.tags))
@@ -372,7 +382,7 @@ class Builder:
                 inputs, history, done, rebuilt))
         st.meta_run = None
         record = None if self.opts.no_cache else self.cache.lookup(key)
-        if record is not None and all(self.store.has_blob(d["digest"]) for d in record.layers):
+        if record is not None and self.cache.usable(self.store, key, record):
             st.pending_history.clear()  # the record's history has them (same key chain)
             st.config = parse_config(record.config)
             st.layers = tuple(Descriptor.from_dict(d) for d in record.layers)

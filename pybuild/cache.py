@@ -23,6 +23,10 @@ Records live beside the OCI layout, in `<root>/cache/`:
   `--explain-cache` diffs against to say *what changed*.
 Both are written atomically (temp + rename), so a killed build leaves only
 whole records.
+
+The records a build used are tracked per stage (`used_steps`, `used_meta`) so that `--cache-to`
+(pybuild.cache_transfer) can export them; records imported by `--cache-from` name layer blobs that
+`usable()` fetches from the imported cache only when a step hits.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from pyrunc.fsutil import atomic_write
@@ -82,6 +87,12 @@ class Cache:
         self._meta_parent: str | None = None
         self._meta: dict[str, str] = {}
         self._meta_dirty = False
+        # What this build used, per stage index (for --cache-to), and where blobs of imported records
+        # can be fetched from (--cache-from): digest -> fetch(descriptor dict).
+        self.stage: int = 0
+        self.used_steps: dict[str, int] = {}
+        self.used_meta: dict[str, int] = {}
+        self.remote_blobs: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     def _step_path(self, key: str) -> str:
         return os.path.join(self.steps_dir, key.split(":", 1)[-1] + ".json")
@@ -99,6 +110,19 @@ class Cache:
     def record(self, key: str, rec: CacheRecord) -> None:
         data = json.dumps({"key": key, "config": rec.config, "layers": rec.layers}, sort_keys=True)
         atomic_write(self._step_path(key), data.encode(), durable=False)
+        self.used_steps.setdefault(key, self.stage)
+
+    def usable(self, store: Any, key: str, rec: CacheRecord) -> bool:
+        """A hit needs every layer blob: in the store, or fetched now from an imported cache
+        (--cache-from, fetched only when a step hits, as BuildKit's registry cache). Marks the key used."""
+        for layer in rec.layers:
+            if not store.has_blob(layer["digest"]):
+                fetch = self.remote_blobs.get(layer["digest"])
+                if fetch is None:
+                    return False
+                fetch(layer)
+        self.used_steps.setdefault(key, self.stage)
+        return True
 
     # --- metadata-only steps: one small file per run of consecutive ones ----------
     def _meta_path(self, run_parent: str) -> str:
@@ -121,12 +145,28 @@ class Cache:
     def lookup_meta(self, run_parent: str, key: str) -> str | None:
         """The history timestamp recorded for a metadata-only step (`run_parent`: the key the run of
         metadata steps it belongs to started from), or None (a miss)."""
-        return self._load_meta(run_parent).get(key)
+        found = self._load_meta(run_parent).get(key)
+        if found is not None:
+            self.used_meta.setdefault(run_parent, self.stage)
+        return found
 
     def record_meta(self, run_parent: str, key: str, created: str) -> None:
         """Buffered: a run of n steps is written once (flush_meta), not n times."""
         self._load_meta(run_parent)[key] = created
         self._meta_dirty = True
+        self.used_meta.setdefault(run_parent, self.stage)
+
+    def meta_entries(self, run_parent: str) -> dict[str, str]:
+        return dict(self._load_meta(run_parent))
+
+    def merge_meta(self, run_parent: str, entries: dict[str, str]) -> None:
+        """Add imported timestamps (--cache-from) without replacing local ones."""
+        mine = self._load_meta(run_parent)
+        for key, created in entries.items():
+            if key not in mine and isinstance(created, str):
+                mine[key] = created
+                self._meta_dirty = True
+        self.flush_meta()
 
     def flush_meta(self) -> None:
         if self._meta_dirty and self._meta_parent is not None:

@@ -49,20 +49,6 @@ def tags(root: str) -> set[str]:
                 json.load(fh)["manifests"]}
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = Registry(str(tmp_path_factory.mktemp("registry"))).start()
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory):
-    reg = Registry(str(tmp_path_factory.mktemp("registry-auth")), users={"alice": "wonderland"}).start()
-    yield reg
-    reg.stop()
-
-
 @pytest.fixture
 def proxy(registry):
     p = FaultProxy(registry.url)

@@ -1,0 +1,32 @@
+"""Fixtures of the pybuild integration tests that talk to a registry: Debian's docker-registry run by
+the tests on 127.0.0.1 (tests/registrylib.py), one per module, stopped at teardown."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from registrylib import REGISTRY_BIN, Registry
+
+
+def _need_registry() -> None:
+    if not os.path.exists(REGISTRY_BIN) or shutil.which("htpasswd") is None:
+        pytest.skip("needs docker-registry and htpasswd (apt-get install docker-registry apache2-utils)")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    _need_registry()
+    reg = Registry(str(tmp_path_factory.mktemp("registry"))).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory):
+    _need_registry()
+    reg = Registry(str(tmp_path_factory.mktemp("registry-auth")), users={"alice": "wonderland"}).start()
+    yield reg
+    reg.stop()
