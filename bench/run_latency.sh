@@ -5,6 +5,8 @@
 # Usage: bench/run_latency.sh [N]      (default 50)
 #   EXTRA="label=/path/to/runtime ..."  adds more runc-compatible commands to the loop
 #   (another pyrunc entry point, a runc build, ...).
+#   SECCOMP=1  puts Docker's default seccomp profile (tests/data/seccomp) into the config,
+#   as podman, docker and Kubernetes always send one.
 set -euo pipefail
 N=${1:-50}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,15 @@ ln -s busybox "$TMP/rootfs/bin/true"
 "$PYRUNC" spec --bundle "$TMP"
 sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' "$TMP/config.json"
 grep -q '"/bin/true"' "$TMP/config.json" || { echo "could not set args" >&2; exit 1; }
+if [ "${SECCOMP:-0}" = 1 ]; then
+    "$HERE/.venv/bin/python" -I - "$TMP/config.json" "$HERE/tests/data/seccomp/docker-default.json" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["linux"]["seccomp"] = json.load(open(sys.argv[2]))
+json.dump(cfg, open(sys.argv[1], "w"))
+PY
+    echo "(config carries Docker's default seccomp profile)"
+fi
 
 # crun refuses this machine's hybrid cgroups unless hugetlb is mounted as v1.
 if command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then

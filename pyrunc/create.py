@@ -51,7 +51,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     linux = spec.linux
     ns = namespaces.plan(linux.namespaces if linux else ())
     rootfs = rootfs_path(spec, bundle)
-    launch = _prepare(spec, bundle, rootfs, ns, opts)
+    launch = _prepare(spec, bundle, rootfs, ns, opts, store.root)
 
     with Undo() as undo:
         state_dir = store.claim(container_id)
@@ -95,7 +95,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     return state
 
 
-def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
+def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions, state_root: str) -> Launch:
     from pyrunc import capabilities
 
     proc, linux = spec.process, spec.linux
@@ -128,7 +128,8 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions) -> Launch:
             from pyrunc import seccomp
 
             launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
-                proc.capabilities.bounding or ()) if proc.capabilities else [])
+                proc.capabilities.bounding or ()) if proc.capabilities else [],
+                cache_dir=seccomp.cache_dir(state_root))
             launch.seccomp_load = seccomp.load
             launch.seccomp_early = not proc.no_new_privileges or launch.seccomp.needs_notify
         if linux.net_devices:

@@ -131,7 +131,8 @@ def _prepare(spec, state, opts: ExecOptions) -> Launch:
         from pyrunc import seccomp
 
         launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
-            proc.capabilities.bounding or ()) if proc.capabilities else [])
+            proc.capabilities.bounding or ()) if proc.capabilities else [],
+            cache_dir=seccomp.cache_dir(os.path.dirname(state.state_dir)))
         launch.seccomp_load = seccomp.load
         launch.seccomp_early = not proc.no_new_privileges
     if state.cgroup:

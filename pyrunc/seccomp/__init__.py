@@ -14,23 +14,22 @@ pivot_root:
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False  # typing and dataclasses cost ~5 ms on every run that carries a profile
+if TYPE_CHECKING:
+    from typing import Any
 
 from pyrunc.errors import ConfigError, KernelError, MissingFeature, SeccompError
+from pyrunc.spec_record import tuple_record
 from pyrunc.syscalls import seccomp_set_mode_filter
 
 SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
 SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    program: bytes                   # struct sock_filter[], native byte order; b"": no filter
-    flags: int                       # SECCOMP_FILTER_FLAG_* for seccomp(2)
-    listener_path: str | None
-    listener_metadata: str | None
-    needs_notify: bool               # flags include NEW_LISTENER; load() returns an fd
+# program: struct sock_filter[], native byte order (b"": no filter); flags:
+# SECCOMP_FILTER_FLAG_* for seccomp(2); needs_notify: flags include NEW_LISTENER,
+# so load() returns an fd.
+Prepared = tuple_record("Prepared", "program flags listener_path listener_metadata needs_notify")
 
 
 def compile_profile(seccomp: dict[str, Any], *, arch: Any = None, field: str = ".linux.seccomp",
@@ -66,36 +65,68 @@ def entry_uses(db: Any, action: int) -> bool:
 
 
 def prepare(seccomp: dict[str, Any], *, bounding_caps: list[str] | None = None,
-            field: str = ".linux.seccomp") -> Prepared:
+            field: str = ".linux.seccomp", cache_dir: str | None = None) -> Prepared:
     """Validate and compile `linux.seccomp` for this host; all imports and all
-    compile work happen here, before fork."""
-    from pyrunc.seccomp import rules
+    compile work happen here, before fork. With `cache_dir` (the state root's,
+    pyrunc/seccomp/cache.py) a profile compiled before is read, not compiled."""
     from pyrunc.syscalls import seccomp_filter_flags_supported
 
     if isinstance(seccomp, dict) and not seccomp.get("defaultAction") and not seccomp.get("syscalls"):
         # runc (specconv.SetupSeccomp): no default action and no rules = no filter
         return Prepared(b"", 0, None, None, False)
-    profile, program, notify = compile_profile(seccomp, field=field, bounding_caps=bounding_caps)
+    compiled = _compile_cached(seccomp, bounding_caps, field, cache_dir)
     flags = 0
-    if profile.flags is None:
+    if compiled.flag_bits is None:
         if seccomp_filter_flags_supported(SECCOMP_FILTER_FLAG_SPEC_ALLOW):
             flags = SECCOMP_FILTER_FLAG_SPEC_ALLOW
     else:
-        for i, name in enumerate(profile.flags):
-            bit = rules.FLAGS[name]
-            probe = bit | (rules.FLAG_NEW_LISTENER if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV else 0)
+        for i, (name, bit) in enumerate(compiled.flag_bits):
+            probe = bit | (FLAG_NEW_LISTENER if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV else 0)
             if not seccomp_filter_flags_supported(probe):
                 raise MissingFeature(f"{field}.flags[{i}]: {name}", "the kernel does not know this flag")
-            if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV and not notify:
+            if bit == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV and not compiled.notify:
                 continue  # only meaningful with a listener; libseccomp sets it only then
             flags |= bit
-    if notify:
-        flags |= rules.FLAG_NEW_LISTENER
+    if compiled.notify:
+        flags |= FLAG_NEW_LISTENER
         if flags & 1:  # TSYNC with a listener needs TSYNC_ESRCH (seccomp(2))
-            flags |= rules.FLAG_TSYNC_ESRCH
-        if not profile.listener_path:
+            flags |= FLAG_TSYNC_ESRCH
+        if not compiled.listener_path:
             raise ConfigError(f"{field}.listenerPath", "SCMP_ACT_NOTIFY rules need a listenerPath")
-    return Prepared(program, flags, profile.listener_path, profile.listener_metadata, notify)
+    return Prepared(compiled.program, flags, compiled.listener_path, compiled.listener_metadata, compiled.notify)
+
+
+def cache_dir(state_root: str) -> str:
+    """Where the compiled filters of the containers under `state_root` are kept."""
+    import os
+
+    from pyrunc.seccomp.cache import DIR_NAME
+
+    return os.path.join(state_root, DIR_NAME)
+
+
+FLAG_NEW_LISTENER = 8   # rules.FLAG_NEW_LISTENER, here so a cache hit imports no compiler module
+FLAG_TSYNC_ESRCH = 16
+
+
+def _compile_cached(seccomp: dict[str, Any], bounding_caps: list[str] | None, field: str,
+                    cache_dir: str | None) -> Any:
+    """cache.Compiled for `seccomp`: from the cache when there, else compiled (and stored)."""
+    from pyrunc.seccomp import cache
+
+    entry = cache.key(seccomp, bounding_caps, field) if cache_dir else ""
+    if cache_dir:
+        hit = cache.get(cache_dir, entry)
+        if hit is not None:
+            return hit
+    from pyrunc.seccomp import rules
+
+    profile, program, notify = compile_profile(seccomp, field=field, bounding_caps=bounding_caps)
+    flag_bits = None if profile.flags is None else tuple((name, rules.FLAGS[name]) for name in profile.flags)
+    compiled = cache.Compiled(program, notify, flag_bits, profile.listener_path, profile.listener_metadata)
+    if cache_dir:
+        cache.put(cache_dir, entry, compiled)
+    return compiled
 
 
 def load(prepared: Prepared) -> int | None:

@@ -192,3 +192,21 @@ def test_run_forwards_signals(pyrunc, bundle, cid):
     out, _err = proc.communicate(timeout=10)
     assert proc.returncode == 42
     assert b"got-term" in out
+
+
+def test_seccomp_filter_cached_under_the_state_root(pyrunc, bundle, cid):
+    """The second container with the same profile reads the compiled filter (one entry under
+    --root/@seccomp), still enforces it, and `list` does not take the cache for a container."""
+    data = os.path.join(os.path.dirname(__file__), "..", "..", "data", "seccomp", "docker-default.json")
+    with open(data) as f:
+        profile = json.load(f)
+    bundle.config["linux"]["seccomp"] = profile
+    bundle.config["process"]["noNewPrivileges"] = True
+    bundle.set_args("sh", "-c", "unshare -U true 2>/dev/null && echo ESCAPED || echo blocked")
+    for i in range(2):
+        out = pyrunc("run", "-b", bundle.path, f"{cid}-{i}", check=True)
+        assert out.stdout.decode().strip() == "blocked"
+    cache = os.path.join(pyrunc.root, "@seccomp")
+    assert len([n for n in os.listdir(cache) if not n.startswith(".")]) == 1
+    listed = pyrunc("list", "-q", check=True).stdout.decode().split()
+    assert listed == []
