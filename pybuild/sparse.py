@@ -23,6 +23,7 @@ import os
 BLOCK = 4096
 _ZERO = bytes(BLOCK)
 _CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
 
 
 def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
@@ -87,8 +88,16 @@ class SparseWriter:
         self.pos = offset
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        n = len(view)
+        raw = data if isinstance(data, bytes) else bytes(data)
+        n = len(raw)
+        if (raw == _ZEROS[:n]) if n <= _CHUNK else raw.count(0) == n:  # all zeros (memcmp): skip
+            self.pos += n
+            return
+        view = memoryview(raw)
+        if raw.find(_ZERO) < 0:  # no run of a block of zeros anywhere: no hole possible
+            self._pwrite(view, self.pos)
+            self.pos += n
+            return
         off = 0
         run = -1  # start of the pending run of non-zero blocks
         while off < n:

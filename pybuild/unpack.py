@@ -332,9 +332,15 @@ class _Unpacker:
             try:
                 src = tf.extractfile(m)
                 assert src is not None
+                raw = getattr(src, "raw", src)  # tarfile's member reader: seeks without the stream
                 out = SparseWriter(fd)  # zero blocks (GNU/PAX sparse holes included) stay holes
-                while chunk := src.read(_READ):
-                    out.write(chunk)
+                for offset, length in (m.sparse or [(0, m.size)]):
+                    raw.seek(offset)  # a sparse map: read only its data segments, not the holes
+                    out.pos = offset
+                    while length > 0 and (chunk := raw.read(min(length, _READ))):
+                        out.write(chunk)
+                        length -= len(chunk)
+                out.pos = m.size
                 out.finish()
                 self._meta_fd(fd, m, xattrs)
                 os.utime(fd, ns=(int(m.mtime) * 10**9, int(m.mtime) * 10**9))
