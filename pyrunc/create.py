@@ -144,7 +144,7 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions, state_root
 
         from pyrunc import hooks  # noqa: F401
     if any("tmpcopyup" in m.options for m in spec.mounts):
-        import shutil  # noqa: F401  (rootfs._tmpcopyup runs in init)
+        from pyrunc import copyup  # noqa: F401  (init runs it)
     if any(m.type in ("cgroup", "cgroup2") for m in spec.mounts):
         from pyrunc import cgroupfs  # noqa: F401
     return launch

@@ -82,7 +82,9 @@ def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_
         flags = opts.flags | (DEFAULT_PROC_FLAGS if mtype == "proc" else 0)
         try:
             if "tmpcopyup" in opts.extensions:
-                _tmpcopyup(target, m.source or "tmpfs", mtype, flags, opts.data, dest)
+                from pyrunc.copyup import tmpcopyup  # imported before fork by create when needed
+
+                tmpcopyup(root_fd, target, m.source or "tmpfs", mtype, flags, opts.data, dest)
             else:
                 s.mount(m.source or mtype, safepath.fd_path(target), mtype, flags, opts.data or None)
         except OSError as err:
@@ -122,20 +124,6 @@ def _bind(root_fd: int, m, opts: mountopts.MountOptions, dest: str, bundle: str,
         raise _kerr("remount bind", err, dest) from None
     finally:
         os.close(fd)
-
-
-def _tmpcopyup(target: int, source: str, mtype: str | None, flags: int, data: str, dest: str) -> None:
-    """Mount a tmpfs and copy what the image had at `dest` into it (runc tmpcopyup)."""
-    import shutil  # create.py imports it before fork when a mount asks for tmpcopyup
-
-    scratch = f"/tmp/.pyrunc-copyup-{os.getpid()}"
-    os.mkdir(scratch, 0o700)
-    try:
-        s.mount(source, scratch, mtype, flags, data or None)
-        shutil.copytree(safepath.fd_path(target), scratch, symlinks=True, dirs_exist_ok=True)
-        s.mount(scratch, safepath.fd_path(target), None, s.MS_MOVE)
-    finally:
-        os.rmdir(scratch)
 
 
 def _after_mount(root_fd: int, opts: mountopts.MountOptions, dest: str) -> None:
