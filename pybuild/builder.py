@@ -204,9 +204,10 @@ class Builder:
             image_id, desc, config = self._commit(final)
             for tag in opts.tags:
                 self.store.tag(tag, desc)
-            if opts.iidfile:
-                with open(opts.iidfile, "w") as fh:
-                    fh.write(image_id)
+            if opts.iidfile:  # replaced atomically: a link planted at the name is replaced, never followed
+                from pyrunc.fsutil import atomic_write
+
+                atomic_write(opts.iidfile, image_id.encode())
             if opts.outputs:
                 from pybuild.export import write_output
                 from pybuild.store import StoredImage

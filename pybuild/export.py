@@ -89,21 +89,42 @@ def _open_dest(dest: str) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    directory = os.path.dirname(os.path.abspath(dest))
-    if not os.path.isdir(directory):
-        raise ExportError(f"export: {directory}: no such directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", dir=directory)
+    from pyrunc.fsutil import create_temp
+
+    directory, name = os.path.split(os.path.abspath(dest))
     try:
-        with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ExportError(f"export: {directory}: no such directory") from None
+    try:
+        # An unpredictable name, O_EXCL|O_NOFOLLOW, relative to the directory's fd; the mode is set on
+        # the fd, and the rename only happens while the name is still our file (in a directory others
+        # can write to, the name could have been swapped for a link meanwhile).
+        tmp, fd = create_temp(dir_fd, name, 0o600)
+        mine = os.fstat(fd)
+        try:
+            with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
+                yield out
+                out.flush()
+                os.fchmod(out.fileno(), 0o644)
+                os.fsync(out.fileno())
+            if not _is_same(dir_fd, tmp, mine):
+                raise ExportError(f"export: {dest}: the temp file was replaced while being written")
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            if _is_same(dir_fd, tmp, mine):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _is_same(dir_fd: int, name: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 Named = tuple["StoredImage", list[str]]  # an image and the names to give it in an archive

@@ -196,16 +196,26 @@ def prepare(specs: list[MountSpec], menv: MountEnv, stack: contextlib.ExitStack)
 
 
 def _cache_dir(store_root: str, spec: MountSpec, target: str) -> str:
+    """The persistent directory of a cache mount, made on first use under an unpredictable temp name
+    (mkdtemp) with its mode and owner set through an O_NOFOLLOW fd, then renamed into place."""
+    import tempfile
+
     key = hashlib.sha256((spec.id or target).encode()).hexdigest()[:32]
-    path = os.path.join(store_root, "cache-mounts", key)
-    if not os.path.isdir(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + f".tmp{os.getpid()}"
-        os.mkdir(tmp)
-        os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
-        os.chown(tmp, spec.uid, spec.gid)
+    parent = os.path.join(store_root, "cache-mounts")
+    path = os.path.join(parent, key)
+    if not os.path.lexists(path):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{key}.", dir=parent)
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, spec.uid, spec.gid)
+            os.fchmod(fd, spec.mode if spec.mode is not None else 0o755)
+        finally:
+            os.close(fd)
         try:
             os.rename(tmp, path)
         except OSError:
             os.rmdir(tmp)  # another build created it first
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise MountError(f"--mount=type=cache: {path}: not a directory")
     return path

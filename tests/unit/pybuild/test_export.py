@@ -155,3 +155,33 @@ def test_bundle_refuses_image_without_command(tmp_path):
     from pybuild.image import ImageConfig
     with pytest.raises(BundleError, match="nothing to run"):
         bundle_config(ImageConfig(config=ContainerConfig()), str(tmp_path))
+
+
+def test_open_dest_never_renames_or_chmods_a_swapped_name(tmp_path, monkeypatch):
+    """Someone who can write the destination directory swaps pybuild's temp file for a link to a
+    file of theirs (or of root's) while the export is written: the export fails, the link is
+    neither chmodded through nor renamed into place (issue 11 finding 6)."""
+    import pyrunc.fsutil as fsutil
+    from pybuild import export
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.chmod(victim, 0o600)
+    made: list[str] = []
+    real_create = fsutil.create_temp
+
+    def create(dir_fd, name, mode):
+        tmp, fd = real_create(dir_fd, name, mode)
+        made.append(tmp)
+        return tmp, fd
+
+    monkeypatch.setattr(fsutil, "create_temp", create)
+    dest = tmp_path / "out.tar"
+    with pytest.raises(ExportError, match="replaced"):
+        with export._open_dest(str(dest)) as out:
+            out.write(b"data")
+            os.rename(tmp_path / made[0], tmp_path / "moved-away")   # the attacker's swap
+            os.symlink(victim, tmp_path / made[0])
+    assert not dest.exists()
+    assert victim.read_text() == "precious" and (os.stat(victim).st_mode & 0o777) == 0o600
+    assert os.path.islink(tmp_path / made[0])  # not ours: left alone
