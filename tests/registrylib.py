@@ -2,6 +2,7 @@
 with a config in a temp dir, listening on 127.0.0.1 on a free port; stopped by `stop()`.
 
     reg = Registry(tmpdir, users={"alice": "secret"})   # htpasswd basic auth; users=None: no auth
+    reg = Registry(tmpdir, token=TokenServer(tmpdir, {"alice": "secret"}))   # Bearer tokens
     reg.start()  ...  reg.url == "127.0.0.1:PORT"  ...  reg.stop()
 
 htpasswd entries are bcrypt, written by `htpasswd -nbB` (apache2-utils): the registry accepts only bcrypt.
@@ -27,9 +28,11 @@ def free_port() -> int:
 
 
 class Registry:
-    def __init__(self, workdir: str, users: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, workdir: str, users: dict[str, str] | None = None, port: int | None = None,
+                 token: "TokenServer | None" = None) -> None:
         self.workdir = workdir
         self.users = users
+        self.token = token
         self.port = port or free_port()
         self.url = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -41,7 +44,10 @@ class Registry:
         lines = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
                  f"    rootdirectory: {data}", "  delete:", "    enabled: true", "http:",
                  f"  addr: 127.0.0.1:{self.port}"]
-        if self.users is not None:
+        if self.token is not None:
+            lines += ["auth:", "  token:", f"    realm: {self.token.url}", f"    service: {self.token.service}",
+                      f"    issuer: {self.token.issuer}", f"    rootcertbundle: {self.token.cert}"]
+        elif self.users is not None:
             htpasswd = os.path.join(self.workdir, "htpasswd")
             with open(htpasswd, "w") as fh:
                 for user, password in self.users.items():
@@ -212,3 +218,91 @@ class FaultProxy:
             h.close_connection = True
             return
         h.wfile.write(data)
+
+
+class TokenServer:
+    """A Bearer token server for docker-registry's `auth: token` (distribution's token spec): issues
+    RS256 JWTs signed by a self-signed key made with the openssl CLI (the cert goes to the registry's
+    rootcertbundle and into each token's x5c header). Users in `users` get what they ask for; anonymous
+    requests get pull only. `requests` records (Authorization present, scope) of each token request."""
+
+    def __init__(self, workdir: str, users: dict[str, str], service: str = "pybuild-test") -> None:
+        import http.server
+        import threading
+
+        self.users = users
+        self.service = service
+        self.issuer = "pybuild-test-issuer"
+        self.key = os.path.join(workdir, "token.key")
+        self.cert = os.path.join(workdir, "token.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+                        "-out", self.cert, "-days", "2", "-subj", "/CN=pybuild-test-token"],
+                       check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        import base64
+        self.x5c = base64.b64encode(der).decode()
+        self.requests: list[tuple[bool, list[str]]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.answer(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _sign(self, claims: dict) -> str:
+        import base64
+        import json as _json
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        signing_input = f"{b64(_json.dumps(header).encode())}.{b64(_json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key], input=signing_input.encode(),
+                             check=True, capture_output=True).stdout
+        return f"{signing_input}.{b64(sig)}"
+
+    def answer(self, h) -> None:
+        import base64
+        import json as _json
+        import urllib.parse
+
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(h.path).query)
+        scopes = query.get("scope", [])
+        auth = h.headers.get("Authorization", "")
+        self.requests.append((bool(auth), scopes))
+        user = None
+        if auth.startswith("Basic "):
+            name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            if self.users.get(name) != password:
+                h.send_response(401)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+            user = name
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            allowed = [a for a in actions.split(",") if a and (user or a == "pull")]
+            access.append({"type": kind, "name": name, "actions": allowed})
+        now = int(time.time())
+        token = self._sign({"iss": self.issuer, "sub": user or "", "aud": self.service, "exp": now + 300,
+                            "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access})
+        body = _json.dumps({"token": token, "expires_in": 300}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)

@@ -30,3 +30,18 @@ def auth_registry(tmp_path_factory):
     reg = Registry(str(tmp_path_factory.mktemp("registry-auth")), users={"alice": "wonderland"}).start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    """A registry behind Bearer token auth (distribution's token spec) with its token server."""
+    _need_registry()
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI to sign tokens")
+    from registrylib import TokenServer
+    work = str(tmp_path_factory.mktemp("registry-token"))
+    token = TokenServer(work, {"alice": "wonderland"})
+    reg = Registry(work, token=token).start()
+    yield reg
+    reg.stop()
+    token.stop()

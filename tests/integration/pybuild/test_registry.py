@@ -371,3 +371,51 @@ def test_from_pulls_missing_never_always(registry, images, tmp_path):
     (ctx2 / "Dockerfile").write_text(f"FROM {registry.url}/base/nosuch:1\n")
     line = one_line_error(pb(root, "build", str(ctx2), check=False))
     assert f"FROM {registry.url}/base/nosuch:1: image not found in the store" in line and "manifest unknown" in line
+
+
+def test_bearer_token_auth(token_registry, images, tmp_path):
+    """WWW-Authenticate: Bearer realm=…,service=…,scope=… → a token from the realm (with the saved
+    credentials as Basic), for the scopes the operation needs; anonymous tokens may pull only."""
+    token = token_registry.token
+    authfile = str(tmp_path / "auth.json")
+    env = {**ENV, "REGISTRY_AUTH_FILE": authfile}
+    dest = f"{token_registry.url}/team/busybox:1"
+    line = one_line_error(pb(images, "push", "busybox", dest, check=False, env=env))
+    assert "denied" in line or "unauthorized" in line
+    line = one_line_error(pb(images, "login", "-u", "alice", "--password-stdin", token_registry.url,
+                             input="bad\n", check=False, env=env))
+    assert "wrong username or password" in line and not os.path.exists(authfile)
+    pb(images, "login", "-u", "alice", "--password-stdin", token_registry.url, input="wonderland\n", env=env)
+    token.requests.clear()
+    digest = pb(images, "push", "busybox", dest, env=env).stdout.strip()
+    assert token.requests and all(with_auth for with_auth, _ in token.requests)
+    assert any("repository:team/busybox:pull,push" in scopes for _, scopes in token.requests)
+    assert len(token.requests) <= 2  # the token is cached per scope, not fetched per request
+    fresh = str(tmp_path / "fresh")
+    pb(fresh, "pull", dest, env=env)
+    assert digest_of(fresh, dest) == digest
+    # anonymous: the token server grants pull, so a pull works without credentials
+    anon = str(tmp_path / "anon")
+    pb(anon, "pull", dest, env={**ENV, "REGISTRY_AUTH_FILE": str(tmp_path / "none.json")})
+    assert digest_of(anon, dest) == digest
+
+
+def test_blobs_download_concurrently(registry, images, proxy, tmp_path):
+    """While the first blob GET hangs, the others are already asked for (3 at a time, as docker)."""
+    pb(images, "push", "big", f"{registry.url}/test/concurrent:1")
+    proxy.stall_blob_after = 0
+    root = str(tmp_path / "s")
+    proc = subprocess.Popen([PYBUILD, "--root", root, "pull", "-q", f"{proxy.url}/test/concurrent:1"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(
+                1 for m, p, _ in list(proxy.log) if m == "GET" and "/blobs/" in p) < 3:
+            time.sleep(0.05)
+        waiting = sum(1 for m, p, _ in list(proxy.log) if m == "GET" and "/blobs/" in p)
+    finally:
+        proxy.stall_blob_after = None
+        proxy.release.set()
+    assert proc.wait(60) == 0, proc.stderr.read()
+    assert waiting == 3
+    assert digest_of(root, f"{proxy.url}/test/concurrent:1") == digest_of(images, "big")

@@ -142,3 +142,36 @@ def test_store_names_by_digest(tmp_path):
     assert split_name(name) == ("127.0.0.1:5000/app", "<none>")
     with pytest.raises(StoreError):
         normalize_name("app@sha256:short")
+
+
+class _Tty:
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+def test_progress_bars_on_a_terminal_plain_lines_otherwise():
+    import io
+
+    from pybuild.registry.progress import TransferProgress
+    tty = _Tty()
+    p = TransferProgress("auto", tty)
+    p.start("sha256:" + "a" * 64, 2_000_000)
+    p.start("sha256:" + "b" * 64, 1000)
+    p.advance("sha256:" + "a" * 64, 1_000_000)
+    p.finish("sha256:" + "b" * 64, "done")
+    assert p.mode == "tty" and "\x1b[2A" in tty.text and "[=====" in tty.text and "2.0MB" in tty.text
+    plain = io.StringIO()
+    q = TransferProgress("auto", plain)
+    q.start("sha256:" + "a" * 64, 2_000_000)
+    q.advance("sha256:" + "a" * 64, 1_000_000)
+    q.finish("sha256:" + "a" * 64, "done")
+    assert plain.getvalue() == "Copying blob sha256:aaaaaaaaaaaa (2.0MB)\nDone: sha256:aaaaaaaaaaaa\n"
