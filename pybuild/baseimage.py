@@ -261,7 +261,8 @@ def _import_layout_desc(store: Store, source: Any, desc: Descriptor, ref: str) -
     return StoredImage(name=None, descriptor=plain, manifest=manifest, config=config)
 
 
-def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str) -> StoredImage:
+def _docker_entries(source: Any, ref: str) -> list[Any]:
+    """manifest.json of a docker-archive: a non-empty list of entries."""
     with source.open("manifest.json") as stream:
         try:
             entries = json.loads(stream.read())
@@ -269,6 +270,11 @@ def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str)
             raise StoreError(f"{ref}: manifest.json: invalid JSON: {err}") from None
     if not isinstance(entries, list) or not entries:
         raise StoreError(f"{ref}: manifest.json: expected a non-empty list")
+    return entries
+
+
+def _import_docker_archive(store: Store, source: Any, tag: str | None, ref: str) -> StoredImage:
+    entries = _docker_entries(source, ref)
     if tag is not None:
         wanted = {tag, tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"}
         entries = [e for e in entries if wanted & set(e.get("RepoTags") or ())]
@@ -316,14 +322,7 @@ def load_archive(store: Store, path: str) -> list[tuple[StoredImage, list[str]]]
     try:
         out: list[tuple[StoredImage, list[str]]] = []
         if "manifest.json" in source._members:
-            with source.open("manifest.json") as stream:
-                try:
-                    entries = json.loads(stream.read())
-                except ValueError as err:
-                    raise StoreError(f"{path}: manifest.json: invalid JSON: {err}") from None
-            if not isinstance(entries, list) or not entries:
-                raise StoreError(f"{path}: manifest.json: expected a non-empty list")
-            for entry in entries:
+            for entry in _docker_entries(source, path):
                 image = _import_docker_entry(store, source, entry, path)
                 out.append((image, [str(t) for t in entry.get("RepoTags") or ()]))
             return out

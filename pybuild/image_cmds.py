@@ -19,7 +19,7 @@ def _store(ctx: click.Context, create: bool = True):  # type: ignore[no-untyped-
     return Store(ctx.obj["root"], create=create)
 
 
-def _size_text(n: float) -> str:
+def size_text(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
@@ -64,7 +64,7 @@ def images(ctx: click.Context, quiet: bool, digests: bool) -> None:
         config = parse_config(store.read_blob(manifest.config.digest))
         size = sum(layer.size for layer in manifest.layers) + manifest.config.size
         repo, tag = split_name(name) if name else ("<none>", "<none>")
-        rows.append((repo, tag, manifest.config.digest[7:19], _age(config.created), _size_text(size)))
+        rows.append((repo, tag, manifest.config.digest[7:19], _age(config.created), size_text(size)))
     if quiet:
         for row in rows:
             click.echo(row[2])
@@ -126,7 +126,7 @@ def prune(ctx: click.Context) -> None:
     """Remove blobs and unpacked layers that no tagged image references."""
     stats = _store(ctx).gc()
     click.echo(f"Removed {stats.blobs_removed} blobs and {stats.layers_removed} unpacked layers, "
-               f"freed {_size_text(stats.bytes_freed)}")
+               f"freed {size_text(stats.bytes_freed)}")
 
 
 @click.command("export")

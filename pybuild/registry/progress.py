@@ -15,11 +15,8 @@ from typing import TextIO
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1000
-    return f"{n}"
+    from pybuild.image_cmds import size_text
+    return size_text(n)
 
 
 class TransferProgress:

@@ -168,10 +168,10 @@ def test_progress_bars_on_a_terminal_plain_lines_otherwise():
     p.start("sha256:" + "b" * 64, 1000)
     p.advance("sha256:" + "a" * 64, 1_000_000)
     p.finish("sha256:" + "b" * 64, "done")
-    assert p.mode == "tty" and "\x1b[2A" in tty.text and "[=====" in tty.text and "2.0MB" in tty.text
+    assert p.mode == "tty" and "\x1b[2A" in tty.text and "[=====" in tty.text and "2MB" in tty.text
     plain = io.StringIO()
     q = TransferProgress("auto", plain)
     q.start("sha256:" + "a" * 64, 2_000_000)
     q.advance("sha256:" + "a" * 64, 1_000_000)
     q.finish("sha256:" + "a" * 64, "done")
-    assert plain.getvalue() == "Copying blob sha256:aaaaaaaaaaaa (2.0MB)\nDone: sha256:aaaaaaaaaaaa\n"
+    assert plain.getvalue() == "Copying blob sha256:aaaaaaaaaaaa (2MB)\nDone: sha256:aaaaaaaaaaaa\n"
