@@ -80,8 +80,12 @@ class Ipam:
                 continue
             except ValueError:
                 doc = {}  # torn by a crash: stale, reclaimed by address
-            out.append(Lease(addr, str(doc.get("id", "")), str(doc.get("link", "")),
-                             tuple(parse_port(p) for p in doc.get("ports", [])), int(doc.get("pid", 0))))
+            try:
+                ports = tuple(parse_port(str(p)) for p in doc.get("ports", []))
+            except NetworkError:
+                ports = ()
+            out.append(Lease(addr, str(doc.get("id", "")), str(doc.get("link", "")), ports,
+                             int(doc.get("pid", 0)) if str(doc.get("pid", 0)).isdigit() else 0))
         return sorted(out, key=lambda lease: lease.address)
 
     def find(self, container_id: str) -> Lease | None:

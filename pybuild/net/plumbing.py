@@ -68,8 +68,12 @@ def check_host_ports(ports: tuple[PortMapping, ...], leases: list[Lease]) -> Non
 
 def _stale(ipam: Ipam, links) -> list[Lease]:  # type: ignore[no-untyped-def]
     """Leases whose veth is gone: the container's netns died without a teardown."""
-    return [lease for lease in ipam.leases()
-            if not links.exists(link_name(lease.container_id) if lease.container_id else lease.link)]
+    stale = []
+    for lease in ipam.leases():
+        name = link_name(lease.container_id) if lease.container_id else lease.link
+        if not name or not links.exists(name):  # a torn lease names nothing: stale too
+            stale.append(lease)
+    return stale
 
 
 def _reclaim(ipam: Ipam, fw: firewall.Firewall, leases: list[Lease]) -> None:

@@ -149,3 +149,20 @@ def test_ipam_leases(tmp_path):
     (tmp_path / "pybuild0" / "10.99.0.3").write_text("{")
     assert any(str(lease.address) == "10.99.0.3" for lease in ipam.leases())
     assert oct(os.stat(tmp_path / "pybuild0").st_mode & 0o777) == "0o700"
+
+
+def test_torn_leases_are_stale(tmp_path):
+    from pybuild.net.plumbing import _stale
+
+    ipam = Ipam(str(tmp_path), "pybuild0")
+    net = ipaddress.IPv4Network("10.99.0.0/29")
+    live = ipam.allocate(net, "live", "vpblive", ())
+    ipam.allocate(net, "dead", "vpbdead", ())
+    (tmp_path / "pybuild0" / "10.99.0.4").write_text('{"ports": ["nonsense"], "pid": "x"}')
+
+    class Links:
+        def exists(self, name):
+            return name == link_name("live")
+
+    stale = {str(lease.address) for lease in _stale(ipam, Links())}
+    assert stale == {"10.99.0.3", "10.99.0.4"} and str(live.address) not in stale
