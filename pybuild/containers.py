@@ -8,6 +8,8 @@ There is no daemon (as with podman): a container is a directory,
     fs/upper, fs/work  the overlay's upper dir (the container's changes: what `commit` turns into a layer)
     ctr.log          stdout and stderr of a detached container (`logs`)
     runtime.log      the OCI runtime's own log (its errors, JSON lines)
+    pid              the container's init pid, written by the runtime once it made the container
+    monitor          pid and start time of the process watching it (`pybuild run` or its -d fork)
     exit.json        the exit code, written by the monitor when the container ended
 
 and the OCI runtime keeps its state under RUNTIME_ROOT with the same ID. Status is
@@ -139,7 +141,7 @@ class Container:
         if state is not None and state.get("status") in ("created", "running", "paused"):
             return str(state["status"])
         return "exited" if state is not None or self.exit_code() is not None or \
-            os.path.exists(os.path.join(self.home, "started")) else "created"
+            os.path.exists(os.path.join(self.home, "pid")) else "created"
 
 
 def _start_time(pid: int) -> str:

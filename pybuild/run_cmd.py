@@ -206,14 +206,14 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
                                     stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True)
             for sig in _FORWARDED:
                 signal.signal(sig, lambda n, _f: proc.send_signal(n))
-            while proc.poll() is None and not os.path.exists(pidfile):
-                time.sleep(0.005)
+            if c.detached:  # the caller waits until the container runs (or could not)
+                while proc.poll() is None and not os.path.exists(pidfile):
+                    time.sleep(0.005)
             if os.path.exists(pidfile):
                 started = True
-                with open(os.path.join(c.home, "started"), "w"):
-                    pass
                 ready(None)
             code = proc.wait()
+            started = started or os.path.exists(pidfile)
         if not started:
             raise RunError(runtime_error(c.runtime_log) or
                            f"{c.runtime[0]} exited with status {code} before the container started")
