@@ -151,6 +151,13 @@ def prepare_caps(caps: Any, last_cap: int | None = None) -> CapPlan:
                    ambient, last_cap, tuple(warnings))
 
 
+def with_held(plan: CapPlan, cap: int) -> CapPlan:
+    """The plan with `cap` also in effective and permitted (not in bounding,
+    inheritable or ambient, which alone decide the sets after execve)."""
+    return CapPlan(plan.bounding, plan.effective | {cap}, plan.permitted | {cap}, plan.inheritable,
+                   plan.ambient, plan.last_cap, plan.warnings)
+
+
 def drop_bounding(plan: CapPlan) -> None:
     """Step 1: remove every capability outside `plan.bounding` from the bounding set."""
     for cap in range(plan.last_cap + 1):

@@ -7,7 +7,14 @@ re-exec). Invariants:
 - Nothing is imported here after pivot_root: every module this file needs is
   imported at the top or by create.py before fork; after pivot_root it only
   makes syscalls on data it already has.
-- Every failure is sent to the parent as data; the process then _exits(1).
+- Every failure reaches a caller: until `start` releases init it is sent on
+  the sync socket (create reports it); after that it is written to exec.fifo,
+  which `start` (or `run`) reads until EOF, and EOF without text means init
+  exec'd (the write end is close-on-exec).
+- After the seccomp filter is loaded nothing but execve runs (runc loads it as
+  late as it can; here it is always the last step, see _late_seccomp): a
+  profile may deny any syscall init would still make, and a denied one would
+  kill init unseen.
 """
 
 from __future__ import annotations
@@ -40,8 +47,26 @@ def run(launch: Launch, sock: _socket.socket) -> None:
         _setup(launch, sock)
         _wait_and_exec(launch, sock)
     except BaseException as err:  # everything, even KeyboardInterrupt: report, then die
-        sync.send_error(sock, err)
+        _report(launch, sock, err)
     os._exit(1)
+
+
+def _report(launch: Launch, sock: _socket.socket, err: BaseException) -> None:
+    """To `start` through exec.fifo once it released init, else to create."""
+    fd = launch.extra.get("fifo_w")
+    if fd is None:
+        sync.send_error(sock, err)
+        return
+    try:
+        os.write(fd, sync.error_text(err).encode(errors="replace"))
+    except OSError:
+        pass  # start died with us; the exit status and `state` still say stopped
+
+
+def _late_seccomp(launch: Launch) -> bool:
+    """The filter goes in right before execve unless it has a notify listener
+    (its fd must reach create, which hands it to listenerPath)."""
+    return launch.seccomp is not None and bool(launch.seccomp.program) and not launch.seccomp.needs_notify
 
 
 def _setup(launch: Launch, sock: _socket.socket) -> None:
@@ -66,10 +91,8 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
         s.personality(launch.personality)
     if launch.proc_attrs is not None:
         procattrs.apply(launch.proc_attrs)
-    if launch.seccomp is not None and launch.seccomp_early:
-        # Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter, so
-        # it goes in before the capabilities are dropped (runc does the same).
-        _load_seccomp(launch, sock)
+    if launch.seccomp is not None and launch.seccomp.needs_notify:
+        _load_seccomp(launch, sock)  # the listener fd must reach create before ready
     _user(launch)
     cwd = proc.cwd or "/"
     try:
@@ -137,6 +160,7 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     # every import that is not already loaded (SECURITY.md 4b).
     exeguard.seal_imports()
     rootfs.pivot(launch.rootfs, launch.no_pivot)
+    rootfs.apply_root_propagation(linux.rootfs_propagation if linux else None)
 
 
 def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
@@ -150,6 +174,12 @@ def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
 def _user(launch: Launch) -> None:
     user = launch.spec.process.user
     plan = launch.caps
+    if _late_seccomp(launch) and not launch.spec.process.no_new_privileges:
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN, and the
+        # filter is loaded last: keep it in effective and permitted until then.
+        # execve recomputes both from bounding, inheritable and ambient (which
+        # stay as configured), so the process gets exactly what runc gives it.
+        plan = capabilities.with_held(plan, capabilities.CAP_NUMBERS["CAP_SYS_ADMIN"])
     capabilities.drop_bounding(plan)
     capabilities.set_keepcaps()
     try:
@@ -206,21 +236,31 @@ def _load_seccomp(launch: Launch, sock: _socket.socket) -> None:
 
 def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
     if launch.fifo_fd is not None:
+        # Kept open (close-on-exec) after the byte: `start` reads on to EOF,
+        # and any failure from here on is written to it (see _report).
         fd = os.open(safepath.fd_path(launch.fifo_fd), os.O_WRONLY | os.O_CLOEXEC)
+        launch.extra["fifo_w"] = fd
         os.write(fd, b"0")
-        os.close(fd)
         os.close(launch.fifo_fd)
+        sock.close()  # create is gone or waits on the fifo too (run)
     if launch.spec.hooks.start_container:
         hooks.run_all("startContainer", launch.spec.hooks.start_container, launch.hook_state)
     _labels(launch)
-    if launch.seccomp is not None and not launch.seccomp_early:
-        _load_seccomp(launch, sock)
-    # The sync socket stays open: it is CLOEXEC, so `run` reads EOF when execve
-    # succeeds and the error (E2BIG for a huge args/env, ENOEXEC…) when it fails.
     if launch.proc_attrs is not None:
         procattrs.apply_final(launch.proc_attrs)
     s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
-    os.execve(launch.exec_path, list(launch.spec.process.args), launch.env)
+    _seccomp_then_exec(launch, launch.exec_path)
+
+
+def _seccomp_then_exec(launch: Launch, path: str) -> None:
+    """The filter, then execve and nothing else: the C arrays are built first."""
+    args = s.ExecArgs(path, list(launch.spec.process.args), [f"{k}={v}" for k, v in launch.env.items()])
+    if _late_seccomp(launch):
+        launch.seccomp_load(launch.seccomp)
+    try:
+        s.execve(args)
+    except OSError as err:
+        raise Step(f'exec: "{launch.spec.process.args[0]}": {err.strerror.lower()}') from None
 
 
 def run_exec(launch: Launch, sock: _socket.socket) -> None:
@@ -232,7 +272,7 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
         if launch.proc_attrs is not None:
             procattrs.apply(launch.proc_attrs)
-        if launch.seccomp is not None and launch.seccomp_early:
+        if launch.seccomp is not None and launch.seccomp.needs_notify:
             _close_listener(launch.seccomp_load(launch.seccomp))
         _user(launch)
         try:
@@ -245,13 +285,11 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
         path = _look_path(proc.args[0], launch.env)
         if proc.no_new_privileges:
             s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
-        if launch.seccomp is not None and not launch.seccomp_early:
-            _close_listener(launch.seccomp_load(launch.seccomp))
         _labels(launch)
         if launch.proc_attrs is not None:
             procattrs.apply_final(launch.proc_attrs)
         s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
-        os.execve(path, list(proc.args), launch.env)
+        _seccomp_then_exec(launch, path)
     except BaseException as err:  # everything: report, then die
         sync.send_error(sock, err)
     os._exit(1)

@@ -36,15 +36,58 @@ def _kerr(call: str, err: OSError, path: str) -> KernelError:
     return KernelError(call, err.errno or errno.EIO, path)
 
 
-def prepare_root(rootfs: str, propagation: str | None) -> int:
-    """Make mount events not leak to the host, bind the rootfs onto itself
-    (pivot_root needs a mount point) and return an O_PATH fd of it."""
-    flags = mountopts.PROPAGATION.get(propagation or "rslave")
+def root_propagation(propagation: str | None) -> int:
+    """MS_* flags for linux.rootfsPropagation (0: none asked)."""
+    if propagation is None:
+        return 0
+    flags = mountopts.PROPAGATION.get(propagation)
     if flags is None:
         raise ConfigError(".linux.rootfsPropagation", f"unknown propagation {propagation!r}")
-    s.mount(None, "/", None, flags)
+    return flags
+
+
+def prepare_root(rootfs: str, propagation: str | None) -> int:
+    """Make mount events not leak to the host, bind the rootfs onto itself
+    (pivot_root needs a mount point) and return an O_PATH fd of it.
+
+    The host's tree becomes a recursive slave (private when private was
+    asked), and the rootfs' parent mount private when it is shared (runc's
+    rootfsParentMountPrivate): pivot_root refuses a shared parent, and the
+    self-bind would propagate to the host. The propagation asked for is put on
+    the new root after pivot_root (apply_root_propagation): shared cannot be
+    pivoted, and binding out of an unbindable mount fails."""
+    asked = root_propagation(propagation)
+    private = asked & s.MS_PRIVATE
+    s.mount(None, "/", None, s.MS_REC | (s.MS_PRIVATE if private else s.MS_SLAVE))
+    parent, shared = _parent_mount(rootfs)
+    if shared:
+        s.mount(None, parent, None, s.MS_PRIVATE)
     s.mount(rootfs, rootfs, None, s.MS_BIND | s.MS_REC)
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _parent_mount(path: str) -> tuple[str, bool]:
+    """(mount point, is shared) of the mount that holds `path`: the longest
+    mount point that is `path` or one of its parents, in this mount namespace."""
+    best, shared = "/", False
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" - ", 1)[0].split()
+            point = fields[4].decode(errors="surrogateescape").replace("\\040", " ")
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, shared = point, any(o.startswith(b"shared:") for o in fields[6:])
+    return best, shared
+
+
+def apply_root_propagation(propagation: str | None) -> None:
+    """After pivot_root: the container's / gets linux.rootfsPropagation."""
+    flags = root_propagation(propagation)
+    if flags:
+        try:
+            s.mount(None, "/", None, flags)
+        except OSError as err:
+            raise _kerr("rootfsPropagation", err, "/") from None
 
 
 def _source_is_dir(source: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
-from pyrunc import sync
 from pyrunc.create import CreateOptions, create
 from pyrunc.delete import destroy, stop
 from pyrunc.errors import PyruncError
@@ -28,8 +27,7 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
         keep: bool = False, systemd_cgroup: bool = False, rootless: bool = False) -> int:
     if keep and detach:
         raise PyruncError("--keep and --detach cannot be used together")
-    state = create(store, container_id, opts, systemd_cgroup=systemd_cgroup, rootless=rootless,
-                   keep_sync=True)
+    state = create(store, container_id, opts, systemd_cgroup=systemd_cgroup, rootless=rootless)
     try:
         if not detach:
             for sig in FORWARDED:
@@ -37,7 +35,6 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
         with store.lock(container_id):
             release(state)
             state.status = Status.RUNNING
-        sync.wait_exec(state.sync)
         if state.hooks.get("poststart"):
             _poststart(state)
     except BaseException:

@@ -24,7 +24,10 @@ RLIMIT_TYPES = (
     "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
     "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
 )
-ROOTFS_PROPAGATIONS = ("private", "shared", "slave", "unbindable")
+# The spec's four, and runc's recursive forms (runc maps the value through its
+# mount-option table, so "rprivate" & co. work there and clients send them).
+ROOTFS_PROPAGATIONS = ("private", "shared", "slave", "unbindable",
+                       "rprivate", "rshared", "rslave", "runbindable")
 DEVICE_TYPES = ("c", "b", "u", "p")
 CGROUP_DEVICE_TYPES = ("a", "c", "b")
 # every ordering of a subset of "rwm": JSON Schema states this as an enum too

@@ -98,7 +98,7 @@ def _process(v: object, p: str) -> Process:
         c = _obj(v, f"{p}.ioPriority")
         cp = f"{p}.ioPriority"
         io = IOPriority(_enum(_required(c, "class", cp), f"{cp}.class", IOPRIO_CLASSES),
-                        _int(_required(c, "priority", cp), f"{cp}.priority", (0, 7, "")))
+                        _o_int(c, "priority", cp, (0, 7, "")) or 0)  # only class is required (schema; runc: 0)
     v = d.get("scheduler", _ABSENT)
     sched = None if v is _ABSENT else _scheduler(v, f"{p}.scheduler")
     v = d.get("execCPUAffinity", _ABSENT)

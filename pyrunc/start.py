@@ -30,7 +30,10 @@ def start(store: StateStore, container_id: str) -> State:
 
 
 def release(state: State) -> None:
-    """Open exec.fifo and wait for init's byte (or its death).
+    """Open exec.fifo, wait for init's byte (or its death), then read on to
+    EOF: init keeps its end open, close-on-exec, until its execve, and writes
+    there whatever stops it on the way (startContainer hooks, labels, the
+    seccomp filter, the execve itself), so no failure of init is lost.
 
     The pidfd comes first: opening the fifo is what releases init, and a process
     as short as `true` can then exec, exit and be reaped (containerd's shim is a
@@ -58,10 +61,31 @@ def release(state: State) -> None:
                     break
             if pidfd in events:
                 raise PyruncError("container init exited before start")
-    finally:
         os.close(pidfd)
+        pidfd = -1
+        error = _read_to_eof(fifo)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
         os.close(fifo)
     os.unlink(state.fifo_path)
+    if error:
+        raise PyruncError(f"container init failed: {error}")
+
+
+def _read_to_eof(fifo: int) -> str:
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    chunks = []
+    while True:
+        poller.poll()
+        try:
+            data = os.read(fifo, 4096)
+        except BlockingIOError:
+            continue
+        if not data:
+            return b"".join(chunks).decode(errors="replace").strip()
+        chunks.append(data)
 
 
 def _poststart(state: State) -> None:

@@ -90,8 +90,8 @@ def expect(sock: _socket.socket, kind: str) -> tuple[dict, list[int]]:
     return msg, fds
 
 
-def send_error(sock: _socket.socket, err: BaseException) -> None:
-    """Report a child-side failure; never raises (the child is about to exit)."""
+def error_text(err: BaseException) -> str:
+    """One line for a child-side failure, naming the step and the path."""
     if isinstance(err, OSError) and err.filename is not None:
         text = f"{err.filename}: {err.strerror}"
     else:
@@ -99,7 +99,12 @@ def send_error(sock: _socket.socket, err: BaseException) -> None:
     step = getattr(err, "step", None)
     if step:
         text = f"{step}: {text}"
+    return text
+
+
+def send_error(sock: _socket.socket, err: BaseException) -> None:
+    """Report a child-side failure; never raises (the child is about to exit)."""
     try:
-        send(sock, "error", msg=text)
+        send(sock, "error", msg=error_text(err))
     except OSError:
         pass

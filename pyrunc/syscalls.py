@@ -242,6 +242,30 @@ def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int
     _check(_syscall(_NR["execveat"], ctypes.c_int(dirfd), _b(path), c_argv, c_envp, ctypes.c_int(flags)), path)
 
 
+class ExecArgs:
+    """execve(2)'s arguments as C arrays, built before the seccomp filter is
+    loaded so that nothing but the execve itself runs after it."""
+
+    __slots__ = ("path", "argv", "envp", "_keep")
+
+    def __init__(self, path: str, argv: list[str], envp: list[str]) -> None:
+        self._keep = [os.fsencode(a) for a in argv] + [os.fsencode(e) for e in envp]
+        self.path = os.fsencode(path)
+        self.argv = (ctypes.c_char_p * (len(argv) + 1))(*self._keep[:len(argv)], None)
+        self.envp = (ctypes.c_char_p * (len(envp) + 1))(*self._keep[len(argv):], None)
+
+
+_execve = _libc.execve
+_execve.restype = ctypes.c_int
+
+
+def execve(args: ExecArgs) -> None:
+    """Only returns by raising: execve(2) replaces the process on success."""
+    _execve(args.path, args.argv, args.envp)
+    err = ctypes.get_errno()
+    raise OSError(err, os.strerror(err), os.fsdecode(args.path))
+
+
 # --- seccomp ---------------------------------------------------------------------------
 class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]

@@ -304,7 +304,7 @@ INVALID = [
     (("linux", "resources", "rdma"), {"mlx": {}}, '.linux.resources.rdma["mlx"]', "hcaHandles or hcaObjects"),
     (("linux", "resources", "unified"), {"memory.max": 5}, '.linux.resources.unified["memory.max"]',
      "must be a string"),
-    (("linux", "rootfsPropagation"), "rshared", ".linux.rootfsPropagation", "is not one of"),
+    (("linux", "rootfsPropagation"), "rsharedx", ".linux.rootfsPropagation", "is not one of"),
     (("linux", "seccomp"), {}, ".linux.seccomp.defaultAction", "is required"),
     (("linux", "seccomp"), {"defaultAction": "SCMP_ACT_DENY"}, ".linux.seccomp.defaultAction",
      "is not one of"),

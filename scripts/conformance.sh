@@ -1,0 +1,115 @@
+#!/bin/bash
+# Build the OCI runtime-tools validation suite from a fetched copy and run it
+# against one or more runtimes. The suite itself is never committed.
+#
+#   scripts/conformance.sh build SRC          SRC: a git dir or work tree of
+#                                             opencontainers/runtime-tools
+#   scripts/conformance.sh run RUNTIME...     e.g. run "$PWD/.venv/bin/pyrunc" runc crun
+#   scripts/conformance.sh table              the per-file table of the last runs
+#   scripts/conformance.sh one RUNTIME NAME   one file, its TAP on stdout
+#
+# Environment: CONFORMANCE_DIR (default /var/tmp/pyrunc-conformance) holds the
+# build and the results; COMMIT (default 0105384, the commit Debian packaged).
+#
+# Build: Debian's Go (apt-get install golang-go, 1.19) with the repo's vendored
+# modules, offline: GO111MODULE=on GOFLAGS=-mod=vendor GOPROXY=off. Each file
+# is a Go program (validation/NAME/NAME.go) that calls $RUNTIME; it needs a
+# static `runtimetest` and rootfs-amd64.tar.gz in its working directory. Each
+# runs inside `unshare --mount` because some tests remove mount namespaces.
+#
+# A file passes when it exits 0, prints no "not ok", and really checked
+# something (at least one "ok" line): the 13 files that relay runtimetest's TAP
+# from inside the container print nothing when the container did not run.
+set -euo pipefail
+
+DIR=${CONFORMANCE_DIR:-/var/tmp/pyrunc-conformance}
+COMMIT=${COMMIT:-0105384}
+TIMEOUT=${TIMEOUT:-120}
+
+build() {
+    local src=$1 gitdir
+    if [ -d "$src/.git" ]; then gitdir=$src/.git; else gitdir=$src; fi
+    rm -rf "$DIR/src"
+    mkdir -p "$DIR/src" "$DIR/bin"
+    git --git-dir="$gitdir" archive "$COMMIT" | tar -x -C "$DIR/src"
+    cd "$DIR/src"
+    export GO111MODULE=on GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 GOCACHE=$DIR/gocache
+    go build -tags "netgo osusergo" -ldflags "-extldflags -static" -o "$DIR/bin/runtimetest" ./cmd/runtimetest
+    local t
+    for t in validation/*/; do
+        t=$(basename "$t")
+        [ "$t" = util ] && continue
+        [ -f "validation/$t/$t.go" ] || continue
+        go build -o "$DIR/bin/$t.t" "./validation/$t/$t.go"
+    done
+    cp rootfs-amd64.tar.gz "$DIR/bin/"
+    echo "built $(ls "$DIR"/bin/*.t | wc -l) files in $DIR/bin"
+}
+
+wrap() {  # RUNTIME -> a wrapper named like it that keeps its state under $DIR
+    local rt=$1 name
+    name=$(basename "$rt")
+    mkdir -p "$DIR/rt" "$DIR/state/$name"
+    printf '#!/bin/sh\nexec %q --root %q "$@"\n' "$(command -v "$rt")" "$DIR/state/$name" >"$DIR/rt/$name"
+    chmod +x "$DIR/rt/$name"
+    echo "$DIR/rt/$name"
+}
+
+one() {  # RUNTIME NAME -> prints TAP, returns the file's verdict
+    local rt t=$2 out rc
+    rt=$(wrap "$1")
+    cd "$DIR/bin"
+    set +e
+    out=$(RUNTIME=$rt timeout "$TIMEOUT" unshare --mount --propagation private "./$t.t" 2>&1)
+    rc=$?
+    set -e
+    printf '%s\n' "$out"
+    [ $rc -eq 0 ] || return 1
+    grep -q '^not ok' <<<"$out" && return 1
+    grep -Eq '^ok [0-9]+' <<<"$out" || return 1
+    return 0
+}
+
+run() {
+    local rt name t pass total
+    for rt in "$@"; do
+        name=$(basename "$rt")
+        mkdir -p "$DIR/results/$name"
+        pass=0 total=0
+        for t in $(cd "$DIR/bin" && ls *.t | sed 's/\.t$//' | sort); do
+            total=$((total + 1))
+            if one "$rt" "$t" >"$DIR/results/$name/$t.tap"; then
+                echo pass >"$DIR/results/$name/$t.verdict"; pass=$((pass + 1))
+            else
+                echo FAIL >"$DIR/results/$name/$t.verdict"
+            fi
+            printf '%-8s %-40s %s\n' "$name" "$t" "$(cat "$DIR/results/$name/$t.verdict")"
+        done
+        echo "$name: $pass of $total files pass"
+    done
+}
+
+table() {
+    local names t n
+    names=$(ls "$DIR/results")
+    printf '| file |'; for n in $names; do printf ' %s |' "$n"; done; echo
+    printf '|---|'; for n in $names; do printf '%s' '---|'; done; echo
+    for t in $(cd "$DIR/bin" && ls *.t | sed 's/\.t$//' | sort); do
+        printf '| %s |' "$t"
+        for n in $names; do printf ' %s |' "$(cat "$DIR/results/$n/$t.verdict" 2>/dev/null || echo -)"; done
+        echo
+    done
+    printf '| **total** |'
+    for n in $names; do printf ' **%s** |' "$(grep -l pass "$DIR/results/$n"/*.verdict | wc -l)"; done
+    echo
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+    build) build "$@" ;;
+    run) run "$@" ;;
+    table) table ;;
+    one) one "$@" ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
