@@ -75,7 +75,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", default="/run/pyrunc", show_default=True, help="Directory for container state.")
 @click.option("--log", default=None, help="Log file (default: stderr).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--log-format", default="text", help="'text' (default) or 'json'.")
 @click.option("--debug", is_flag=True, help="Debug logging.")
 @click.option("--systemd-cgroup", is_flag=True, help="cgroupsPath is slice:prefix:name (systemd).")
 @click.option("--rootless", default="auto", help="Ignore cgroup permission errors (true|false|auto).")

@@ -56,9 +56,13 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     with Undo() as undo:
         state_dir = store.claim(container_id)
         undo.callback(store.remove, container_id)
+        if not ns.has("mount"):
+            from pyrunc.rootfs import release_host_mounts
+
+            undo.callback(release_host_mounts, state_dir)  # what init mounted on the host, if anything
         state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
                       owner="", annotations=dict(spec.annotations), state_dir=state_dir,
-                      hooks=_later_hooks(spec.hooks))
+                      hooks=_later_hooks(spec.hooks), spec_version=spec.oci_version)
         launch.cgroup = _cgroup(linux, container_id, systemd_cgroup, rootless, undo)
         if launch.cgroup is not None:
             state.cgroup = launch.cgroup.to_state()
@@ -199,7 +203,8 @@ def _later_hooks(hooks) -> dict:
     for kind in ("poststart", "poststop"):
         items = getattr(hooks, kind)
         if items:
-            out[kind] = [{"path": h.path, "args": list(h.args), "env": list(h.env),
+            out[kind] = [{"path": h.path, "args": list(h.args),
+                          **({"env": list(h.env)} if h.env is not None else {}),  # absent: runtime's env
                           **({"timeout": h.timeout} if h.timeout is not None else {})} for h in items]
     return out
 

@@ -86,4 +86,8 @@ def destroy(store: StateStore, state: State) -> None:
 
         hooks.run_all_warn("poststop", hooks.hooks_from_raw(state.hooks, "poststop"),
                            state.hook_state(Status.STOPPED))
+    if "mount" not in state.namespaces:
+        from pyrunc.rootfs import release_host_mounts
+
+        release_host_mounts(state.state_dir)  # made without a mount namespace
     store.remove(state.id)

@@ -105,10 +105,10 @@ def main(argv: list[str], early_error: PyruncError | None = None) -> int:
         parsed = None
     from pyrunc import logs
 
-    if parsed is not None:
-        logs.configure(parsed[0].log, parsed[0].log_format, parsed[0].debug)
     verb = parsed[1] if parsed is not None else "pyrunc"
     try:
+        if parsed is not None:
+            logs.configure(parsed[0].log, parsed[0].log_format, parsed[0].debug)
         if early_error is not None:
             raise early_error
         if parsed is None:

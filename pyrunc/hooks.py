@@ -3,8 +3,9 @@ env (nothing inherited), and a timeout.
 
 What a failure does follows runtime-spec config.md#posix-platform-hooks and
 runc: prestart/createRuntime/createContainer/startContainer failures fail the
-operation; poststart failures make runc kill the container (crun too);
-poststop failures are only warnings.
+operation; poststop failures are only warnings; a poststart failure follows
+the spec version the config declares (start.py: warn before 1.3, error, stop
+and destroy from 1.3 on, which is also what runc 1.1 does).
 
 `subprocess` is imported only when a container has hooks; create.py imports
 this module before fork in that case, so init never imports after pivot_root.
@@ -19,7 +20,9 @@ def run_hook(kind: str, index: int, hook, state_json: bytes) -> None:
     import subprocess
 
     args = list(hook.args) or [hook.path]
-    env = dict(e.split("=", 1) for e in hook.env if "=" in e)
+    # runc (Go's exec.Cmd): no "env" key = the runtime's own environment;
+    # an empty list = an empty environment.
+    env = None if hook.env is None else dict(e.split("=", 1) for e in hook.env if "=" in e)
     try:
         proc = subprocess.run(args, executable=hook.path, input=state_json, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -57,7 +60,8 @@ def hooks_from_raw(raw: dict | None, kind: str) -> tuple:
 
     out = []
     for h in (raw or {}).get(kind, []) or []:
-        out.append(Hook(path=h["path"], args=tuple(h.get("args", ())), env=tuple(h.get("env", ())),
+        env = h.get("env")
+        out.append(Hook(path=h["path"], args=tuple(h.get("args", ())), env=None if env is None else tuple(env),
                         timeout=h.get("timeout")))
     return tuple(out)
 

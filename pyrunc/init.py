@@ -19,6 +19,7 @@ re-exec). Invariants:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import resource
@@ -80,8 +81,8 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
             f.write(str(launch.oom_score_adj))
     if launch.ns.has("mount"):
         _build_rootfs(launch, sock)
-    elif launch.has_runtime_hooks:
-        _hooks_barrier(launch, sock)
+    else:
+        _build_rootfs_in_host_ns(launch, sock)
     for rl in proc.rlimits:
         try:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
@@ -129,29 +130,35 @@ def _loopback_up() -> None:
         sk.close()
 
 
+def _build_rootfs_in_host_ns(launch: Launch, sock: _socket.socket) -> None:
+    """No mount namespace: the container still lives in its rootfs (chroot, as
+    runc and crun), and the config's mounts are made there, in the host's
+    mount namespace, as runc does. They are recorded (mount id and point) in
+    the state dir, so `delete` detaches exactly these and nothing else; a
+    failure here detaches them at once."""
+    if launch.spec.root.readonly:
+        raise ConfigError(".root.readonly", "needs a mount namespace: the remount would make the host's "
+                          "mount of the rootfs read-only")
+    before = rootfs.mounts_under(launch.rootfs)
+    root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _populate(launch, sock, root_fd)
+        rootfs.record_host_mounts(launch.fifo_fd, before, launch.rootfs)
+    except BaseException:
+        rootfs.detach_new_mounts(before, launch.rootfs)
+        raise
+    finally:
+        os.close(root_fd)
+    exeguard.seal_imports()
+    rootfs.chroot(launch.rootfs)
+
+
 def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     spec = launch.spec
     linux = spec.linux
     root_fd = rootfs.prepare_root(launch.rootfs, linux.rootfs_propagation if linux else None)
     try:
-        for i, m in enumerate(spec.mounts):
-            rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user,
-                               launch.cgroup_dirs)
-        if not rootfs.bind_dev_mounted(spec.mounts):
-            rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
-                                  bool(launch.ns.join and launch.ns.join[0][0] == "user"))
-            rootfs.dev_symlinks(root_fd)
-        if launch.has_runtime_hooks:
-            _hooks_barrier(launch, sock)
-        if spec.hooks.create_container:
-            hooks.run_all("createContainer", spec.hooks.create_container, launch.hook_state)
-        if launch.sysctl_writer is not None:
-            launch.sysctl_writer(root_fd)
-        if linux:
-            rootfs.readonly_paths(root_fd, linux.readonly_paths)
-            rootfs.mask_paths(root_fd, linux.masked_paths)
-        if spec.process.cwd:
-            rootfs.make_cwd(root_fd, spec.process.cwd)
+        _populate(launch, sock, root_fd)
         if spec.root.readonly:
             rootfs.remount_readonly(root_fd, "/")
     finally:
@@ -161,6 +168,30 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     exeguard.seal_imports()
     rootfs.pivot(launch.rootfs, launch.no_pivot)
     rootfs.apply_root_propagation(linux.rootfs_propagation if linux else None)
+
+
+def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
+    """mounts, /dev, hooks barrier, createContainer hooks, sysctls, masks, cwd."""
+    spec = launch.spec
+    linux = spec.linux
+    for i, m in enumerate(spec.mounts):
+        rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user,
+                           launch.cgroup_dirs)
+    if not rootfs.bind_dev_mounted(spec.mounts):
+        rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
+                              bool(launch.ns.join and launch.ns.join[0][0] == "user"))
+        rootfs.dev_symlinks(root_fd)
+    if launch.has_runtime_hooks:
+        _hooks_barrier(launch, sock)
+    if spec.hooks.create_container:
+        hooks.run_all("createContainer", spec.hooks.create_container, launch.hook_state)
+    if launch.sysctl_writer is not None:
+        launch.sysctl_writer(root_fd)
+    if linux:
+        rootfs.readonly_paths(root_fd, linux.readonly_paths)
+        rootfs.mask_paths(root_fd, linux.masked_paths)
+    if spec.process.cwd:
+        rootfs.make_cwd(root_fd, spec.process.cwd)
 
 
 def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
@@ -180,6 +211,7 @@ def _user(launch: Launch) -> None:
         # execve recomputes both from bounding, inheritable and ambient (which
         # stay as configured), so the process gets exactly what runc gives it.
         plan = capabilities.with_held(plan, capabilities.CAP_NUMBERS["CAP_SYS_ADMIN"])
+    _fix_stdio(user.uid)
     capabilities.drop_bounding(plan)
     capabilities.set_keepcaps()
     try:
@@ -193,6 +225,30 @@ def _user(launch: Launch) -> None:
     capabilities.apply_sets(plan)
     capabilities.raise_ambient(plan)
     os.umask(user.umask if user.umask is not None else 0o022)
+
+
+def _fix_stdio(uid: int) -> None:
+    """Give stdin/stdout/stderr to the process user (runc fixStdioPermissions):
+    they were opened outside the container, and a non-root process must be
+    able to reopen /proc/self/fd/1 and the like. Only the uid changes; a
+    descriptor on /dev/null, or one the kernel will not let us chown (owner
+    unmapped, read-only), is left alone as runc does."""
+    try:
+        null = os.stat("/dev/null").st_rdev
+    except OSError:
+        null = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # closed by the caller
+        if st.st_uid == uid or (null is not None and st.st_rdev == null):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise Step(f"chown stdio fd {fd} to uid {uid}: {err.strerror}") from None
 
 
 def _home_of(uid: int) -> str:
@@ -267,6 +323,7 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
     """`pyrunc exec`'s process, already in the container's namespaces and
     cgroup: the same privilege steps as init, then execve. Never returns."""
     try:
+        os.setsid()  # as runc's nsexec: the process leads its own group, so getpgrp() != 0
         proc = launch.spec.process
         for rl in proc.rlimits:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))

@@ -13,13 +13,30 @@ import sys
 import time
 
 _log_path: str | None = None
+_log_fd = -1
 _json = False
 _debug = False
+FORMATS = ("text", "json")
 
 
 def configure(log_path: str | None, log_format: str, debug: bool) -> None:
-    global _log_path, _json, _debug
-    _log_path, _json, _debug = log_path, log_format == "json", debug
+    """Check the format and open the log file now, as runc does: a bad
+    --log-format or an unopenable --log fails the command (exit 1) instead of
+    losing every later message."""
+    global _log_path, _log_fd, _json, _debug
+    from pyrunc.errors import PyruncError
+
+    if log_format not in FORMATS:
+        raise PyruncError(f"invalid log-format: {log_format}")
+    fd = -1
+    if log_path:
+        from pyrunc.fsutil import open_append  # never creates through a dangling link
+
+        try:
+            fd = open_append(log_path)
+        except OSError as err:
+            raise PyruncError(f"open {log_path}: {(err.strerror or str(err)).lower()}") from None
+    _log_path, _log_fd, _json, _debug = log_path, fd, log_format == "json", debug
 
 
 def _now() -> str:
@@ -35,22 +52,11 @@ def _emit(level: str, message: str) -> None:
     else:
         line = f"pyrunc: {message}" if level == "error" else f"pyrunc: {level}: {message}"
     if _log_path:
-        from pyrunc.fsutil import open_append
-
-        try:
-            fd = open_append(_log_path)
-        except OSError as err:  # say so on stderr, with the message itself: never a traceback
-            sys.stderr.write(f"pyrunc: --log {_log_path}: {err.strerror}\n")
-            fd = -1
-        if fd >= 0:
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
-            if level != "error":
-                return
-            if _json:
-                return
+        os.write(_log_fd, (line + "\n").encode())
+        if level != "error":
+            return
+        if _json:
+            return
         line = f"pyrunc: {message}"
     sys.stderr.write(line + "\n")
     sys.stderr.flush()

@@ -86,12 +86,17 @@ def write_id_maps(pid: int, uid_mappings: tuple, gid_mappings: tuple, deny_setgr
     kernel demands; root writing the gid map keeps setgroups usable so that
     additionalGids still work in the container.
     """
+    # Without maps every id in the namespace is the overflow id and the
+    # process cannot even setuid(0): say so instead of a bare EINVAL (runc
+    # refuses the same config).
+    if not uid_mappings:
+        raise ConfigError(".linux.uidMappings", "a new user namespace needs uidMappings (none given)")
+    if not gid_mappings:
+        raise ConfigError(".linux.gidMappings", "a new user namespace needs gidMappings (none given)")
     if deny_setgroups:
         _write(f"/proc/{pid}/setgroups", b"deny")
-    if uid_mappings:
-        _write(f"/proc/{pid}/uid_map", id_map_text(uid_mappings))
-    if gid_mappings:
-        _write(f"/proc/{pid}/gid_map", id_map_text(gid_mappings))
+    _write(f"/proc/{pid}/uid_map", id_map_text(uid_mappings))
+    _write(f"/proc/{pid}/gid_map", id_map_text(gid_mappings))
 
 
 def _write(path: str, data: bytes) -> None:

@@ -70,14 +70,20 @@ def _parent_mount(path: str) -> tuple[str, bool]:
     """(mount point, is shared) of the mount that holds `path`: the longest
     mount point that is `path` or one of its parents, in this mount namespace."""
     best, shared = "/", False
+    for _mid, point, optional in _mountinfo():
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, shared = point, any(o.startswith(b"shared:") for o in optional)
+    return best, shared
+
+
+def _mountinfo():
+    """(mount id, mount point, optional fields) of each mount in this namespace."""
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split(b" - ", 1)[0].split()
-            point = fields[4].decode(errors="surrogateescape").replace("\\040", " ")
-            inside = path == point or path.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best):
-                best, shared = point, any(o.startswith(b"shared:") for o in fields[6:])
-    return best, shared
+            yield (int(fields[0]), fields[4].decode(errors="surrogateescape").replace("\\040", " "),
+                   fields[6:])
 
 
 def apply_root_propagation(propagation: str | None) -> None:
@@ -123,18 +129,40 @@ def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_
     else:
         target = safepath.create_target(root_fd, dest, True)
         flags = opts.flags | (DEFAULT_PROC_FLAGS if mtype == "proc" else 0)
+        data = _tmpfs_mode(target, opts.data) if mtype == "tmpfs" else opts.data
         try:
             if "tmpcopyup" in opts.extensions:
                 from pyrunc.copyup import tmpcopyup  # imported before fork by create when needed
 
-                tmpcopyup(root_fd, target, m.source or "tmpfs", mtype, flags, opts.data, dest)
+                tmpcopyup(root_fd, target, m.source or "tmpfs", mtype, flags, data, dest)
             else:
-                s.mount(m.source or mtype, safepath.fd_path(target), mtype, flags, opts.data or None)
+                s.mount(m.source or mtype, safepath.fd_path(target), mtype, flags, data or None)
         except OSError as err:
             raise _kerr(f"mount {mtype}", err, dest) from None
         finally:
             os.close(target)
+    if norm == "/":
+        _follow_new_root(root_fd)
     _after_mount(root_fd, opts, dest)
+
+
+def _follow_new_root(root_fd: int) -> None:
+    """A mount onto / covers the rootfs: root_fd (same number) now names the
+    new top, so what follows (later mounts, /dev, masks, pivot) lands on it."""
+    fd = os.open(os.readlink(safepath.fd_path(root_fd)), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.dup2(fd, root_fd, inheritable=False)
+    finally:
+        os.close(fd)
+
+
+def _tmpfs_mode(target: int, data: str) -> str:
+    """A tmpfs keeps its mount point's mode unless mode= is given (runc); the
+    kernel's default would be 1777."""
+    if any(o.startswith("mode=") for o in data.split(",")):
+        return data
+    mode = f"mode={stat.S_IMODE(os.fstat(target).st_mode):04o}"
+    return f"{mode},{data}" if data else mode
 
 
 def _bind(root_fd: int, m, opts: mountopts.MountOptions, dest: str, bundle: str, user_ns: bool,
@@ -206,9 +234,10 @@ def create_devices(root_fd: int, devices: tuple, use_bind: bool) -> None:
 
 
 def _make_node(root_fd: int, path: str, mode: int, dev: int, uid: int, gid: int, use_bind: bool) -> None:
+    # Anywhere in the rootfs, as runc: the parent is resolved inside the root.
     parent_path, name = os.path.split(os.path.normpath(path))
-    if not name or not parent_path.startswith("/dev"):
-        raise SecurityError(f"device {path}: must be under /dev")
+    if not name or name == ".." or not path.startswith("/"):
+        raise ConfigError(".linux.devices", f"device {path}: must be an absolute path naming a file")
     parent = safepath.mkdir_all(root_fd, parent_path)
     try:
         try:
@@ -318,6 +347,71 @@ def remount_readonly(root_fd: int, path: str) -> None:
 
 def make_cwd(root_fd: int, cwd: str) -> None:
     os.close(safepath.mkdir_all(root_fd, cwd))
+
+
+HOST_MOUNTS = "host-mounts"  # in the state dir: mounts made without a mount namespace
+
+
+def mounts_under(rootfs: str) -> dict[int, str]:
+    """{mount id: mount point} of the mounts at or under `rootfs`, in this
+    mount namespace."""
+    prefix = rootfs.rstrip("/") + "/"
+    return {mid: point for mid, point, _ in _mountinfo() if point == rootfs or point.startswith(prefix)}
+
+
+def detach_new_mounts(before: dict[int, str], rootfs: str) -> None:
+    """Detach what appeared under `rootfs` since `before`, newest first."""
+    for mid, point in sorted(mounts_under(rootfs).items(), reverse=True):
+        if mid not in before:
+            try:
+                s.umount2(point, s.MNT_DETACH)
+            except OSError:
+                pass  # already gone with a parent detached before it
+
+
+def record_host_mounts(fifo_fd: int | None, before: dict[int, str], rootfs: str) -> None:
+    """Write the mounts this init made (id and point, one a line) next to
+    exec.fifo, for release_host_mounts at delete."""
+    if fifo_fd is None:
+        return
+    state_dir = os.path.dirname(os.readlink(safepath.fd_path(fifo_fd)))
+    new = [(mid, p) for mid, p in sorted(mounts_under(rootfs).items()) if mid not in before]
+    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(HOST_MOUNTS, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    try:
+        os.write(fd, "".join(f"{mid} {p}\n" for mid, p in new).encode(errors="surrogateescape"))
+    finally:
+        os.close(fd)
+
+
+def release_host_mounts(state_dir: str) -> None:
+    """At delete: detach the mounts a container without a mount namespace
+    made, newest first, each only if that very mount (same id) is still there."""
+    try:
+        with open(os.path.join(state_dir, HOST_MOUNTS), "rb") as f:
+            made = [line.decode(errors="surrogateescape").rstrip("\n").split(" ", 1) for line in f]
+    except FileNotFoundError:
+        return
+    for mid, point in reversed(made):
+        if mounts_under(point).get(int(mid)) == point:
+            try:
+                s.umount2(point, s.MNT_DETACH)
+            except OSError as err:
+                raise _kerr("umount", err, point) from None
+
+
+def chroot(rootfs: str) -> None:
+    """No mount namespace: pivot_root would move the host's root."""
+    try:
+        os.chdir(rootfs)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as err:
+        raise _kerr("chroot", err, rootfs) from None
 
 
 def pivot(rootfs: str, no_pivot: bool) -> None:

@@ -35,11 +35,33 @@ def _split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
+MAX_LINKS = 40  # the kernel's ELOOP limit
+
+
+def _dangling(root_fd: int, dir_fd: int, parent: str, name: str, depth: int) -> str | None:
+    """If `name` in dir_fd is a symlink (whose target is missing), the path
+    inside the root it points to; None if it is not a symlink."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISLNK(st.st_mode):
+        return None
+    if depth >= MAX_LINKS:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name)
+    target = os.readlink(name, dir_fd=dir_fd)
+    if target.startswith("/"):
+        return target
+    return resolve_in_root(root_fd, parent or "/").rstrip("/") + "/" + target
+
+
+def mkdir_all(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> int:
     """mkdir -p inside the root; returns an O_PATH fd of the final directory.
 
     Each prefix is resolved from the root with RESOLVE_IN_ROOT, so a symlink at
-    any level (even one planted to point at the host's /etc) stays inside.
+    any level (even one planted to point at the host's /etc) stays inside. A
+    dangling symlink is followed inside the root and its target created, as
+    runc (securejoin + MkdirAll) does.
     """
     parts = _split(path)
     fd = os.open(".", O_PATH, dir_fd=root_fd)
@@ -54,7 +76,9 @@ def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
                 try:
                     os.mkdir(name, mode, dir_fd=fd)
                 except FileExistsError:
-                    pass  # lost a race with a concurrent creator: resolve again
+                    link = _dangling(root_fd, fd, "/".join(parts[:i]), name, _depth)
+                    if link is not None:
+                        os.close(mkdir_all(root_fd, link, mode, _depth + 1))
                 new = open_in_root(root_fd, prefix, O_PATH | os.O_DIRECTORY)
             except NotADirectoryError:
                 raise SecurityError(f"{path}: /{prefix} is not a directory in the rootfs") from None
@@ -66,11 +90,12 @@ def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
         raise
 
 
-def create_target(root_fd: int, path: str, is_dir: bool, mode: int = 0o755) -> int:
+def create_target(root_fd: int, path: str, is_dir: bool, mode: int = 0o755, _depth: int = 0) -> int:
     """Make sure a mount target exists (a dir, or an empty file for a file bind)
-    and return an O_PATH fd of it, resolved inside the root."""
+    and return an O_PATH fd of it, resolved inside the root (a dangling
+    symlink's target is created inside the root, as runc)."""
     if is_dir:
-        return mkdir_all(root_fd, path, mode)
+        return mkdir_all(root_fd, path, mode, _depth)
     try:
         return open_in_root(root_fd, path, O_PATH)
     except FileNotFoundError:
@@ -85,7 +110,9 @@ def create_target(root_fd: int, path: str, is_dir: bool, mode: int = 0o755) -> i
                          0o644, dir_fd=parent)
             os.close(fd)
         except FileExistsError:
-            pass
+            link = _dangling(root_fd, parent, "/".join(parts[:-1]), parts[-1], _depth)
+            if link is not None:
+                os.close(create_target(root_fd, link, False, mode, _depth + 1))
         return open_in_root(root_fd, path, O_PATH)
     finally:
         os.close(parent)

@@ -142,7 +142,7 @@ class Mount(Record):
 class Hook(Record):
     path: str
     args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
+    env: tuple[str, ...] | None = None  # None: absent, the hook gets the runtime's env (runc)
     timeout: int | None = None
 
 

@@ -193,7 +193,7 @@ def _mount(v: object, p: str) -> Mount:
 def _hook(v: object, p: str) -> Hook:
     d = _obj(v, p)
     return Hook(_abs(_required(d, "path", p), f"{p}.path"), _o_strs(d, "args", p) or (),
-                _o_strs(d, "env", p) or (), _o_int(d, "timeout", p, (1, None, "")))
+                _o_strs(d, "env", p), _o_int(d, "timeout", p, (1, None, "")))
 
 
 def parse_hooks(v: object, p: str) -> Hooks:

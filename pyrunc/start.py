@@ -25,7 +25,7 @@ def start(store: StateStore, container_id: str) -> State:
         release(state)
         state.status = Status.RUNNING
     if state.hooks.get("poststart"):
-        _poststart(state)
+        _poststart(state, store)
     return state
 
 
@@ -88,12 +88,30 @@ def _read_to_eof(fifo: int) -> str:
         chunks.append(data)
 
 
-def _poststart(state: State) -> None:
-    from pyrunc import hooks
-    from pyrunc.kill import signal_init
-
+def poststart_fails_container(spec_version: str) -> bool:
+    """runtime-spec 1.3 made a poststart failure an error that stops and
+    destroys the container (runc 1.1 already did); before 1.3 it is a warning
+    and the lifecycle goes on (what runtime-tools' poststart_fail checks)."""
+    parts = spec_version.split("-", 1)[0].split("+", 1)[0].split(".")
     try:
-        hooks.run_all("poststart", hooks.hooks_from_raw(state.hooks, "poststart"), state.hook_state())
+        return tuple(int(p) for p in parts[:2]) >= (1, 3)
+    except ValueError:
+        return False
+
+
+def _poststart(state: State, store: StateStore | None = None) -> None:
+    from pyrunc import hooks
+
+    poststart = hooks.hooks_from_raw(state.hooks, "poststart")
+    if not poststart_fails_container(state.spec_version):
+        hooks.run_all_warn("poststart", poststart, state.hook_state())
+        return
+    try:
+        hooks.run_all("poststart", poststart, state.hook_state())
     except PyruncError:
-        signal_init(state, 9)
+        from pyrunc.delete import destroy, stop
+
+        stop(state)
+        if store is not None:  # run destroys it itself
+            destroy(store, state)
         raise

@@ -81,6 +81,7 @@ class State(MutableRecord):
     annotations: dict[str, str] = NEW_DICT
     cgroup: dict = NEW_DICT
     hooks: dict = NEW_DICT
+    spec_version: str = ""  # the config's ociVersion: poststart failure semantics depend on it
     namespaces: dict[str, str] = NEW_DICT
     shares_pidns: bool = False
     status: Status = Status.CREATING
