@@ -14,7 +14,7 @@ import time
 from pyrunc import namespaces, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature, PyruncError
 from pyrunc.fsutil import atomic_write
-from pyrunc.launch import Launch, env_dict, personality_value, rootfs_path
+from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, rootfs_path
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status
 from pyrunc.undo import Undo
@@ -78,7 +78,15 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             _new_keyring(container_id)
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
         undo.callback(_kill_init, launch)
-        pid, notify_fd = _spawn(launch, state, spec, keep_sync)
+        if needs_mount_sources(spec, ns.new_user):
+            from pyrunc import mountsrc
+
+            launch.mount_fds = mountsrc.open_sources(spec, bundle, ns.new_user)
+        try:
+            pid, notify_fd = _spawn(launch, state, spec, keep_sync)
+        finally:
+            for fd in launch.mount_fds.values():
+                os.close(fd)  # init has attached them by now (or is gone)
         state.pid = pid
         state.pid_start = _start_time(pid)
         state.status = Status.CREATED

@@ -2,14 +2,15 @@
 
 Each answer comes from the module that does the work (mount option tables,
 namespace flags, capability names, seccomp action/operator/arch/flag tables,
-the cgroup drivers), so the report changes when they do. The few features that
-are parsed but not implemented yet are listed in NOT_IMPLEMENTED next to the
-place that refuses them; tests/unit/pyrunc/test_features.py checks that those
-places still refuse.
+the cgroup drivers) or from a probe of this host (seccomp filter flags,
+idmapped mounts, AppArmor/SELinux), so the report says what pyrunc really does
+here. tests/integration/pyrunc/test_features_live.py runs containers that use
+each advertised feature and checks that the unadvertised ones are refused.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 
 import click
@@ -17,8 +18,7 @@ import click
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 OCI_VERSION_MIN = "1.0.0"
 
-# mount options mountopts accepts but rootfs.mount_entry refuses with MissingFeature
-NOT_IMPLEMENTED_MOUNT_OPTIONS = frozenset({"idmap", "ridmap"})
+IDMAP_OPTIONS = frozenset({"idmap", "ridmap"})
 
 
 def mount_options() -> list[str]:
@@ -26,7 +26,19 @@ def mount_options() -> list[str]:
 
     known = (set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(mountopts.RECURSIVE)
              | set(mountopts.RECURSIVE_ATIME) | set(mountopts.EXTENSIONS))
-    return sorted(known - NOT_IMPLEMENTED_MOUNT_OPTIONS)
+    return sorted(known if idmap_supported() else known - IDMAP_OPTIONS)
+
+
+def idmap_supported() -> bool:
+    """mount_setattr(2) with MOUNT_ATTR_IDMAP exists (Linux 5.12): probed with
+    an invalid call that a kernel without it answers ENOSYS."""
+    from pyrunc import syscalls as s
+
+    try:
+        s.mount_setattr(-1, "", s.AT_EMPTY_PATH, attr_set=s.MOUNT_ATTR_IDMAP)
+    except OSError as err:
+        return err.errno != errno.ENOSYS
+    return True
 
 
 def seccomp_features() -> dict:
@@ -59,11 +71,11 @@ def cgroup_features() -> dict:
 
 
 def lsm_features() -> tuple[bool, bool]:
-    """(AppArmor, SELinux): pyrunc writes both labels through /proc/thread-self/attr/exec."""
+    """(AppArmor, SELinux): enabled where this host has the LSM, since
+    lsm.check_lsm refuses a label the host cannot apply."""
     from pyrunc import lsm
 
-    supported = hasattr(lsm, "apply_exec_labels")
-    return supported, supported
+    return lsm.apparmor_enabled(), lsm.selinux_enabled()
 
 
 def collect() -> dict:
@@ -85,7 +97,7 @@ def collect() -> dict:
             "apparmor": {"enabled": apparmor},
             "selinux": {"enabled": selinux},
             "intelRdt": {"enabled": False},          # create.py refuses linux.intelRdt
-            "mountExtensions": {"idmap": {"enabled": False}},  # see NOT_IMPLEMENTED_MOUNT_OPTIONS
+            "mountExtensions": {"idmap": {"enabled": idmap_supported()}},  # pyrunc.mountsrc
             "netDevices": {"enabled": False},         # create.py refuses linux.netDevices
         },
         "annotations": {"org.pyrunc.version": _version()},

@@ -176,7 +176,7 @@ def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
     linux = spec.linux
     for i, m in enumerate(spec.mounts):
         rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user,
-                           launch.cgroup_dirs)
+                           launch.cgroup_dirs, launch.mount_fds.get(i))
     if not rootfs.bind_dev_mounted(spec.mounts):
         rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
                               bool(launch.ns.join and launch.ns.join[0][0] == "user"))

@@ -43,6 +43,7 @@ class Launch(MutableRecord):
     exec_path: str = ""
     proc_attrs: Any = None
     cgroup_dirs: tuple = ()
+    mount_fds: dict = NEW_DICT  # mount index -> detached bind source (mountsrc)
     extra: dict = NEW_DICT
 
 
@@ -55,6 +56,16 @@ def env_dict(env: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f".process.env[{i}]", f"{item!r} is not KEY=VALUE")
         out[key] = value
     return out
+
+
+def needs_mount_sources(spec: Any, new_user: bool) -> bool:
+    """Whether the runtime must open bind sources for init (pyrunc.mountsrc):
+    binds into a new user namespace, and idmapped mounts."""
+    for m in spec.mounts:
+        bind = m.type == "bind" or "bind" in m.options or "rbind" in m.options
+        if (new_user and bind) or "idmap" in m.options or "ridmap" in m.options:
+            return True
+    return False
 
 
 def personality_value(p: Any) -> int | None:

@@ -112,6 +112,26 @@ def _write(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def userns_with_maps(uid_mappings: tuple, gid_mappings: tuple) -> int:
+    """An fd of a new user namespace with these maps (for MOUNT_ATTR_IDMAP):
+    a child is cloned into it, the maps written, the fd opened, the child let go."""
+    r, w = os.pipe()
+    pid = syscalls.clone_fork(syscalls.CLONE_NEWUSER)
+    if pid == 0:
+        try:
+            os.close(w)
+            os.read(r, 1)  # until the parent closes its end
+        finally:
+            os._exit(0)
+    os.close(r)
+    try:
+        write_id_maps(pid, uid_mappings, gid_mappings, False)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(w)
+        os.waitpid(pid, 0)
+
+
 def write_time_offsets(offsets: dict) -> None:
     """After unshare(CLONE_NEWTIME), before the first child enters it."""
     if not offsets:

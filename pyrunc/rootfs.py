@@ -17,7 +17,7 @@ import os
 import stat
 
 from pyrunc import mountopts, safepath, syscalls as s
-from pyrunc.errors import ConfigError, KernelError, MissingFeature, SecurityError
+from pyrunc.errors import ConfigError, KernelError, SecurityError
 
 DEFAULT_DEVICES = (  # path, major, minor (char devices, 0666, root)
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -104,14 +104,12 @@ def _source_is_dir(source: str) -> bool:
 
 
 def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_ns: bool,
-                cgroup_dirs: tuple[str, ...] = ()) -> None:
+                cgroup_dirs: tuple[str, ...] = (), source_fd: int | None = None) -> None:
     field = f".mounts[{index}]"
     dest = m.destination
     if not dest.startswith("/"):
         dest = "/" + dest  # runc accepts relative destinations as relative to /
     opts = mountopts.parse(m.options, m.type, field)
-    if {"idmap", "ridmap"} & opts.extensions:
-        raise MissingFeature("idmapped mounts", f"{field}: the idmap option is not implemented")
     mtype = m.type or ("bind" if opts.is_bind else None)
     norm = os.path.normpath(dest)
     if norm in ("/proc", "/sys"):
@@ -121,7 +119,7 @@ def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_
     elif norm.startswith("/proc/") and norm not in PROC_SUBMOUNT_OK:
         raise SecurityError(f"{field}: {dest} cannot be mounted because it is inside /proc")
     if opts.is_bind:
-        _bind(root_fd, m, opts, dest, bundle, user_ns, field)
+        _bind(root_fd, m, opts, dest, bundle, user_ns, field, source_fd)
     elif mtype == "cgroup" or mtype == "cgroup2":
         from pyrunc.cgroupfs import mount_cgroups  # imported before fork by create when needed
 
@@ -166,15 +164,24 @@ def _tmpfs_mode(target: int, data: str) -> str:
 
 
 def _bind(root_fd: int, m, opts: mountopts.MountOptions, dest: str, bundle: str, user_ns: bool,
-          field: str) -> None:
+          field: str, source_fd: int | None = None) -> None:
     source = m.source or ""
     if not source:
         raise ConfigError(f"{field}.source", "a bind mount needs a source")
     if not source.startswith("/"):
         source = os.path.join(bundle, source)
-    target = safepath.create_target(root_fd, dest, _source_is_dir(source))
+    if source_fd is not None:  # opened by the runtime as host root (mountsrc)
+        is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+    else:
+        is_dir = _source_is_dir(source)
+    target = safepath.create_target(root_fd, dest, is_dir)
     try:
-        s.mount(source, safepath.fd_path(target), None, s.MS_BIND | (opts.flags & s.MS_REC))
+        if source_fd is not None:
+            from pyrunc import mountsrc  # loaded by create before fork when it opened sources
+
+            mountsrc.attach(source_fd, target)
+        else:
+            s.mount(source, safepath.fd_path(target), None, s.MS_BIND | (opts.flags & s.MS_REC))
     except OSError as err:
         raise _kerr("bind mount", err, f"{source} on {dest}") from None
     finally:

@@ -35,16 +35,18 @@ def test_advertised_mount_options_are_accepted(option):
     mountopts.parse((option,), "tmpfs", ".mounts[0]")
 
 
-@pytest.mark.parametrize("option", sorted(features.NOT_IMPLEMENTED_MOUNT_OPTIONS))
-def test_unadvertised_mount_options_are_refused_by_rootfs(option):
-    """If this fails, idmapped mounts got implemented: advertise them in features.py."""
-    from pyrunc import rootfs
+def test_idmap_is_advertised_where_the_kernel_has_it():
+    """The probe, not a constant: runs a container with it in test_features_live.py."""
+    on = features.idmap_supported()
+    assert REPORT["linux"]["mountExtensions"]["idmap"]["enabled"] is on
+    assert ("idmap" in REPORT["mountOptions"]) is on and ("ridmap" in REPORT["mountOptions"]) is on
 
-    mount = spec.Mount("/mnt", "bind", "/tmp", ("bind", option))
-    with pytest.raises(MissingFeature):
-        rootfs.mount_entry(-1, mount, 0, "/", False, False)
-    assert option not in REPORT["mountOptions"]
-    assert REPORT["linux"]["mountExtensions"]["idmap"]["enabled"] is False
+
+def test_lsm_is_advertised_where_the_host_has_it():
+    from pyrunc import lsm
+
+    assert REPORT["linux"]["apparmor"]["enabled"] is lsm.apparmor_enabled()
+    assert REPORT["linux"]["selinux"]["enabled"] is lsm.selinux_enabled()
 
 
 def test_seccomp_tables_are_the_ones_the_compiler_accepts():
