@@ -39,9 +39,11 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     init stays open in `state.sync` so errors after start still reach us."""
     bundle = os.path.abspath(opts.bundle)
     spec = specmod.load(bundle)
+    if spec.process is None:
+        # runtime-spec: `start` "MUST generate an error if process was not
+        # set"; create makes the container, init reports at start (init.py).
+        spec = specmod.replace(spec, process=specmod.Process(args=(), cwd="/"))
     proc = spec.process
-    if proc is None:
-        raise ConfigError(".process", "is required to create a container")
     if proc.terminal and not opts.console_socket:
         raise ConfigError(".process.terminal", "terminal is true but no --console-socket was given")
     if opts.console_socket and not proc.terminal:
@@ -235,7 +237,9 @@ def _spawn(launch: Launch, state: State, spec, keep_sync: bool) -> tuple[int, in
         from pyrunc import hooks
 
         state.pid = pid
-        doc = state.hook_state(Status.CREATING)
+        # The environment is made (lifecycle step 2) when these hooks run:
+        # they see "created", as crun's and runtime-tools' reading (runc: creating).
+        doc = state.hook_state(Status.CREATED)
         hooks.run_all("prestart", spec.hooks.prestart, doc)
         hooks.run_all("createRuntime", spec.hooks.create_runtime, doc)
         return doc

@@ -103,7 +103,8 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
     fds.verify_cwd(cwd)  # CVE-2024-21626: a leaked host dir fd as cwd
     if "HOME" not in launch.env:
         launch.env["HOME"] = _home_of(proc.user.uid)
-    launch.exec_path = _look_path(proc.args[0], launch.env)
+    if proc.args:  # none: config.json has no process, start reports it
+        launch.exec_path = _look_path(proc.args[0], launch.env)
     if proc.no_new_privileges:
         s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
     sync.send(sock, "ready")
@@ -299,6 +300,8 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
         os.write(fd, b"0")
         os.close(launch.fifo_fd)
         sock.close()  # create is gone or waits on the fifo too (run)
+    if not launch.spec.process.args:
+        raise ConfigError(".process", "is not set: there is no process to start")
     if launch.spec.hooks.start_container:
         hooks.run_all("startContainer", launch.spec.hooks.start_container, launch.hook_state)
     _labels(launch)

@@ -18,8 +18,10 @@
 # runs inside `unshare --mount` because some tests remove mount namespaces.
 #
 # A file passes when it exits 0, prints no "not ok", and really checked
-# something (at least one "ok" line): the 13 files that relay runtimetest's TAP
-# from inside the container print nothing when the container did not run.
+# something: at least one "ok" line, or for the files that only print a YAML
+# "error" when they find one (hooks, poststart, ...), a bare "1..0" without
+# it. The 13 files that relay runtimetest's TAP from inside the container
+# print nothing at all when the container did not run: a failure.
 set -euo pipefail
 
 DIR=${CONFORMANCE_DIR:-/var/tmp/pyrunc-conformance}
@@ -63,10 +65,20 @@ one() {  # RUNTIME NAME -> prints TAP, returns the file's verdict
     out=$(RUNTIME=$rt timeout "$TIMEOUT" unshare --mount --propagation private "./$t.t" 2>&1)
     rc=$?
     set -e
-    printf '%s\n' "$out"
-    [ $rc -eq 0 ] || return 1
+    printf '%s\n# conformance.sh: exit code %s\n' "$out" "$rc"
+    verdict "$rc" "$out"
+}
+
+verdict() {  # RC TAP -> 0 when the file passes
+    local rc=$1 out=$2
+    [ "$rc" -eq 0 ] || return 1
     grep -q '^not ok' <<<"$out" && return 1
-    grep -Eq '^ok [0-9]+' <<<"$out" || return 1
+    grep -Eq '^ok [0-9]+' <<<"$out" && return 0
+    # no test line: the files that only report a failure as a YAML "error"
+    # (hooks, poststart, ...) pass on a bare plan; a runtimetest relay whose
+    # container never ran prints no plan at all
+    grep -q '^1\.\.0$' <<<"$out" || return 1
+    grep -q '"error":' <<<"$out" && return 1
     return 0
 }
 
@@ -86,6 +98,15 @@ run() {
             printf '%-8s %-40s %s\n' "$name" "$t" "$(cat "$DIR/results/$name/$t.verdict")"
         done
         echo "$name: $pass of $total files pass"
+    done
+}
+
+rescore() {  # recompute the verdicts of the kept TAP files (after a change of rule)
+    local f rc
+    for f in "$DIR"/results/*/*.tap; do
+        rc=$(sed -n 's/^# conformance.sh: exit code //p' "$f")
+        [ -n "$rc" ] || { grep -q '^exit status' "$f" && rc=1 || rc=0; }
+        if verdict "$rc" "$(cat "$f")"; then echo pass; else echo FAIL; fi >"${f%.tap}.verdict"
     done
 }
 
@@ -110,6 +131,7 @@ case $cmd in
     build) build "$@" ;;
     run) run "$@" ;;
     table) table ;;
+    rescore) rescore ;;
     one) one "$@" ;;
     *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

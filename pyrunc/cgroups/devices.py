@@ -142,9 +142,13 @@ class Emulator:
             self.rules.pop(key, None)
 
     def state(self) -> DeviceState:
+        """Exceptions in the order their rules first came: the config's own
+        rules before the defaults appended after them, so devices.list lists
+        them in the config's order (runtime-spec: "apply entries in the listed
+        order"; runtime-tools checks it, crun does it)."""
         allow = not self.default_allow
         excs = tuple(Rule(allow, t, ma, mi, _norm_access("".join(p)))
-                     for (t, ma, mi), p in sorted(self.rules.items()))
+                     for (t, ma, mi), p in self.rules.items())
         return DeviceState(self.default_allow, excs)
 
 

@@ -104,6 +104,8 @@ class V1Manager:
             self._order_memory(mem, res or {}, prefix, source)
         if "blkio" in plan:
             _bfq_names(plan["blkio"], self.paths["blkio"])
+        if "cpu.rt_runtime_us" in plan.get("cpu", {}):
+            _rt_parents(self.paths["cpu"], plan["cpu"])
         writer = fileio.Writer()
         devlist = None
         if "devices" in plan:
@@ -213,6 +215,27 @@ def _kernel_has(controller: str) -> bool:
                        for line in f if not line.startswith("#"))
     except OSError:
         return True
+
+
+def _rt_parents(cpu_dir: str, cpu: dict[str, str]) -> None:
+    """A new v1 cgroup has cpu.rt_runtime_us 0, and a child may not have more
+    real-time runtime (per period) than its parent: raise each ancestor below
+    the hierarchy root, top down, to what the container asks (never lower
+    one), so realtimeRuntime and SCHED_FIFO/RR work nested under /pyrunc."""
+    runtime = int(cpu["cpu.rt_runtime_us"])
+    if runtime <= 0:
+        return
+    period = int(cpu.get("cpu.rt_period_us") or fileio.read(f"{cpu_dir}/cpu.rt_period_us").strip())
+    ancestors = []
+    d = os.path.dirname(cpu_dir)
+    while os.path.exists(os.path.join(os.path.dirname(d), "cgroup.procs")):  # stop below the root
+        ancestors.append(d)
+        d = os.path.dirname(d)
+    for anc in reversed(ancestors):
+        have = int(fileio.read(f"{anc}/cpu.rt_runtime_us").strip())
+        need = -(-runtime * int(fileio.read(f"{anc}/cpu.rt_period_us").strip()) // period)
+        if 0 <= have < need:
+            fileio.write(f"{anc}/cpu.rt_runtime_us", str(need))
 
 
 def _seed_cpuset(made: list[str]) -> None:
