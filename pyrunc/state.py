@@ -160,7 +160,7 @@ class State(MutableRecord):
 
 _FIELD_TYPES = {"id": str, "bundle": str, "rootfs": str, "created": str, "pid": int, "pid_start": int,
                 "owner": str, "annotations": dict, "cgroup": dict, "hooks": dict, "namespaces": dict,
-                "shares_pidns": bool, "status": str}
+                "shares_pidns": bool, "status": str, "spec_version": str}
 _REQUIRED_FIELDS = ("id", "bundle", "rootfs", "created")
 _JSON_NAMES = {str: "string", int: "integer", dict: "object", bool: "boolean"}
 
