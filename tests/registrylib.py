@@ -29,10 +29,11 @@ def free_port() -> int:
 
 class Registry:
     def __init__(self, workdir: str, users: dict[str, str] | None = None, port: int | None = None,
-                 token: "TokenServer | None" = None) -> None:
+                 token: "TokenServer | None" = None, tls: bool = False) -> None:
         self.workdir = workdir
         self.users = users
         self.token = token
+        self.tls_cert = self._make_cert() if tls else None
         self.port = port or free_port()
         self.url = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -44,6 +45,8 @@ class Registry:
         lines = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
                  f"    rootdirectory: {data}", "  delete:", "    enabled: true", "http:",
                  f"  addr: 127.0.0.1:{self.port}"]
+        if self.tls_cert:
+            lines += ["  tls:", f"    certificate: {self.tls_cert}", f"    key: {self.tls_cert[:-4]}.key"]
         if self.token is not None:
             lines += ["auth:", "  token:", f"    realm: {self.token.url}", f"    service: {self.token.service}",
                       f"    issuer: {self.token.issuer}", f"    rootcertbundle: {self.token.cert}"]
@@ -69,7 +72,12 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited {self.proc.returncode}: {self.log()}")
             try:
-                urllib.request.urlopen(f"http://{self.url}/v2/", timeout=1)
+                if self.tls_cert:
+                    import ssl
+                    ctx = ssl.create_default_context(cafile=self.tls_cert)
+                    urllib.request.urlopen(f"https://{self.url}/v2/", timeout=1, context=ctx)
+                else:
+                    urllib.request.urlopen(f"http://{self.url}/v2/", timeout=1)
                 return self
             except urllib.error.HTTPError:
                 return self  # 401 with auth: it answers
@@ -77,6 +85,14 @@ class Registry:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"docker-registry did not answer on {self.url}: {self.log()}")
+
+    def _make_cert(self) -> str:
+        """A self-signed certificate for 127.0.0.1 (the registry's TLS), made with the openssl CLI."""
+        cert = os.path.join(self.workdir, "tls.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        os.path.join(self.workdir, "tls.key"), "-out", cert, "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        return cert
 
     def log(self) -> str:
         try:
@@ -112,6 +128,7 @@ class FaultProxy:
       ignore_range: bool              answer Range requests with the whole blob (200)
       stall_patch: int | None         the Nth PATCH (1-based) reads part of its body, then hangs like above
       corrupt_manifests: bool         manifest GETs get one byte changed (same length)
+      fail_status: int, fail_times: int   answer the next fail_times requests with fail_status (e.g. 503)
     `log` records (method, path, headers) of every request.
     """
 
@@ -127,6 +144,8 @@ class FaultProxy:
         self.ignore_range = False
         self.stall_patch: int | None = None
         self.corrupt_manifests = False
+        self.fail_status = 503
+        self.fail_times = 0
         self.patches = 0
         self.stalled = threading.Event()
         self.release = threading.Event()
@@ -164,6 +183,14 @@ class FaultProxy:
 
         headers = {k: v for k, v in h.headers.items()}
         self.log.append((h.command, h.path, headers))
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            if int(headers.get("Content-Length") or 0):
+                h.rfile.read(int(headers["Content-Length"]))
+            h.send_response(self.fail_status)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         length = int(headers.get("Content-Length") or 0)
         is_patch = h.command == "PATCH"
         if is_patch:

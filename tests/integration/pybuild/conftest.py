@@ -45,3 +45,14 @@ def token_registry(tmp_path_factory):
     yield reg
     reg.stop()
     token.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory):
+    """A registry on https://127.0.0.1 with a self-signed certificate (Registry.tls_cert)."""
+    _need_registry()
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI to make a certificate")
+    reg = Registry(str(tmp_path_factory.mktemp("registry-tls")), tls=True).start()
+    yield reg
+    reg.stop()

@@ -419,3 +419,27 @@ def test_blobs_download_concurrently(registry, images, proxy, tmp_path):
     assert proc.wait(60) == 0, proc.stderr.read()
     assert waiting == 3
     assert digest_of(root, f"{proxy.url}/test/concurrent:1") == digest_of(images, "big")
+
+
+def test_tls_registry_verification(tls_registry, images, tmp_path):
+    """https with a self-signed certificate: a loopback registry is insecure by default (as docker's
+    127.0.0.0/8), --tls-verify=true checks against the system bundle (which lacks this CA: one line),
+    and a CA bundle that has it ($SSL_CERT_FILE) makes the verified pull work."""
+    dest = f"{tls_registry.url}/tls/busybox:1"
+    digest = pb(images, "push", "busybox", dest).stdout.strip()
+    line = one_line_error(pb(str(tmp_path / "a"), "pull", "--tls-verify=true", dest, check=False))
+    assert "TLS certificate verification failed" in line
+    pb(str(tmp_path / "b"), "pull", "--tls-verify=true", dest, env={**ENV, "SSL_CERT_FILE": tls_registry.tls_cert})
+    assert digest_of(str(tmp_path / "b"), dest) == digest
+
+
+def test_5xx_answers_are_retried(registry, images, proxy, tmp_path):
+    pb(images, "push", "busybox", f"{registry.url}/test/flaky:1")
+    proxy.fail_times = 3  # 503 to the first three requests (ping, manifest, ...)
+    root = str(tmp_path / "s")
+    pb(root, "pull", f"{proxy.url}/test/flaky:1")
+    assert [m for m, _, _ in proxy.log[:4]] == ["GET"] * 4
+    assert digest_of(root, f"{proxy.url}/test/flaky:1") == digest_of(images, "busybox")
+    proxy.fail_times = 100  # a registry that keeps failing: one line, after the retries
+    line = one_line_error(pb(str(tmp_path / "t"), "pull", f"{proxy.url}/test/flaky:1", check=False))
+    assert "503" in line
