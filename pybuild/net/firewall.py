@@ -96,6 +96,19 @@ def iptables_port_rules(container_id: str, address: str, ports: Sequence[PortMap
     return out
 
 
+def forward_blocked(rules: str) -> bool:
+    """Whether `iptables -S FORWARD` output drops forwarded traffic by default
+    (dockerd sets the policy to DROP): then the bridge needs its own accepts."""
+    return any(line.strip() in ("-P FORWARD DROP", "-A FORWARD -j DROP", "-A FORWARD -j REJECT")
+               or line.startswith("-A FORWARD -j REJECT ") for line in rules.splitlines())
+
+
+def iptables_forward_rules(bridge: str) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", base_table(bridge)]
+    return [["-t", "filter", "FORWARD", "-i", bridge, *tag, "-j", "ACCEPT"],
+            ["-t", "filter", "FORWARD", "-o", bridge, *tag, "-j", "ACCEPT"]]
+
+
 def iptables_jumps(container_id: str) -> list[list[str]]:
     chain = _chain(container_id)
     return [["-t", "nat", hook, "-m", "addrtype", "--dst-type", "LOCAL", "-j", chain]
@@ -158,6 +171,29 @@ class Firewall:
         if bridge and subnet:
             for rule in iptables_base_rules(bridge, subnet):
                 self._ipt_delete(rule)
+
+    def open_forwarding(self, bridge: str) -> bool:
+        """On a host whose iptables FORWARD chain drops by default, insert
+        accepts for the bridge in front (whatever the NAT backend: that chain
+        is iptables'). Returns whether it did (the caller records it)."""
+        ipt = shutil.which("iptables")
+        if ipt is None:
+            return False
+        filt = Firewall(Backend("iptables", ipt))
+        res = subprocess.run([ipt, "-w", "-S", "FORWARD"], capture_output=True, text=True)
+        if res.returncode != 0 or not forward_blocked(res.stdout):
+            return False
+        for rule in iptables_forward_rules(bridge):
+            if not filt._ipt("-C", rule, check=False):
+                filt._ipt("-I", rule)
+        return True
+
+    def close_forwarding(self, bridge: str) -> None:
+        ipt = shutil.which("iptables")
+        if ipt is not None:
+            filt = Firewall(Backend("iptables", ipt))
+            for rule in iptables_forward_rules(bridge):
+                filt._ipt_delete(rule)
 
     def _add_port_rules(self, container_id: str, address: str, ports: Sequence[PortMapping]) -> None:
         if not ports:

@@ -118,6 +118,20 @@ class Ipam:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.dir, str(lease.address)))
 
+    def mark_forwarding(self, on: bool) -> None:
+        """Record that set-up inserted FORWARD accepts for the bridge (firewall.open_forwarding)."""
+        path = os.path.join(self.dir, "forwarding")
+        if on:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            with open(path, "w"):
+                pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def forwarding_marked(self) -> bool:
+        return os.path.exists(os.path.join(self.dir, "forwarding"))
+
     def remove_dir_if_empty(self) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(self.dir)

@@ -101,6 +101,9 @@ def setup(req: NetRequest, netns_fd: int) -> Attachment:
         if net is None:
             net = choose_subnet(links.host_routes(), req.subnet)
             links.create_bridge(req.bridge, net)
+            with _undo_on_error(lambda: _drop_bridge_if_unused(ipam, links, fw, req.bridge, net)):
+                if fw.open_forwarding(req.bridge):
+                    ipam.mark_forwarding(True)
         elif wanted is not None and wanted != net:
             raise NetworkError(f"--subnet {wanted}: bridge {req.bridge} already uses {net}")
         with _undo_on_error(lambda: _drop_bridge_if_unused(ipam, links, fw, req.bridge, net)):
@@ -130,8 +133,16 @@ def _undo_on_error(undo):  # type: ignore[no-untyped-def]
 def _drop_bridge_if_unused(ipam: Ipam, links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
     if not ipam.leases():
         fw.remove([], bridge, str(net))
+        _remove_bridge(ipam, links, fw, bridge, net)
+
+
+def _remove_bridge(ipam: Ipam, links, fw: firewall.Firewall, bridge: str, net) -> None:  # type: ignore[no-untyped-def]
+    if net is not None:
         links.delete(bridge)
-        ipam.remove_dir_if_empty()
+    if ipam.forwarding_marked():
+        fw.close_forwarding(bridge)
+        ipam.mark_forwarding(False)
+    ipam.remove_dir_if_empty()
 
 
 def teardown(req: NetRequest) -> None:
@@ -156,9 +167,7 @@ def teardown(req: NetRequest) -> None:
                       req.bridge if last else None, str(net) if net else None)
             links.delete(host)
             if last:
-                if net is not None:
-                    links.delete(req.bridge)
-                ipam.remove_dir_if_empty()
+                _remove_bridge(ipam, links, fw, req.bridge, net)
         finally:
             links.close()
 

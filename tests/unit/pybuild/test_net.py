@@ -166,3 +166,11 @@ def test_torn_leases_are_stale(tmp_path):
 
     stale = {str(lease.address) for lease in _stale(ipam, Links())}
     assert stale == {"10.99.0.3", "10.99.0.4"} and str(live.address) not in stale
+
+
+def test_forward_blocked():
+    assert firewall.forward_blocked("-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n")
+    assert firewall.forward_blocked("-P FORWARD ACCEPT\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\n")
+    assert not firewall.forward_blocked("-P FORWARD ACCEPT\n-A FORWARD -m comment --comment x -j CNI-FORWARD\n")
+    rules = firewall.iptables_forward_rules("pybuild0")
+    assert [r[3:5] for r in rules] == [["-i", "pybuild0"], ["-o", "pybuild0"]]
