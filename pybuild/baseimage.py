@@ -261,15 +261,23 @@ def _import_layout_desc(store: Store, source: Any, desc: Descriptor, ref: str) -
     return StoredImage(name=None, descriptor=plain, manifest=manifest, config=config)
 
 
+_DOCKER_ENTRY = {"Config": str, "Layers": ("list", str), "RepoTags": ("list", str)}
+
+
 def _docker_entries(source: Any, ref: str) -> list[Any]:
-    """manifest.json of a docker-archive: a non-empty list of entries."""
+    """manifest.json of a docker-archive: a non-empty list of entries, each checked (a wrong type is
+    an error naming it)."""
+    from pybuild.image import _check
+
     with source.open("manifest.json") as stream:
         try:
             entries = json.loads(stream.read())
-        except ValueError as err:
-            raise StoreError(f"{ref}: manifest.json: invalid JSON: {err}") from None
+        except (ValueError, RecursionError) as err:
+            raise StoreError(f"{ref}: manifest.json: invalid JSON: {err or 'nested too deeply'}") from None
     if not isinstance(entries, list) or not entries:
         raise StoreError(f"{ref}: manifest.json: expected a non-empty list")
+    for i, entry in enumerate(entries):
+        _check(entry, _DOCKER_ENTRY, f"{ref}: manifest.json[{i}]")
     return entries
 
 

@@ -114,6 +114,15 @@ class Builder:
         from pybuild.runtime import resolve_runtime
         from pybuild.store import Store
 
+        from pybuild.utf8 import check_value
+
+        from pybuild.store import normalize_name
+
+        for flag, values in (("--build-arg", opts.build_args), ("--label", opts.labels)):
+            for key, value in values.items():
+                check_value(f"{key}={value}", f"{flag} {key}")
+        for tag in opts.tags:
+            normalize_name(tag)  # a bad name fails now, not after every step has run
         self.opts = opts
         self.progress = Progress(opts.progress)
         self.runtime = resolve_runtime(opts.runtime)
@@ -165,7 +174,7 @@ class Builder:
 
     # --- the build ----------------------------------------------------------------
     def build(self) -> str:
-        from pybuild import dockerfile_parser, instructions
+        from pybuild import dockerfile_parser, instructions, utf8
         from pybuild.context import BuildContext
         from pybuild.shell_words import ShellLex, default_args, meta_arg_env, proxy_env
         from pybuild.snapshot import BuildTemp
@@ -175,6 +184,7 @@ class Builder:
         data, self.df_name, df_path = _read_dockerfile(opts)
         result = dockerfile_parser.parse(data, self.df_name)
         meta, self.stages = instructions.parse_stages(result)
+        utf8.check_dockerfile(result, self.df_name)  # before anything runs (issue 11 finding 8)
         self.nodes = {n.start_line: n for n in result.nodes}
         target = instructions.select_target(self.stages, opts.target)
         self.stage_index = {s.name: s.index for s in self.stages if s.name}

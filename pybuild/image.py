@@ -286,22 +286,83 @@ def to_json(obj: Any) -> bytes:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
-def _load(data: bytes | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+def _load(data: bytes | Mapping[str, Any], what: str, shape: Any = None) -> Mapping[str, Any]:
+    """Decoded JSON of an image document, checked against `shape` (see _check) so that no field of
+    the wrong type reaches the code below as a traceback: the error names the field."""
+    from pybuild.errors import StoreError
+    from pybuild.utf8 import go_strings
+
     if isinstance(data, Mapping):
-        return data
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        from pybuild.errors import StoreError
-        raise StoreError(f"{what}: invalid JSON: {err}") from None
+        value: Any = data
+    else:
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            raise StoreError(f"{what}: invalid JSON: {reason}") from None
+        if b"\\u" in data:
+            value = go_strings(value)  # escaped lone surrogates read as U+FFFD, as Go reads them
     if not isinstance(value, dict):
-        from pybuild.errors import StoreError
         raise StoreError(f"{what}: expected a JSON object")
+    if shape is not None:
+        _check(value, shape, what)
     return value
 
 
+_STR_LIST = ("list", str)
+_STR_MAP = ("map", str)
+_DESCRIPTOR = {"mediaType": str, "digest": str, "size": int, "annotations": _STR_MAP, "urls": _STR_LIST,
+               "platform": dict}
+_CONTAINER = {"User": str, "ExposedPorts": dict, "Env": _STR_LIST, "Entrypoint": ("strs", str),
+              "Cmd": ("strs", str), "Volumes": dict, "WorkingDir": str, "Labels": _STR_MAP, "StopSignal": str,
+              "ArgsEscaped": bool, "Healthcheck": dict, "OnBuild": _STR_LIST, "Shell": _STR_LIST}
+CONFIG_SHAPE = {"architecture": str, "os": str, "created": str, "author": str, "os.version": str,
+                "variant": str, "config": _CONTAINER, "rootfs": {"diff_ids": _STR_LIST, "type": str},
+                "history": ("list", {"created": str, "created_by": str, "author": str, "comment": str,
+                                     "empty_layer": bool})}
+MANIFEST_SHAPE = {"mediaType": str, "config": _DESCRIPTOR, "layers": ("list", _DESCRIPTOR),
+                  "annotations": _STR_MAP}
+INDEX_SHAPE = {"mediaType": str, "manifests": ("list", _DESCRIPTOR), "annotations": _STR_MAP}
+_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "an array"}
+
+
+def _check(value: Any, shape: Any, path: str) -> None:
+    """Type-check decoded JSON: a type, a dict of field shapes (absent/null fields allowed), ("list",
+    shape), ("map", shape) (an object of those), ("strs", str) (a string or an array of strings)."""
+    from pybuild.errors import StoreError
+
+    def bad(expected: str) -> StoreError:
+        return StoreError(f"{path}: expected {expected}")
+
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise bad("an object")
+        for key, sub in shape.items():
+            if value.get(key) is not None:
+                _check(value[key], sub, f"{path}.{key}")
+    elif isinstance(shape, tuple):
+        kind, sub = shape
+        if kind == "strs" and isinstance(value, str):
+            return
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise bad("an object")
+            for key, item in value.items():
+                _check(item, sub, f"{path}.{key}")
+            return
+        if not isinstance(value, list):
+            raise bad("an array")
+        for i, item in enumerate(value):
+            _check(item, sub, f"{path}[{i}]")
+    elif shape is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+    elif not isinstance(value, shape):
+        raise bad(_NAMES.get(shape, shape.__name__))
+
+
 def parse_manifest(data: bytes | Mapping[str, Any]) -> Manifest:
-    d = _load(data, "manifest")
+    d = _load(data, "manifest", MANIFEST_SHAPE)
     if "config" not in d:
         from pybuild.errors import StoreError
         raise StoreError("manifest: missing field config")
@@ -312,13 +373,13 @@ def parse_manifest(data: bytes | Mapping[str, Any]) -> Manifest:
 
 
 def parse_index(data: bytes | Mapping[str, Any]) -> Index:
-    d = _load(data, "index")
+    d = _load(data, "index", INDEX_SHAPE)
     return Index(manifests=tuple(Descriptor.from_dict(m) for m in d.get("manifests") or ()),
                  annotations=dict(d["annotations"]) if d.get("annotations") else None)
 
 
 def parse_config(data: bytes | Mapping[str, Any]) -> ImageConfig:
-    d = _load(data, "image config")
+    d = _load(data, "image config", CONFIG_SHAPE)
     rootfs = d.get("rootfs") or {}
     history = tuple(History(created=h.get("created"), created_by=h.get("created_by"), author=h.get("author"),
                             comment=h.get("comment"), empty_layer=bool(h.get("empty_layer")))

@@ -466,7 +466,9 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
 def normalize_name(name: str) -> str:
     """Docker-style names: a name without a tag stands for NAME:latest; stored without ':latest' so that
     `oci:ROOT:NAME` finds it, as the design's `skopeo copy oci:/var/lib/pybuild:flaskdemo` expects."""
-    if not name or any(c.isspace() for c in name):
+    from pybuild.utf8 import first_bad
+
+    if not name or any(c.isspace() for c in name) or first_bad(name):
         raise StoreError(f"invalid image name: {name!r}")
     if "@" in name:  # NAME@sha256:<hex>: an image pulled by digest (a valid OCI ref.name)
         base, _, digest = name.partition("@")

@@ -168,7 +168,7 @@ class CopyStep:
             files.update(digest.files)
             h.update(digest.digest.encode())
         for name, content in heredocs:
-            h.update(f"heredoc {name}\0{content}".encode())
+            h.update(f"heredoc {name}\0{content}".encode("utf-8", "surrogateescape"))
         urls = []
         for url in url_words:
             if checksum:
@@ -218,8 +218,8 @@ class CopyStep:
                     hd = b.temp.new_dir("heredoc")
                     os.mkdir(hd, 0o700)
                     path = os.path.join(hd, name)
-                    with open(path, "w") as fh:
-                        fh.write(content)
+                    with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                        fh.write(content)  # any bytes the Dockerfile held, written back as they were
                     os.chmod(path, 0o644)
                     src = Source(name, path, False)
                     copy_sources(b.context, [src], ov.merged, dest, place, dest_is_dir(ov.merged, dest, n))

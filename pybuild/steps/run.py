@@ -134,7 +134,7 @@ class RunStep:
             if script is not None:
                 sdir = b.temp.new_dir("script")
                 os.mkdir(sdir, 0o755)
-                with open(os.path.join(sdir, "script"), "w") as fh:
+                with open(os.path.join(sdir, "script"), "w", encoding="utf-8", errors="surrogateescape") as fh:
                     fh.write(script)
                 os.chmod(os.path.join(sdir, "script"), 0o755)
                 extra_mounts.append({"destination": _SCRIPT_DIR, "type": "bind", "source": sdir,
