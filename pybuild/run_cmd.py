@@ -327,16 +327,19 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -
         stored, ports, mounts = check_inputs(store, req)
     except PybuildError as err:  # bad input: docker's 125, one line, nothing made
         raise RunError(str(err)) from None
+    final = run_config(stored, req).config
+    overrides = {"entrypoint": req.entrypoint, "cmd": list(command) or None, "env": parse_env(req.env) or None,
+                 "workdir": req.workdir, "user": req.user}
     c = Container(id=new_id(), name=req.name, image=req.image, image_id=stored.id, created=time.time(),
-                  command=list(run_config(stored, req).config.entrypoint or ()) +
-                  list(run_config(stored, req).config.cmd or ()),
+                  command=list(final.entrypoint or ()) + list(final.cmd or ()),
                   runtime=resolve_runtime(ctx.obj["runtime"]), network=req.network, ports=[p.text() for p in ports],
                   remove=req.remove, detached=req.detach, mounts=[m["destination"] for m in mounts],
                   stop_signal=stored.config.config.stop_signal or "SIGTERM",
-                  config={k: v for k, v in (("entrypoint", req.entrypoint), ("cmd", list(command) or None),
-                                             ("env", list(parse_env(req.env)) or None), ("workdir", req.workdir),
-                                             ("user", req.user)) if v is not None})
-    ContainerStore(ctx.obj["root"]).create(c)
+                  config={k: v for k, v in overrides.items() if v is not None})
+    try:
+        ContainerStore(ctx.obj["root"]).create(c)
+    except PybuildError as err:  # a name in use or not a name: docker's 125 too
+        raise RunError(str(err)) from None
     if req.detach:
         start_detached(store, c, stored, req, ports, mounts)
         click.echo(c.id)
