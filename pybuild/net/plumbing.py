@@ -165,9 +165,9 @@ def teardown(req: NetRequest) -> None:
             net = links.bridge_subnet(req.bridge) if last else None
             fw.remove([req.container_id] + [s.container_id for s in stale if s.container_id],
                       req.bridge if last else None, str(net) if net else None)
-            links.delete(host)
             if last:
                 _remove_bridge(ipam, links, fw, req.bridge, net)
+            links.delete(host)
         finally:
             links.close()
 
@@ -201,12 +201,17 @@ def attached(req: NetRequest) -> Iterator[tuple[str, Attachment]]:
     fd = new_netns()
     try:
         att = setup(req, fd)
-        try:
-            yield f"/proc/{os.getpid()}/fd/{fd}", att
-        finally:
-            teardown(req)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    try:
+        yield f"/proc/{os.getpid()}/fd/{fd}", att
+    finally:
+        # Our fd goes first: when the container is gone the namespace dies now,
+        # and the kernel removes its veth while teardown removes the bridge
+        # (each removal waits for an RCU grace period; this way they overlap).
+        os.close(fd)
+        teardown(req)
 
 
 def netns_of(pid: int) -> int:
