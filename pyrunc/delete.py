@@ -77,10 +77,19 @@ def _reap_if_child(pid: int) -> None:
 
 
 def destroy(store: StateStore, state: State) -> None:
+    """Remove the container's cgroups, run poststop hooks, remove the state.
+
+    As runc's destroy(): the state dir goes even when a cgroup cannot be
+    removed (a process stuck in it), and that error is reported afterwards;
+    otherwise `delete -f` would fail on it forever."""
+    error: BaseException | None = None
     if state.cgroup:
         from pyrunc.cgroups import load_manager
 
-        load_manager(state.cgroup).destroy(kill=state.shares_pidns)
+        try:
+            load_manager(state.cgroup).destroy(kill=state.shares_pidns)
+        except (PyruncError, OSError) as err:
+            error = err
     if state.hooks.get("poststop"):
         from pyrunc import hooks
 
@@ -91,3 +100,5 @@ def destroy(store: StateStore, state: State) -> None:
 
         release_host_mounts(state.state_dir)  # made without a mount namespace
     store.remove(state.id)
+    if error is not None:
+        raise error

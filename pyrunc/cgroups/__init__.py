@@ -41,28 +41,53 @@ def new_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = 
     if hier.mode == "v2":
         from pyrunc.cgroups.v2 import V2Manager
 
-        return V2Manager(hierarchy.resolve(path, "", own), mount=hier.unified or hierarchy.ROOT,
-                         rootless=rootless)
+        mount = hier.unified or hierarchy.ROOT
+        return V2Manager(_inner(path, "", own, mount), mount=mount, rootless=rootless)
     from pyrunc.cgroups.v1 import V1Manager
 
-    paths = {c: f"{mnt}{hierarchy.resolve(path, c, own)}".replace("//", "/")
-             for c, mnt in hier.v1.items()}
+    paths = {c: f"{mnt}{_inner(path, c, own, mnt)}".replace("//", "/") for c, mnt in hier.v1.items()}
     if hier.unified:
-        paths[""] = f"{hier.unified}{hierarchy.resolve(path, '', own)}".replace("//", "/")
+        paths[""] = f"{hier.unified}{_inner(path, '', own, hier.unified)}".replace("//", "/")
     return V1Manager(paths, rootless=rootless, path=path)
+
+
+def _inner(path: str, controller: str, own: dict[str, str] | None, mount: str) -> str:
+    """The container's cgroup inside one hierarchy; never the hierarchy's root.
+
+    A root cgroup holds every process of the host: joining it means no limits
+    at all, and destroying it (runc 1.1 removes the path recursively, and kills
+    its processes when the pid namespace is shared) would remove every empty
+    cgroup of the host. `/`, `//`, `/x/../..`, or a relative path while the
+    runtime itself sits at the root, all end up there."""
+    from pyrunc.cgroups import hierarchy
+    from pyrunc.errors import ConfigError
+
+    inner = hierarchy.resolve(path, controller, own)
+    if inner == "/":
+        raise ConfigError(".linux.cgroupsPath", f"{path!r} resolves to the root of the cgroup hierarchy "
+                                                f"{mount}; a container needs a cgroup of its own")
+    return inner
 
 
 def load_manager(state: dict[str, Any]) -> Manager:
     """Rebuild the manager a previous command stored with to_state()."""
     version = state.get("version")
+    created = state.get("created", [])
+    if type(created) is not list or not all(type(d) is str for d in created):
+        raise CgroupError("state.json: .cgroup.created must be a list of paths")
     if version == "v1":
         from pyrunc.cgroups.v1 import V1Manager
 
-        return V1Manager(dict(state["paths"]), created=list(state.get("created", [])),
-                         rootless=bool(state.get("rootless")), path=state.get("path", ""))
+        paths = state.get("paths")
+        if type(paths) is not dict or not all(type(p) is str for p in paths.values()):
+            raise CgroupError("state.json: .cgroup.paths must map controllers to paths")
+        return V1Manager(dict(paths), created=list(created), rootless=bool(state.get("rootless")),
+                         path=str(state.get("path", "")))
     if version == "v2":
         from pyrunc.cgroups.v2 import V2Manager
 
-        return V2Manager(state["path"], mount=state["mount"], created=list(state.get("created", [])),
-                         rootless=bool(state.get("rootless")))
+        path, mount = state.get("path"), state.get("mount")
+        if type(path) is not str or type(mount) is not str:
+            raise CgroupError("state.json: .cgroup.path and .cgroup.mount must be paths")
+        return V2Manager(path, mount=mount, created=list(created), rootless=bool(state.get("rootless")))
     raise CgroupError(f"state.json: unknown cgroup manager state {version!r}")

@@ -55,6 +55,37 @@ class DirMaker:
         self.created[:] = [d for d in self.created if os.path.isdir(d)]
 
 
+def check_existing(manager, leaves: list[str]) -> None:
+    """runc's checks for a cgroup that was there before this container (a
+    cgroupsPath naming another cgroup): a frozen one would hang init, so it is
+    an error; one with processes is joined with runc's warning. Either way it
+    stays out of `created`, so delete neither removes it (nor its children)
+    nor kills what runs in it."""
+    existing = [d for d in leaves if d not in manager.created]
+    if not existing:
+        return
+    if manager.is_frozen():
+        raise CgroupError(f"container's cgroup unexpectedly frozen ({existing[0]})")
+    pids: set[int] = set()
+    for d in existing:
+        try:
+            pids.update(read_pids_tree(d))
+        except OSError as err:  # a cgroup removed meanwhile (runc ignores ENOENT/ENODEV too)
+            if err.errno not in (errno.ENOENT, errno.ENODEV):
+                raise CgroupError(f"unable to get cgroup PIDs of {d}: {err.strerror}") from None
+    if pids:
+        from pyrunc import logs
+
+        logs.warning(f"container's cgroup is not empty: {len(pids)} process(es) found "
+                     f"({existing[0]} existed before this container: it is joined, not removed on delete)")
+
+
+def owns_leaves(manager, leaves: list[str]) -> bool:
+    """Did this container make every one of its cgroups? Only then may delete
+    kill everything in them."""
+    return all(d in manager.created for d in leaves)
+
+
 def rmdir_tree(path: str) -> None:
     """Remove a cgroup and its sub-cgroups, bottom-up, retrying while the
     kernel still counts exiting tasks (EBUSY) as runc does. ENOENT is fine."""

@@ -67,10 +67,18 @@ def own_cgroups(pid: str = "self") -> dict[str, str]:
     return out
 
 
+def clean(path: str) -> str:
+    """runc's utils.CleanPath: `..` never climbs above the start; the result is
+    absolute ("//x", "/x/../.." and ".." all clean to "/x", "/" and "/")."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
 def resolve(cgroups_path: str, controller: str, own: dict[str, str] | None) -> str:
     """runc's rule: an absolute path is below the hierarchy root, a relative
-    one below the runtime's own cgroup in that hierarchy."""
+    one below the runtime's own cgroup in that hierarchy, and in both cases
+    cleaned first, so a relative path never climbs out of the runtime's cgroup."""
+    inner = clean(cgroups_path)
     if os.path.isabs(cgroups_path):
-        return os.path.normpath(cgroups_path)
+        return inner
     base = (own or {}).get(controller, "/")
-    return os.path.normpath(os.path.join(base, cgroups_path))
+    return os.path.normpath(os.path.join(base, inner.lstrip("/")))

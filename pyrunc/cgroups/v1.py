@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import DirMaker, check_cpuset_exists, join_procs, rmdir_tree, warn_kernel_memory
+from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves, rmdir_tree,
+                                   warn_kernel_memory)
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
 
 # spec field that needs each optional controller (for error messages)
@@ -52,6 +53,11 @@ class V1Manager:
                 return
             self.destroy()
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
+        try:
+            check_existing(self, self._dirs())
+        except CgroupError:
+            self.destroy()
+            raise
 
     def add(self, pid: int) -> None:
         for path in self._dirs():
@@ -61,11 +67,16 @@ class V1Manager:
         return any(os.path.isdir(p) for p in self._dirs())
 
     def destroy(self, *, kill: bool = False) -> None:
-        if kill and self.exists():
+        """Remove the cgroups this container made (with what grew inside them),
+        never one it found; `kill` (a shared pid namespace) sweeps them first,
+        only when all of them are its own."""
+        dirs = self._dirs()
+        if kill and owns_leaves(self, dirs) and self.exists():
             self.kill_all(9)  # SIGKILL
             _wait_empty(self)
-        for path in self._dirs():
-            rmdir_tree(path)
+        for path in dirs:
+            if path in self.created:
+                rmdir_tree(path)
         DirMaker(self.created).remove_parents()
 
     def to_state(self) -> dict[str, Any]:

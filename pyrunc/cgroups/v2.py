@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 from pyrunc import syscalls
 from pyrunc.cgroups import devices, fileio, resources
-from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, join_procs, read_pids_tree, rmdir_tree, signal_frozen,
-                                    warn_kernel_memory)
+from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves,
+                                    read_pids_tree, rmdir_tree, signal_frozen, warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
 
 
@@ -45,6 +45,11 @@ class V2Manager:
                 return
             self.destroy()
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
+        try:
+            check_existing(self, [self.dir])
+        except CgroupError:
+            self.destroy()
+            raise
 
     def add(self, pid: int) -> None:
         join_procs(self.dir, pid, self.rootless)
@@ -53,14 +58,16 @@ class V2Manager:
         return os.path.isdir(self.dir)
 
     def destroy(self, *, kill: bool = False) -> None:
-        if kill and self.exists():
+        """As V1Manager.destroy: only what this container made, swept only if all its own."""
+        if kill and owns_leaves(self, [self.dir]) and self.exists():
             self.kill_all(9)  # SIGKILL
             deadline = time.monotonic() + 5.0
             while self.pids():
                 if time.monotonic() > deadline:
                     raise CgroupError(f"destroy {self.dir}: processes still alive after SIGKILL")
                 time.sleep(0.005)
-        rmdir_tree(self.dir)
+        if self.dir in self.created:
+            rmdir_tree(self.dir)
         DirMaker(self.created).remove_parents()
 
     def to_state(self) -> dict[str, Any]:

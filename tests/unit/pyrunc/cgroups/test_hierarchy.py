@@ -31,8 +31,19 @@ def test_resolve():
     assert hierarchy.resolve("/pyrunc/a", "memory", own) == "/pyrunc/a"
     assert hierarchy.resolve("a/b", "memory", own) == "/user.slice/x/a/b"
     assert hierarchy.resolve("a", "", own) == "/init.scope/a"
-    assert hierarchy.resolve("../../../../a", "memory", own) == "/a"
+    assert hierarchy.resolve("../../../../a", "memory", own) == "/user.slice/x/a"  # runc's CleanPath
     assert hierarchy.resolve("a", "cpu", own) == "/a"
+
+
+@pytest.mark.parametrize("path, memory, cpu", [
+    ("/", "/", "/"), ("//", "/", "/"), ("/x/../..", "/", "/"), ("/./", "/", "/"), ("//x//y/", "/x/y", "/x/y"),
+    (".", "/user.slice/x", "/"), ("..", "/user.slice/x", "/"), ("a/../..", "/user.slice/x", "/"),
+    ("../a", "/user.slice/x/a", "/a"),
+])
+def test_resolve_cleans_like_runc(path, memory, cpu):
+    own = {"memory": "/user.slice/x"}
+    assert hierarchy.resolve(path, "memory", own) == memory
+    assert hierarchy.resolve(path, "cpu", own) == cpu
 
 
 def test_systemd_parse():
@@ -73,3 +84,35 @@ def test_state_round_trip():
     assert again2.dir == "/sys/fs/cgroup/unified/p/x" and again2.to_state() == m2.to_state()
     with pytest.raises(CgroupError):
         cgroups.load_manager({"version": "v3"})
+
+
+@pytest.mark.parametrize("state", [
+    {"version": "v1"}, {"version": "v1", "paths": ["x"]}, {"version": "v1", "paths": {"memory": 1}},
+    {"version": "v2", "path": "/x"}, {"version": "v2", "path": "/x", "mount": "/m", "created": "/x"},
+    {"version": "v1", "paths": {}, "created": [1]},
+])
+def test_load_manager_rejects_malformed_state(state):
+    from pyrunc import cgroups
+
+    with pytest.raises(CgroupError, match="state.json"):
+        cgroups.load_manager(state)
+
+
+@pytest.mark.parametrize("path", ["/", "//", "/x/../..", "/./"])
+def test_root_paths_are_refused_before_any_io(path, monkeypatch):
+    from pyrunc import cgroups
+
+    monkeypatch.setattr(hierarchy, "detect", lambda: hierarchy.parse_mountinfo(HYBRID))
+    with pytest.raises(ConfigError, match=r"\.linux\.cgroupsPath: .* resolves to the root"):
+        cgroups.new_manager(path, "x")
+
+
+def test_relative_path_at_the_runtimes_root_is_refused(monkeypatch):
+    from pyrunc import cgroups
+
+    monkeypatch.setattr(hierarchy, "detect", lambda: hierarchy.parse_mountinfo(HYBRID))
+    monkeypatch.setattr(hierarchy, "own_cgroups", lambda: {"memory": "/user.slice/x", "cpu": "/"})
+    with pytest.raises(ConfigError, match="resolves to the root"):
+        cgroups.new_manager("..", "x")
+    m = cgroups.new_manager("a/../../b", "x")
+    assert m.paths["memory"] == "/sys/fs/cgroup/memory/user.slice/x/b"
