@@ -159,12 +159,17 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
                 parse_spec(spec, "--cache-from")
             for spec in cache_to:
                 parse_spec(spec, "--cache-to")
-        private_mount_namespace()
+        from pybuild.sandbox import BuildSandbox
+
+        sandbox = BuildSandbox(opts.root)
+        sandbox.enter()  # its mounts and every process it starts die with this build (issue 11)
         _stop_on_signals()
         try:
             run_build(opts)
         except _Stop as stop:
             raise Terminated(str(stop)) from None
+        finally:
+            sandbox.finish()
     finally:
         for path in stash:
             os.unlink(path)

@@ -32,6 +32,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -250,14 +251,14 @@ def run_container(runtime: list[str], state_root: str, bundle: str, container_id
     line to `on_output`; return the container's exit status. The container
     and its state are deleted on every path out of here."""
     os.makedirs(state_root, mode=0o700, exist_ok=True)
-    # Which runtime owns this state root: a later build uses it to delete what a
-    # killed build left running (snapshot.clean_stale).
+    # Which runtime owns this state root: the build's watcher (sandbox.py), or a later build, uses
+    # it to delete what a killed build left running.
     with open(os.path.join(state_root, "runtime.json"), "w") as fh:
         json.dump({"argv": runtime}, fh)
     argv = [*runtime, "--root", state_root, "run", "-b", bundle, container_id]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, close_fds=True)
+                                stderr=subprocess.STDOUT, close_fds=True, preexec_fn=_die_with_parent())
     except OSError as err:
         raise RuntimeNotFound(f"runtime {runtime[0]}: {err.strerror}") from err
     try:
@@ -277,6 +278,21 @@ def run_container(runtime: list[str], state_root: str, bundle: str, container_id
         if proc.stdout is not None:
             proc.stdout.close()
         _delete_container(runtime, state_root, container_id)
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """preexec_fn: SIGKILL this runtime when the build process dies (issue 11): a SIGKILLed build
+    must not leave its runtime running. Only a prctl between fork and exec (no import, no lock)."""
+    from pyrunc import syscalls
+
+    parent = os.getpid()
+
+    def arm() -> None:
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the build died before the prctl
+            os._exit(137)
+
+    return arm
 
 
 def _delete_container(runtime: list[str], state_root: str, container_id: str) -> None:

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import shutil
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -171,7 +170,8 @@ def _pid_alive(pid: int) -> bool:
 
 def clean_stale(tmp_parent: str) -> None:
     """Remove temp dirs (and their mounts) of builds whose process is gone,
-    e.g. after a SIGKILL. Live builds' dirs are left alone."""
+    e.g. after a SIGKILL that also took the build's keeper (sandbox.py).
+    Live builds' dirs are left alone."""
     try:
         names = os.listdir(tmp_parent)
     except FileNotFoundError:
@@ -185,21 +185,53 @@ def clean_stale(tmp_parent: str) -> None:
             continue
         if pid != os.getpid() and _pid_alive(pid):
             continue
-        stale = os.path.join(tmp_parent, name)
+        _clean_one(os.path.join(tmp_parent, name), wait=False)
+
+
+def clean_build_dirs(tmp_parent: str, owner: int) -> None:
+    """What a dead build (pid `owner`) left: its containers' runtime state and cgroups, its mounts,
+    its temp dirs. Run by that build's keeper right after the build died."""
+    try:
+        names = os.listdir(tmp_parent)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(f"build-{owner}-"):
+            _clean_one(os.path.join(tmp_parent, name), wait=True)
+
+
+def _clean_one(stale: str, wait: bool) -> None:
+    """Clean one dead build's dir under its flock: whoever holds it (the dead build's watcher, or
+    another build) does the work; `wait=False` skips a dir someone is already cleaning."""
+    import fcntl
+
+    try:
+        fd = os.open(stale, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
         try:
-            _kill_orphan_containers(stale)
-            remove_tree(stale)
-        except OSError as err:
-            # Leftovers of a dead build must not stop this one; say so, retry next time.
-            import sys
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return
+        if not os.path.lexists(stale):
+            return  # cleaned by the other holder meanwhile
+        _delete_orphan_containers(stale)
+        remove_tree(stale)
+    except OSError as err:
+        # Leftovers of a dead build must not stop this one; say so, retry next time.
+        import sys
 
-            sys.stderr.write(f"pybuild: warning: cannot remove {stale} left by a killed build: {err}\n")
+        sys.stderr.write(f"pybuild: warning: cannot remove {stale} left by a killed build: {err}\n")
+    finally:
+        os.close(fd)
 
 
-def _kill_orphan_containers(stale: str) -> None:
-    """A SIGKILLed build may leave a RUN container running. Its runtime's
-    state root (recorded in runtime.json) lets `<runtime> delete -f` stop it
-    and remove its cgroups; the init pid from state.json is the fallback."""
+def _delete_orphan_containers(stale: str) -> None:
+    """`<runtime> delete -f` of every container a dead build's runtime state root (its runtime
+    recorded in runtime.json) still lists: removes their cgroups and state. Their processes died
+    with the build's pid namespace; a pid from a state.json is never signalled here (it is a pid
+    in that namespace, not in ours)."""
     import subprocess
 
     roots = [os.path.join(stale, n) for n in os.listdir(stale) if n.startswith("runtime")]
@@ -210,25 +242,13 @@ def _kill_orphan_containers(stale: str) -> None:
                 argv = json.load(fh).get("argv")
         except (OSError, ValueError):
             pass
+        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+            continue
         for cid in os.listdir(root):
-            state_file = os.path.join(root, cid, "state.json")
-            if not os.path.isfile(state_file):
-                continue
-            if isinstance(argv, list) and argv:
+            if os.path.isfile(os.path.join(root, cid, "state.json")):
                 with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                     subprocess.run([*argv, "--root", root, "delete", "-f", cid], stdin=subprocess.DEVNULL,
                                    capture_output=True, timeout=30)
-            if not os.path.exists(state_file):
-                continue
-            try:
-                with open(state_file, "rb") as fh:
-                    state = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            pid = state.get("init_process_pid") or state.get("pid")
-            if isinstance(pid, int) and pid > 1:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
 
 
 def is_empty_diff(upper: str) -> bool:
