@@ -27,7 +27,6 @@ from typing import Any, Iterator
 from pybuild.net.model import NetworkError
 
 ALIAS_PREFIX = "pybuild "
-NetlinkError: type = Exception  # pyroute2's, bound when Links() imports pyroute2
 
 
 def _attr(msg: Any, name: str) -> Any:
@@ -49,9 +48,6 @@ def write_sysctl(path: str, value: str) -> None:
 class Links:
     def __init__(self) -> None:
         from pyroute2 import IPRoute
-
-        global NetlinkError
-        from pyroute2.netlink.exceptions import NetlinkError
 
         self._IPRoute = IPRoute
         self.ipr = IPRoute()
@@ -112,6 +108,8 @@ class Links:
         """Remove a link; an absent one is not an error (idempotent). Waits until
         the kernel no longer lists it: a veth whose namespace died is removed
         asynchronously, and the caller's 'nothing left' must hold on return."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
         idx = self._index(name)
         if idx is not None:
             try:
@@ -156,6 +154,8 @@ class Links:
                  net: ipaddress.IPv4Network) -> None:
         """A veth pair: `host_name` on the bridge, its peer `eth0` in the
         namespace with `address`, up, and the default route via the bridge."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
         mtu = self.uplink_mtu()
         try:
             self.ipr.link("add", ifname=host_name, kind="veth", mtu=mtu,
@@ -175,6 +175,20 @@ class Links:
             inner.addr("add", index=eth0, address=str(address), prefixlen=net.prefixlen)
             inner.link("set", index=eth0, state="up")
             inner.route("add", dst="0.0.0.0/0", gateway=str(net.network_address + 1))
+
+
+@contextlib.contextmanager
+def kernel_errors(what: str) -> Iterator[None]:
+    """Netlink and sysctl failures as one-line NetworkErrors naming the operation."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        yield
+    except NetlinkError as err:
+        reason = err.args[1] if len(err.args) > 1 else os.strerror(err.code) if err.code else str(err)
+        raise NetworkError(f"{what}: {reason}") from None
+    except OSError as err:
+        raise NetworkError(f"{what}: {err.strerror or err}{f' ({err.filename})' if err.filename else ''}") from None
 
 
 def enable_forwarding() -> None:

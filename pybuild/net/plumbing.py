@@ -83,6 +83,13 @@ def _reclaim(ipam: Ipam, fw: firewall.Firewall, leases: list[Lease]) -> None:
 
 
 def setup(req: NetRequest, netns_fd: int) -> Attachment:
+    from pybuild.net.links import kernel_errors
+
+    with kernel_errors(f"network set-up on {req.bridge}"):
+        return _setup(req, netns_fd)
+
+
+def _setup(req: NetRequest, netns_fd: int) -> Attachment:
     from pybuild.net.links import Links, enable_forwarding
 
     check_ports(list(req.ports))
@@ -147,6 +154,13 @@ def _remove_bridge(ipam: Ipam, links, fw: firewall.Firewall, bridge: str, net) -
 
 def teardown(req: NetRequest) -> None:
     """Remove what set-up made for `req.container_id` (see the module docstring)."""
+    from pybuild.net.links import kernel_errors
+
+    with kernel_errors(f"network teardown on {req.bridge}"):
+        _teardown(req)
+
+
+def _teardown(req: NetRequest) -> None:
     from pybuild.net.links import Links
 
     fw = firewall.Firewall(firewall.detect())
