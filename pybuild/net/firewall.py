@@ -19,6 +19,11 @@ links.py) rather than a userland proxy, because a proxy is a process that must
 live as long as the container, and pybuild runs no daemon; the kernel path also
 keeps the client's address for remote clients. A packet from 127.0.0.1 DNATed to
 the bridge would carry a source the container cannot answer, hence the masquerade.
+`route_localnet` also stops the kernel from dropping packets that *arrive* on
+the bridge for 127.0.0.0/8, so a container with CAP_NET_RAW (docker's default)
+could reach services bound to the host's loopback (CVE-2020-8558, kube-proxy's
+bug): a raw-priority prerouting rule drops them before conntrack, where replies
+to the masqueraded localhost clients still carry the bridge's own address.
 Every object is named from the bridge or the container ID, so teardown needs no
 record; deleting an absent object is not an error (idempotent).
 """
@@ -61,7 +66,9 @@ def nft_base_script(bridge: str, subnet: str) -> str:
             f"table ip {t} {{\n"
             f"  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n"
             f"    ip saddr {subnet} oifname != \"{bridge}\" masquerade\n"
-            f"    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n}}\n")
+            f"    oifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n  }}\n"
+            f"  chain localnet {{\n    type filter hook prerouting priority raw; policy accept;\n"
+            f"    iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n  }}\n}}\n")
 
 
 def nft_ports_script(container_id: str, address: str, ports: Sequence[PortMapping]) -> str:
@@ -83,7 +90,8 @@ def _chain(container_id: str) -> str:
 def iptables_base_rules(bridge: str, subnet: str) -> list[list[str]]:
     tag = ["-m", "comment", "--comment", base_table(bridge)]
     return [["-t", "nat", "POSTROUTING", "-s", subnet, "!", "-o", bridge, *tag, "-j", "MASQUERADE"],
-            ["-t", "nat", "POSTROUTING", "-o", bridge, "-s", "127.0.0.0/8", *tag, "-j", "MASQUERADE"]]
+            ["-t", "nat", "POSTROUTING", "-o", bridge, "-s", "127.0.0.0/8", *tag, "-j", "MASQUERADE"],
+            ["-t", "raw", "PREROUTING", "-i", bridge, "-d", "127.0.0.0/8", *tag, "-j", "DROP"]]
 
 
 def iptables_port_rules(container_id: str, address: str, ports: Sequence[PortMapping]) -> list[list[str]]:
