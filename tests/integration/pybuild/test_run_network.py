@@ -132,7 +132,7 @@ def test_iptables_backend(pb, tmp_path):
     rules = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     assert f"--dport {port} -j DNAT" in rules and "MASQUERADE" in rules
     raw = subprocess.run(["iptables", "-w", "-t", "raw", "-S", "PREROUTING"], capture_output=True, text=True).stdout
-    assert f"-i {pb.bridge} -d 127.0.0.0/8" in raw  # route_localnet's loopback stays closed (tests/security)
+    assert f"-d 127.0.0.0/8 -i {pb.bridge} " in raw  # route_localnet's loopback stays closed (tests/security)
     assert fetch("127.0.0.1", port) == b"via-iptables\n"
     pb("rm", "-f", "ipt", env=env)
     rules = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True).stdout
