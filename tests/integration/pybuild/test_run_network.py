@@ -365,3 +365,53 @@ def test_bad_input_one_line_nothing_left(pb, tmp_path, case):
     assert "Traceback" not in res.stderr
     assert pb("ps", "-aq").stdout == ""
     assert links() - before == set() and not os.path.exists(f"/run/pybuild/net/{pb.bridge}")
+
+
+def test_published_udp_port(tmp_path):
+    """busybox-static has no UDP server, so the container side is a process of this test in a
+    namespace that pybuild.net put on a bridge with `-p PORT:5353/udp`, as it does for containers."""
+    from pybuild.net import plumbing
+    from pybuild.net.model import parse_port
+    from pyrunc import syscalls
+
+    port = free_port()
+    req = plumbing.NetRequest(f"udp-{os.getpid()}", f"pbu{os.getpid() % 100000}",
+                              ports=(parse_port(f"{port}:5353/udp"),), state_dir=str(tmp_path / "net"))
+    fd = plumbing.new_netns()
+    r, w = os.pipe()
+    child = None
+    try:
+        plumbing.setup(req, fd)
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                os.close(r)
+                syscalls.setns(fd, syscalls.CLONE_NEWNET)
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv:
+                    srv.bind(("0.0.0.0", 5353))
+                    os.write(w, b"ready\n")
+                    srv.settimeout(10)
+                    got = [srv.recv(100) for _ in range(2)]
+                os.write(w, b"".join(got))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        w = -1
+        assert os.read(r, 6) == b"ready\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"via-localhost\n", ("127.0.0.1", port))
+            time.sleep(0.1)
+            s.sendto(b"via-host-address\n", (host_address(), port))
+        data = b""
+        while chunk := os.read(r, 100):
+            data += chunk
+        assert data == b"via-localhost\nvia-host-address\n"
+    finally:
+        if child:
+            os.waitpid(child, 0)
+        for f in (r, w, fd):
+            if f >= 0:
+                os.close(f)
+        plumbing.teardown(req)
