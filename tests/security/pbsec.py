@@ -16,9 +16,9 @@ import tarfile
 import uuid
 
 import pytest
+from testlib import install_applets
 
 BUSYBOX = "/bin/busybox"
-VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 
 
 def busybox_rootfs(path: str) -> str:
@@ -27,10 +27,7 @@ def busybox_rootfs(path: str) -> str:
         os.makedirs(os.path.join(path, d))
     os.chmod(os.path.join(path, "tmp"), 0o1777)
     shutil.copy2(BUSYBOX, os.path.join(path, "bin", "busybox"))
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            os.symlink("busybox", os.path.join(path, "bin", applet))
+    install_applets(os.path.join(path, "bin"))
     with open(os.path.join(path, "etc", "passwd"), "w") as fh:
         fh.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
     with open(os.path.join(path, "etc", "group"), "w") as fh:
