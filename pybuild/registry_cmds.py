@@ -112,9 +112,13 @@ def push(ctx: click.Context, name: str, dest: str | None, creds: str | None, chu
         raise labelled(err, f"push {name} to {ref}") from None
     finally:
         transport.close()
-    if digestfile:
-        with open(digestfile, "w") as fh:
-            fh.write(digest)
+    if digestfile:  # as --iidfile: replaced atomically, never written through a planted link
+        from pyrunc.fsutil import atomic_write
+
+        try:
+            atomic_write(digestfile, digest.encode())
+        except OSError as err:
+            raise PybuildError(f"--digestfile {digestfile}: {err.strerror}") from None
     click.echo(digest)
 
 

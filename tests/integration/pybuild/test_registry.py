@@ -104,6 +104,17 @@ def test_push_pull_roundtrip_same_digest(registry, images, tmp_path):
     assert os.path.isfile(tmp_path / "bundle" / "rootfs" / "bin" / "busybox")
 
 
+def test_digestfile_replaces_a_planted_link(registry, images, tmp_path):
+    """--digestfile is written as --iidfile is: atomically, never through a link planted at its name."""
+    canary = tmp_path / "canary"
+    canary.write_text("host file\n")
+    target = tmp_path / "digest"
+    os.symlink(canary, target)
+    digest = pb(images, "push", "--digestfile", str(target), "busybox", f"{registry.url}/test/df:1").stdout.strip()
+    assert canary.read_text() == "host file\n"
+    assert not os.path.islink(target) and target.read_text() == digest
+
+
 def test_second_push_skips_and_other_repo_mounts(registry, images):
     pb(images, "push", "big", f"{registry.url}/test/big-a:1")
     again = pb(images, "push", "big", f"{registry.url}/test/big-a:1")
