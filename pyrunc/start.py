@@ -61,9 +61,7 @@ def release(state: State) -> None:
                     break
             if pidfd in events:
                 raise PyruncError("container init exited before start")
-        os.close(pidfd)
-        pidfd = -1
-        error = _read_to_eof(fifo)
+        error = _read_to_eof(fifo) or _death_before_exec(state.pid, pidfd)
     finally:
         if pidfd >= 0:
             os.close(pidfd)
@@ -71,6 +69,38 @@ def release(state: State) -> None:
     os.unlink(state.fifo_path)
     if error:
         raise PyruncError(f"container init failed: {error}")
+
+
+def _death_before_exec(pid: int, pidfd: int) -> str:
+    """EOF without a message: init exec'd, or died where it could not write
+    (a seccomp kill of execve, SIGKILL). It exec'd if its exe is no longer
+    ours; otherwise wait for its end and say how it ended."""
+    try:
+        st = os.stat(f"/proc/{pid}/exe")
+        me = os.stat("/proc/self/exe")
+        if (st.st_dev, st.st_ino) != (me.st_dev, me.st_ino):
+            return ""  # the container's program runs
+    except OSError:
+        pass  # no mm: exited (or exiting), before or after its execve
+    select.select([pidfd], [], [])
+    status = _zombie_status(pid)
+    if status is None:
+        status = s.pidfd_exit_status(pidfd)
+    if status is None or not os.WIFSIGNALED(status):
+        return ""  # an exit code: from the container's program (init's own failures write first)
+    sig = os.WTERMSIG(status)
+    hint = " (a seccomp profile with SCMP_ACT_KILL?)" if sig == 31 else ""
+    return f"killed by signal {sig} before or at its execve{hint}"
+
+
+def _zombie_status(pid: int) -> int | None:
+    """exit_code (field 52) of /proc/PID/stat while the process is a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[49]) if fields[0] == b"Z" and len(fields) > 49 else None
 
 
 def _read_to_eof(fifo: int) -> str:

@@ -201,6 +201,32 @@ def pidfd_open(pid: int, flags: int = 0) -> int:
     return _check(_syscall(_NR["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(flags)))
 
 
+class _PidfdInfo(ctypes.Structure):  # struct pidfd_info (linux/pidfd.h), up to exit_code
+    _fields_ = [("mask", ctypes.c_uint64), ("cgroupid", ctypes.c_uint64)] + [
+        (n, ctypes.c_uint32) for n in ("pid", "tgid", "ppid", "ruid", "rgid", "euid", "egid", "suid", "sgid",
+                                       "fsuid", "fsgid")] + [("exit_code", ctypes.c_int32),
+                                                             ("coredump_mask", ctypes.c_uint32),
+                                                             ("spare1", ctypes.c_uint32)]
+
+
+PIDFD_INFO_EXIT = 1 << 3
+_PIDFD_GET_INFO = (3 << 30) | (ctypes.sizeof(_PidfdInfo) << 16) | (0xFF << 8) | 11  # _IOWR(0xFF, 11, ...)
+
+
+def pidfd_exit_status(pidfd: int) -> int | None:
+    """The wait status of the exited process behind `pidfd` (Linux 6.15
+    PIDFD_GET_INFO with PIDFD_INFO_EXIT, even after another parent reaped
+    it); None while it runs or where the kernel cannot tell."""
+    import fcntl
+
+    info = _PidfdInfo(mask=PIDFD_INFO_EXIT)
+    try:
+        fcntl.ioctl(pidfd, _PIDFD_GET_INFO, info)
+    except OSError:
+        return None
+    return info.exit_code if info.mask & PIDFD_INFO_EXIT else None
+
+
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _check(_syscall(_NR["pidfd_send_signal"], ctypes.c_int(pidfd), ctypes.c_int(sig), None,
                     ctypes.c_uint(0)))
