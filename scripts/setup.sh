@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc libcap-dev busybox-static
               iproute2 strace runc crun buildah skopeo umoci podman libseccomp2 zstd debootstrap
-              docker-registry apache2-utils nftables iptables curl)
+              docker-registry apache2-utils nftables iptables curl containerd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +22,7 @@ PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import pyrunc, click, jsonschema, prctl, pyroute2, pytest, hypothesis" 2>/dev/null \
+if ! .venv/bin/python -c "import pyrunc, click, jsonschema, prctl, pyroute2, pytest, hypothesis, grpc, grpc_tools" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ] || [ -n "$(find bin -newer .venv/.installed 2>/dev/null)" ] \
    || [ ! -x .venv/bin/pyrunc ]; then
     # An ordinary (editable) pip install: the pyrunc/pybuild commands it writes into .venv/bin
