@@ -54,7 +54,9 @@ def seccomp_features() -> dict:
         # arches with a syscall table and the host's byte order (rules.parse refuses the others)
         "archs": sorted(n for n, a in arches.BY_SCMP.items() if a.big_endian == host.big_endian),
         "knownFlags": known,
-        "supportedFlags": [f for f in known if seccomp_filter_flags_supported(rules.FLAGS[f])],
+        # probed as seccomp.prepare uses them: WAIT_KILLABLE_RECV only goes with a listener
+        "supportedFlags": [f for f in known if seccomp_filter_flags_supported(
+            rules.FLAGS[f] | (rules.FLAG_NEW_LISTENER if f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" else 0))],
     }
 
 

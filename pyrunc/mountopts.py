@@ -48,7 +48,7 @@ RECURSIVE: dict[str, tuple[bool, int]] = {
 }
 RECURSIVE_ATIME = {"rrelatime": 0x0, "rnorelatime": 0x0, "rnoatime": 0x10, "ratime": 0x0,
                    "rstrictatime": 0x20, "rnostrictatime": 0x0}
-EXTENSIONS = {"tmpcopyup", "idmap", "ridmap", "bind-keep-flags"}
+EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
 
 
 class MountOptions(Record):

@@ -25,6 +25,25 @@
 set -euo pipefail
 
 DIR=${CONFORMANCE_DIR:-/var/tmp/pyrunc-conformance}
+# NET_CLS=1: inside each file's private mount namespace, mount the kernel's
+# net_cls,net_prio hierarchy (present here but mounted nowhere) under a copy
+# of /sys/fs/cgroup, as systemd does on ordinary hosts; nothing changes on the
+# host. Results then go to results-net_cls/. The default run takes the host
+# as it is.
+NET_CLS=${NET_CLS:-0}
+RESULTS=$DIR/results
+PREP=:
+if [ "$NET_CLS" = 1 ]; then
+    RESULTS=$DIR/results-net_cls
+    PREP='set -e; view=$(mktemp -d /tmp/cgroup-view.XXXXXX)
+mount -t tmpfs -o mode=755 cgroup-view "$view"
+for e in /sys/fs/cgroup/*; do n=${e##*/}
+    if [ -L "$e" ]; then cp -P "$e" "$view/"; else mkdir "$view/$n"; mount --rbind "$e" "$view/$n"; fi
+done
+mkdir "$view/net_cls,net_prio"; mount -t cgroup -o net_cls,net_prio cgroup "$view/net_cls,net_prio"
+ln -s net_cls,net_prio "$view/net_cls"; ln -s net_cls,net_prio "$view/net_prio"
+mount --move "$view" /sys/fs/cgroup; rmdir "$view"'
+fi
 COMMIT=${COMMIT:-0105384}
 TIMEOUT=${TIMEOUT:-120}
 
@@ -62,7 +81,9 @@ one() {  # RUNTIME NAME -> prints TAP, returns the file's verdict
     rt=$(wrap "$1")
     cd "$DIR/bin"
     set +e
-    out=$(RUNTIME=$rt timeout "$TIMEOUT" unshare --mount --propagation private "./$t.t" 2>&1)
+    out=$(RUNTIME=$rt timeout "$TIMEOUT" unshare --mount --propagation private \
+          sh -c "$PREP"'
+exec "$0"' "./$t.t" 2>&1)
     rc=$?
     set -e
     printf '%s\n# conformance.sh: exit code %s\n' "$out" "$rc"
@@ -86,16 +107,16 @@ run() {
     local rt name t pass total
     for rt in "$@"; do
         name=$(basename "$rt")
-        mkdir -p "$DIR/results/$name"
+        mkdir -p "$RESULTS/$name"
         pass=0 total=0
         for t in $(cd "$DIR/bin" && ls *.t | sed 's/\.t$//' | sort); do
             total=$((total + 1))
-            if one "$rt" "$t" >"$DIR/results/$name/$t.tap"; then
-                echo pass >"$DIR/results/$name/$t.verdict"; pass=$((pass + 1))
+            if one "$rt" "$t" >"$RESULTS/$name/$t.tap"; then
+                echo pass >"$RESULTS/$name/$t.verdict"; pass=$((pass + 1))
             else
-                echo FAIL >"$DIR/results/$name/$t.verdict"
+                echo FAIL >"$RESULTS/$name/$t.verdict"
             fi
-            printf '%-8s %-40s %s\n' "$name" "$t" "$(cat "$DIR/results/$name/$t.verdict")"
+            printf '%-8s %-40s %s\n' "$name" "$t" "$(cat "$RESULTS/$name/$t.verdict")"
         done
         echo "$name: $pass of $total files pass"
     done
@@ -103,7 +124,7 @@ run() {
 
 rescore() {  # recompute the verdicts of the kept TAP files (after a change of rule)
     local f rc
-    for f in "$DIR"/results/*/*.tap; do
+    for f in "$RESULTS"/*/*.tap; do
         rc=$(sed -n 's/^# conformance.sh: exit code //p' "$f")
         [ -n "$rc" ] || { grep -q '^exit status' "$f" && rc=1 || rc=0; }
         if verdict "$rc" "$(cat "$f")"; then echo pass; else echo FAIL; fi >"${f%.tap}.verdict"
@@ -112,16 +133,16 @@ rescore() {  # recompute the verdicts of the kept TAP files (after a change of r
 
 table() {
     local names t n
-    names=$(ls "$DIR/results")
+    names=$(ls "$RESULTS")
     printf '| file |'; for n in $names; do printf ' %s |' "$n"; done; echo
     printf '|---|'; for n in $names; do printf '%s' '---|'; done; echo
     for t in $(cd "$DIR/bin" && ls *.t | sed 's/\.t$//' | sort); do
         printf '| %s |' "$t"
-        for n in $names; do printf ' %s |' "$(cat "$DIR/results/$n/$t.verdict" 2>/dev/null || echo -)"; done
+        for n in $names; do printf ' %s |' "$(cat "$RESULTS/$n/$t.verdict" 2>/dev/null || echo -)"; done
         echo
     done
     printf '| **total** |'
-    for n in $names; do printf ' **%s** |' "$(grep -l pass "$DIR/results/$n"/*.verdict | wc -l)"; done
+    for n in $names; do printf ' **%s** |' "$(grep -l pass "$RESULTS/$n"/*.verdict | wc -l)"; done
     echo
 }
 
