@@ -17,7 +17,6 @@ no terminal support yet: Exec with tty only gets its URL).
 
 from __future__ import annotations
 
-import gzip  # noqa: F401  (not used: layers stay uncompressed, which containerd accepts)
 import hashlib
 import io
 import json
@@ -32,7 +31,7 @@ import uuid
 
 import pytest
 
-from testlib import BUSYBOX, PYRUNC, install_applets
+from testlib import PYRUNC
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = os.path.join(HERE, "..", "..", "data", "cri", "api.proto")
@@ -96,17 +95,10 @@ def _blob(layout: str, data: bytes) -> dict:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def _image_archive(tmp: str) -> str:
-    """An OCI archive with one busybox-static layer, named twice: the
-    container image, and the pause image (entrypoint: sleep forever)."""
-    root = os.path.join(tmp, "image-root")
-    os.makedirs(os.path.join(root, "bin"))
-    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-    install_applets(os.path.join(root, "bin"))
-    for d in ("proc", "sys", "dev", "etc", "tmp", "root"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    with open(os.path.join(root, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+def _image_archive(tmp: str, root: str) -> str:
+    """An OCI archive with one layer, the busybox-static tree the other tests
+    use, named twice: the container image, and the pause image (entrypoint:
+    sleep forever)."""
     layout = os.path.join(tmp, "layout")
     os.makedirs(os.path.join(layout, "blobs", "sha256"))
     layer = _tar_bytes(root)
@@ -331,11 +323,11 @@ def _pod_lifecycle(api, stub, handler: str, cgroup_parent: str, log_dir: str) ->
     return seen
 
 
-def test_pod_through_cri_same_as_runc(tmp_path):
+def test_pod_through_cri_same_as_runc(tmp_path, busybox_rootfs):
     api, grpc_api = _client_modules(str(tmp_path / "client"))
     import grpc
 
-    archive = _image_archive(str(tmp_path))
+    archive = _image_archive(str(tmp_path), busybox_rootfs)
     daemon = Containerd(str(tmp_path / "containerd"))
     parent = f"/pyrunc/cri-{uuid.uuid4().hex[:8]}"
     try:

@@ -21,7 +21,6 @@ import pytest
 
 from testlib import PYRUNC
 
-SECCOMP_ALLOW = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}
 
 
 def _deny(bundle, names: list[str], action: str = "SCMP_ACT_ERRNO") -> None:
