@@ -145,7 +145,6 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions, state_root
                 proc.capabilities.bounding or ()) if proc.capabilities else [],
                 cache_dir=seccomp.cache_dir(state_root))
             launch.seccomp_load = seccomp.load
-            launch.seccomp_early = not proc.no_new_privileges or launch.seccomp.needs_notify
         if linux.net_devices:
             raise MissingFeature("linux.netDevices", "moving network devices is not implemented yet")
         if linux.intel_rdt is not None:

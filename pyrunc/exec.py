@@ -134,7 +134,6 @@ def _prepare(spec, state, opts: ExecOptions) -> Launch:
             proc.capabilities.bounding or ()) if proc.capabilities else [],
             cache_dir=seccomp.cache_dir(os.path.dirname(state.state_dir)))
         launch.seccomp_load = seccomp.load
-        launch.seccomp_early = not proc.no_new_privileges
     if state.cgroup:
         from pyrunc.cgroups import load_manager
 

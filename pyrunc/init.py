@@ -45,6 +45,7 @@ class Step(PyruncError):
 def run(launch: Launch, sock: _socket.socket) -> None:
     """Never returns: execs the user process or exits 1 after reporting."""
     try:
+        s.set_comm(sync.INIT_COMM)
         _setup(launch, sock)
         _wait_and_exec(launch, sock)
     except BaseException as err:  # everything, even KeyboardInterrupt: report, then die

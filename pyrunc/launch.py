@@ -32,7 +32,6 @@ class Launch(MutableRecord):
     no_pivot: bool = False
     preserve_fds: int = 0
     seccomp: Any = None
-    seccomp_early: bool = False
     seccomp_load: Callable[[Any], int | None] | None = None
     sysctl_writer: Callable[[int], None] | None = None
     personality: int | None = None

@@ -73,24 +73,36 @@ def release(state: State) -> None:
 
 def _death_before_exec(pid: int, pidfd: int) -> str:
     """EOF without a message: init exec'd, or died where it could not write
-    (a seccomp kill of execve, SIGKILL). It exec'd if its exe is no longer
-    ours; otherwise wait for its end and say how it ended."""
-    try:
-        st = os.stat(f"/proc/{pid}/exe")
-        me = os.stat("/proc/self/exe")
-        if (st.st_dev, st.st_ino) != (me.st_dev, me.st_ino):
-            return ""  # the container's program runs
-    except OSError:
-        pass  # no mm: exited (or exiting), before or after its execve
-    select.select([pidfd], [], [])
-    status = _zombie_status(pid)
-    if status is None:
+    (a seccomp kill of execve, SIGKILL). Its comm tells which while the
+    process or its zombie is there (init.INIT_COMM until execve); once
+    reaped, only the exit status is left (Linux 6.15 PIDFD_INFO_EXIT)."""
+    from pyrunc.sync import INIT_COMM
+
+    comm = _comm(pid)
+    if comm is not None and comm != INIT_COMM:
+        return ""  # the container's program runs, or ran
+    if comm is not None:
+        select.select([pidfd], [], [])  # it is ending: wait for its status
+        status = _zombie_status(pid)
+        if status is None:
+            status = s.pidfd_exit_status(pidfd)
+        before = "before or at its execve"
+    else:
         status = s.pidfd_exit_status(pidfd)
+        before = "as it started"
     if status is None or not os.WIFSIGNALED(status):
-        return ""  # an exit code: from the container's program (init's own failures write first)
+        return "exited before its execve" if comm is not None else ""
     sig = os.WTERMSIG(status)
     hint = " (a seccomp profile with SCMP_ACT_KILL?)" if sig == 31 else ""
-    return f"killed by signal {sig} before or at its execve{hint}"
+    return f"killed by signal {sig} {before}{hint}"
+
+
+def _comm(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")
+    except OSError:
+        return None
 
 
 def _zombie_status(pid: int) -> int | None:

@@ -232,6 +232,12 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
                     ctypes.c_uint(0)))
 
 
+def set_comm(name: bytes) -> None:
+    """PR_SET_NAME: the calling thread's comm (15 bytes at most)."""
+    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), ctypes.c_char_p(name[:15]), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)))
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
