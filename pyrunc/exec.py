@@ -164,7 +164,15 @@ def _spawn(launch: Launch, state) -> tuple[int, object]:
                 if launch.cgroup is not None:
                     launch.cgroup.add(os.getpid())
                 exeguard.seal_imports()  # the mount namespace joined next is the image's
+                # No mount namespace to join: take init's root (its chroot into
+                # the rootfs), or the process would run on the host's.
+                root = None if "mount" in state.namespaces else os.open(
+                    f"/proc/{state.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 namespaces.join_all(launch.ns)
+                if root is not None:
+                    os.fchdir(root)
+                    os.chroot(".")
+                    os.close(root)
                 pid = os.fork()
                 if pid == 0:
                     init.run_exec(launch, child_sock)

@@ -316,3 +316,19 @@ def test_no_mount_namespace_refuses_a_readonly_root(pyrunc, bundle, cid):
 def test_pyrunc_binary_is_the_one_under_test():
     assert os.access(PYRUNC, os.X_OK)
     assert subprocess.run([PYRUNC, "--version"], capture_output=True).returncode == 0
+
+
+def test_exec_without_mount_namespace_lives_in_the_rootfs(pyrunc, bundle, cid):
+    bundle.config["linux"]["namespaces"] = [ns for ns in bundle.config["linux"]["namespaces"]
+                                            if ns["type"] != "mount"]
+    bundle.config["root"]["readonly"] = False
+    with open(os.path.join(bundle.rootfs, "MARK"), "w") as f:
+        f.write("in the rootfs\n")
+    bundle.set_args("sleep", "30")
+    assert pyrunc("create", "-b", bundle.path, cid).returncode == 0
+    try:
+        proc = pyrunc("exec", cid, "cat", "/MARK")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == b"in the rootfs\n"
+    finally:
+        pyrunc("delete", "-f", cid)
