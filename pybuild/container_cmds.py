@@ -157,7 +157,8 @@ def logs(ctx: click.Context, follow: bool, container: str) -> None:
                 out.write(chunk)
                 out.flush()
                 continue
-            if not follow or c.status() == "exited":
+            # the monitor writes exit.json when the container ends; no monitor left means no more output
+            if not follow or c.exit_code() is not None or not c.monitor_alive():
                 rest = fh.read()
                 out.write(rest)
                 out.flush()
