@@ -130,9 +130,33 @@ def _in_use(kind: str, item: str) -> bool:
             with open(os.path.join(item, "state.json")) as f:
                 pid = json.load(f).get("pid") or 0
             return pid > 0 and os.path.exists(f"/proc/{pid}")
+        if kind in ("links", "net"):
+            return _net_in_use(item)
     except (OSError, ValueError):
         return False
     return False
+
+
+def _net_in_use(item: str) -> bool:
+    """pybuild's network objects of a container that still runs: its lease's veth exists (a
+    veth lives only as long as a process holds its namespace; pybuild never pins one)."""
+    import hashlib
+    import json
+
+    live = set()
+    base = "/run/pybuild/net"
+    for bridge in os.listdir(base) if os.path.isdir(base) else ():
+        d = os.path.join(base, bridge)
+        for name in os.listdir(d) if os.path.isdir(d) else ():
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(d, name)) as f:
+                    cid = json.load(f)["id"]
+                h = hashlib.sha256(cid.encode()).hexdigest()[:12]
+                if os.path.exists(f"/sys/class/net/vpb{h}"):
+                    live |= {bridge, f"vpb{h}", f"lease:{bridge}/{name}", f"nft:pybuild-{h}", f"nft:pybuild-{bridge}"}
+    if item.startswith("iptables:"):
+        return any(name in item for name in live)
+    return item in live
 
 
 def _settle(leaks: dict[str, set[str]]) -> dict[str, set[str]]:
