@@ -130,6 +130,8 @@ def _in_use(kind: str, item: str) -> bool:
             with open(os.path.join(item, "state.json")) as f:
                 pid = json.load(f).get("pid") or 0
             return pid > 0 and os.path.exists(f"/proc/{pid}")
+        if kind == "net" and item.startswith("runtime:"):
+            return _in_use("state", os.path.join("/run/pybuild/runtime", item.split(":", 1)[1]))
         if kind in ("links", "net"):
             return _net_in_use(item)
     except (OSError, ValueError):
