@@ -13,7 +13,7 @@ TMP=$(mktemp -d /tmp/pybuild-netbench.XXXXXX)
 IMAGE=localhost/pybuild-netbench:latest
 BRIDGE=pbbench$$
 cleanup() {
-    podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
+    podman rmi -f "$IMAGE" localhost/netbench:latest >/dev/null 2>&1 || true
     rm -rf "$TMP"
 }
 trap cleanup EXIT

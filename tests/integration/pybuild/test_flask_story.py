@@ -86,6 +86,8 @@ def test_flask_story(tmp_path):
     load = subprocess.run(["podman", "load", "-q", "-i", archive], capture_output=True, text=True)
     assert load.returncode == 0, load.stderr
     loaded = load.stdout.split()[-1]
+    image_id = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", loaded], capture_output=True,
+                              text=True, check=True).stdout.strip()
     subprocess.run(["podman", "tag", loaded, ref], check=True)
     name = f"pbtest-flask-{os.getpid()}"
     port = free_port()
@@ -97,4 +99,4 @@ def test_flask_story(tmp_path):
         assert _get(f"http://127.0.0.1:{port}/hello?name=podman").startswith("<h1>Hello, podman!</h1>")
     finally:
         subprocess.run(["podman", "--runtime", PYRUNC, "rm", "-f", "-t", "0", name], capture_output=True)
-        subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
+        subprocess.run(["podman", "rmi", "-f", image_id], capture_output=True)  # every name the load gave it
