@@ -218,6 +218,9 @@ def _clean_one(stale: str, wait: bool) -> None:
             return  # cleaned by the other holder meanwhile
         _delete_orphan_containers(stale)
         remove_tree(stale)
+        from pybuild.net.plumbing import teardown_owned  # its RUN steps' bridge networks (pybuild-<pid>-…)
+
+        teardown_owned(f"pybuild-{os.path.basename(stale).split('-')[1]}-")
     except OSError as err:
         # Leftovers of a dead build must not stop this one; say so, retry next time.
         import sys

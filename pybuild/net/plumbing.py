@@ -22,8 +22,8 @@ from typing import Iterator
 
 from pybuild.net import firewall
 from pybuild.net.ipam import Ipam, Lease
-from pybuild.net.model import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, NetworkError, PortMapping, check_ports, choose_subnet, \
-    gateway, link_name, parse_subnet
+from pybuild.net.model import (DEFAULT_BRIDGE, DEFAULT_STATE_DIR, NetSettings, NetworkError, PortMapping,
+                               check_ports, choose_subnet, gateway, link_name, parse_subnet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +184,16 @@ def _teardown(req: NetRequest) -> None:
             links.delete(host)
         finally:
             links.close()
+
+
+def teardown_owned(prefix: str, settings: NetSettings | None = None) -> None:
+    """Tear down the network of every container whose ID starts with `prefix`: the RUN steps of a
+    build that died (`pybuild-<pid>-`), whose in-process teardown never ran. Reads the leases only
+    (no pyroute2) when there is nothing to do."""
+    s = settings or NetSettings.from_env()
+    for lease in Ipam(s.state_dir, s.bridge).leases():
+        if lease.container_id.startswith(prefix):
+            teardown(NetRequest(lease.container_id, s.bridge, s.subnet, (), s.state_dir))
 
 
 def new_netns() -> int:

@@ -415,3 +415,23 @@ def test_published_udp_port(tmp_path):
             if f >= 0:
                 os.close(f)
         plumbing.teardown(req)
+
+
+def test_sigkill_of_a_build_mid_run_step_leaves_no_network(pb, tmp_path):
+    """The build's watcher (sandbox.py) tears down the bridge networks of the dead build's RUN steps."""
+    ctx = _context(tmp_path, "FROM busybox\nRUN echo started && sleep 30\n")
+    proc = pb.popen("build", "--progress", "plain", ctx)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while "started" not in lines and time.monotonic() < deadline:
+        lines.append(proc.stderr.readline().strip())
+    assert "started" in lines and pb.bridge in links()
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (pb.bridge in links() or os.path.exists(f"/run/pybuild/net/{pb.bridge}")):
+        time.sleep(0.1)
+    assert pb.bridge not in links() and not os.path.exists(f"/run/pybuild/net/{pb.bridge}")
+    assert f"pybuild-{pb.bridge}" not in nft_tables()
