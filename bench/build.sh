@@ -1,123 +1,130 @@
 #!/bin/bash
-# Build a flask-style Dockerfile with pybuild and (when installed) buildah:
-# cold (empty store, base "pulled" from an OCI archive), fully cached, and after
-# an app-file change (ADD and the pip RUN rerun), and print times and ratios.
+# The seeds' flask build (examples/flaskdemo: FROM python:3.11-slim, LABEL, ENV, ARG, USER,
+# WORKDIR, ADD, RUN pip install -r requirements.txt, EXPOSE, CMD) with pybuild, buildah and
+# BuildKit (DOCKER_BUILDKIT=1 docker build, on a private dockerd), three times each:
+#   cold     the builder's cache empty, the base image present (loaded, not timed)
+#   cached   the same build again: every step from the cache
+#   changed  app.py edited: ADD and the pip RUN run again
+# and prints the medians and pybuild's ratio to the faster peer of each.
 #
-# The base is not Docker Hub's python:3.11-slim (there is no registry here) but
-# demo/make-python-base.sh's image: Debian bookworm's python3.11 + stdlib + pip
-# + busybox, ~28 MB compressed. Both builders read it from the same OCI archive
-# (`FROM oci-archive:...`), so "cold" includes importing it, as a pull would.
-# `pip install flask` goes to the package index over the network for both.
+# The base is examples/flaskdemo/make-base.sh's python:3.11-slim (Debian via debootstrap; there is
+# no Docker Hub here) with this host's CA bundle baked in, tagged localhost/bench-python:3.11-slim
+# and loaded into each builder's own store, so pip reaches the package index through the machine's
+# TLS-intercepting proxy in all three alike. RUN steps use the host network in all three (--network
+# host): BuildKit's default bridge would need docker0 and host iptables chains that outlive the
+# bench; pybuild's own default (its bridge) is timed in an extra column. pip downloads make cold and
+# changed noisy; cached is the builders' own cost.
 #
-# Usage: bench/build.sh [RUNS]   env: RUNTIME=pyrunc|runc|crun (pybuild's), KEEP=1
-set -euo pipefail
+# Usage: bench/build.sh [RUNS]   env: BASE_STORE=DIR (a pybuild store that already has
+#        python:3.11-slim: saves the debootstrap), BUILDERS="pybuild buildah buildkit", KEEP=1
+set -uo pipefail
 RUNS=${1:-3}
-RUNTIME=${RUNTIME:-pyrunc}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-PY=${PY:-$HERE/.venv/bin/python}
-PYBUILD=("$PY" -m pybuild)
-WORK=$(mktemp -d /var/tmp/pybuild-bench.XXXXXX)
+PYBUILD=$HERE/.venv/bin/pybuild
+BUILDERS=${BUILDERS:-pybuild pybuild-bridge buildah buildkit}
+W=$(mktemp -d /var/tmp/pybuild-buildbench.XXXXXX)
+DOCKERD=
+BASE=localhost/bench-python:3.11-slim
+die() { echo "bench/build.sh: $*" >&2; exit 1; }
 cleanup() {
-    if command -v buildah >/dev/null; then
-        buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" --storage-driver overlay rm --all >/dev/null 2>&1 || true
-    fi
-    # containers/storage leaves its overlay dir mounted (private): unmount what is under WORK
-    grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK" 2>/dev/null || { sleep 1; rm -rf "$WORK"; }
+    set +e
+    if [ -n "$DOCKERD" ]; then kill "$DOCKERD"; wait "$DOCKERD"; fi
+    command -v buildah >/dev/null && buildah --root "$W/buildah" --runroot "$W/buildah-run" rm --all >/dev/null 2>&1
+    awk -v d="$W" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
 }
 trap cleanup EXIT
 
-echo "== making the python base image (demo/make-python-base.sh) ..."
-PYBUILD="${PYBUILD[*]} --root $WORK/base-store" sh "$HERE/demo/make-python-base.sh" python-base >/dev/null
-"${PYBUILD[@]}" --root "$WORK/base-store" export python-base -o "$WORK/python-base.tar" --format oci
+# --- the base, once -----------------------------------------------------------------------
+BASE_STORE=${BASE_STORE:-$W/base-store}
+PYBUILD="$PYBUILD --root $BASE_STORE" sh "$HERE/examples/flaskdemo/make-base.sh" python:3.11-slim ||
+    die "could not make the base image"
+mkdir -p "$W/ca"
+cp /etc/ssl/certs/ca-certificates.crt "$W/ca/"
+printf 'FROM python:3.11-slim\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\n' > "$W/ca/Dockerfile"
+"$PYBUILD" --root "$BASE_STORE" build -q --network none -t "$BASE" "$W/ca" >/dev/null || die "base + CA failed"
+"$PYBUILD" --root "$BASE_STORE" save "$BASE" -o "$W/base.tar" || die "save of the base failed"
 
-CTX=$WORK/ctx
-mkdir -p "$CTX"
-printf 'flask==3.0.3\n' > "$CTX/requirements.txt"
-cat > "$CTX/app.py" <<'APP'
-from flask import Flask
+CTX=$W/ctx
+cp -r "$HERE/examples/flaskdemo" "$CTX"
+sed -i "s|^FROM python:3.11-slim|FROM $BASE|" "$CTX/Dockerfile"
+grep -q "^FROM $BASE" "$CTX/Dockerfile" || die "could not point the Dockerfile at the base"
 
-app = Flask(__name__)
+# --- the builders: prepare(round) makes an empty cache with the base; build() builds ----------
+pybuild_prepare() { rm -rf "$W/pb"; "$PYBUILD" --root "$W/pb" load -q -i "$W/base.tar" >/dev/null; }
+pybuild_build() { "$PYBUILD" --root "$W/pb" build --progress plain --network host -t bench "$CTX"; }
+pybuild-bridge_prepare() { pybuild_prepare; }
+pybuild-bridge_build() { "$PYBUILD" --root "$W/pb" build --progress plain -t bench "$CTX"; }
+BUILDAH=(buildah --root "$W/buildah" --runroot "$W/buildah-run" --storage-driver overlay)
+buildah_prepare() {
+    "${BUILDAH[@]}" rm --all >/dev/null 2>&1
+    "${BUILDAH[@]}" rmi --all -f >/dev/null 2>&1
+    "${BUILDAH[@]}" pull -q "docker-archive:$W/base.tar" >/dev/null
+}
+buildah_build() { "${BUILDAH[@]}" bud --layers --network host -t bench "$CTX"; }
+# Debian's docker.io client (20.10) has BuildKit built in; a newer docker CLI elsewhere on PATH
+# wants the buildx plugin for it.
+DOCKER=(/usr/bin/docker -H "unix://$W/docker.sock")
+buildkit_prepare() {
+    "${DOCKER[@]}" builder prune -af >/dev/null
+    "${DOCKER[@]}" image rm -f bench >/dev/null 2>&1
+    "${DOCKER[@]}" load -q -i "$W/base.tar" >/dev/null
+}
+buildkit_build() { DOCKER_BUILDKIT=1 "${DOCKER[@]}" build --network host --progress plain -t bench "$CTX"; }
 
+builders=()
+for b in $BUILDERS; do
+    case $b in
+    pybuild|pybuild-bridge) builders+=("$b") ;;
+    buildah) command -v buildah >/dev/null && builders+=(buildah) || echo "buildah: not installed, left out" ;;
+    buildkit)
+        command -v dockerd >/dev/null || { echo "buildkit: docker.io is not installed, left out"; continue; }
+        dockerd --data-root "$W/docker" --exec-root "$W/docker-exec" --pidfile "$W/docker.pid" \
+            -H "unix://$W/docker.sock" --bridge none --iptables=false --ip-masq=false \
+            --storage-driver overlay2 > "$W/dockerd.log" 2>&1 &
+        DOCKERD=$!
+        for _ in $(seq 200); do [ -S "$W/docker.sock" ] && "${DOCKER[@]}" info >/dev/null 2>&1 && break; sleep 0.1; done
+        "${DOCKER[@]}" info >/dev/null 2>&1 || { tail "$W/dockerd.log" >&2; die "dockerd did not start"; }
+        builders+=(buildkit) ;;
+    *) die "unknown builder $b" ;;
+    esac
+done
 
-@app.route("/")
-def hello():
-    return "hello from the bench\n"
-APP
-cat > "$CTX/Dockerfile" <<DF
-FROM oci-archive:$WORK/python-base.tar
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /app
-ADD . /app
-RUN pip install --no-cache-dir -r requirements.txt
-EXPOSE 5000
-CMD ["python3", "-m", "flask", "run", "--host=0.0.0.0"]
-DF
-
-now() { echo "${EPOCHREALTIME/,/.}"; }
-timed() { local t0 t1; t0=$(now); "$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; exit 1; }; t1=$(now); \
-          awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}'; }
-
-pybuild_round() {   # prints "cold cached changed"
-    local store=$WORK/pb-store-$1
-    rm -rf "$store"
-    printf 'hello = 1\n' > "$CTX/version.py"
-    local c k a
-    c=$(timed "${PYBUILD[@]}" --root "$store" --runtime "$RUNTIME" build --progress plain -t bench "$CTX")
-    k=$(timed "${PYBUILD[@]}" --root "$store" --runtime "$RUNTIME" build --progress plain -t bench "$CTX")
-    printf 'hello = 2\n' > "$CTX/version.py"
-    a=$(timed "${PYBUILD[@]}" --root "$store" --runtime "$RUNTIME" build --progress plain -t bench "$CTX")
-    rm -rf "$store"
-    echo "$c $k $a"
+timed() {  # timed BUILDER STEP: seconds of one build, or fail loudly
+    local t0 t1
+    t0=$(date +%s%N)
+    "${1}_build" > "$W/last.log" 2>&1 || { tail -n 20 "$W/last.log" >&2; die "$1: $2 build failed"; }
+    t1=$(date +%s%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9}'
 }
 
-buildah_round() {
-    local b=(buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" --storage-driver overlay)
-    # what pybuild does by itself for RUN steps: host network, the host CA bundle
-    # (Debian's pip reads /etc/ssl/certs/ca-certificates.crt; the egress proxy needs it)
-    local opts=(--layers --network host -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
-    "${b[@]}" rm --all >/dev/null 2>&1 || true
-    grep -o " $WORK/buildah[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
-    rm -rf "$WORK/buildah"
-    printf 'hello = 1\n' > "$CTX/version.py"
-    local c k a
-    c=$(timed "${b[@]}" bud "${opts[@]}" -t bench "$CTX")
-    k=$(timed "${b[@]}" bud "${opts[@]}" -t bench "$CTX")
-    printf 'hello = 2\n' > "$CTX/version.py"
-    a=$(timed "${b[@]}" bud "${opts[@]}" -t bench "$CTX")
-    echo "$c $k $a"
-}
-
-median() { sort -n | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
-
-declare -A R
-for tool in pybuild buildah; do
-    if [ "$tool" = buildah ] && ! command -v buildah >/dev/null; then
-        echo "(buildah not installed: pybuild only)"; continue
-    fi
-    : > "$WORK/$tool.times"
-    for i in $(seq "$RUNS"); do
-        line=$(${tool}_round "$i")
-        [ "$(echo "$line" | wc -w)" = 3 ] || { echo "$tool run $i failed" >&2; exit 1; }
-        echo "$tool run $i: cold/cached/changed = $line s"
-        echo "$line" >> "$WORK/$tool.times"
-    done
-    for col in 1 2 3; do
-        R[$tool,$col]=$(awk -v c=$col '{print $c}' "$WORK/$tool.times" | median)
+for i in $(seq "$RUNS"); do
+    for b in "${builders[@]}"; do  # interleaved by round: load hits all builders alike
+        printf 'APP_VERSION = 1\n' > "$CTX/version.py"
+        "${b}_prepare" || die "$b: preparing round $i failed"
+        cold=$(timed "$b" cold) && cached=$(timed "$b" cached) &&
+            printf 'APP_VERSION = 2\n' > "$CTX/version.py" && changed=$(timed "$b" changed) ||
+            exit 1
+        echo "$b round $i: cold $cold s, cached $cached s, changed $changed s"
+        echo "$b $cold $cached $changed" >> "$W/times"
     done
 done
 
-echo
-printf '%-28s %10s %10s %8s\n' "median of $RUNS (seconds)" pybuild buildah "ratio"
-for col in 1 2 3; do
-    name=$(echo "cold (incl. base import)|fully cached|after app change" | cut -d'|' -f$col)
-    p=${R[pybuild,$col]}
-    b=${R[buildah,$col]:-}
-    if [ -n "$b" ]; then
-        printf '%-28s %10s %10s %7.2fx\n' "$name" "$p" "$b" "$(awk -v p="$p" -v b="$b" 'BEGIN{print p/b}')"
-    else
-        printf '%-28s %10s %10s %8s\n' "$name" "$p" "-" "-"
-    fi
-done
-echo "(pybuild runtime: $RUNTIME; buildah: overlay storage driver, runc, --network host, host CA bundle mounted;"
-echo " ratio = pybuild/buildah, < 1 means pybuild is faster; pip downloads make cold/changed noisy)"
+"$HERE/.venv/bin/python" -I - "$W/times" "$RUNS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    b, *t = line.split()
+    rows.setdefault(b, []).append([float(x) for x in t])
+med = {b: [statistics.median(col) for col in zip(*v)] for b, v in rows.items()}
+print(f"\nflask build (examples/flaskdemo), median of {sys.argv[2]} rounds, seconds")
+print(f"{'builder':16}{'cold':>8}{'cached':>8}{'changed':>9}")
+for b, (c, k, a) in med.items():
+    print(f"{b:16}{c:8.2f}{k:8.2f}{a:9.2f}")
+peers = [b for b in med if b in ("buildah", "buildkit")]
+if "pybuild" in med and peers:
+    for i, name in enumerate(("cold", "cached", "changed")):
+        best = min(peers, key=lambda b: med[b][i])
+        print(f"pybuild/{best} ({name}, the faster peer): {med['pybuild'][i] / med[best][i]:.2f}")
+PY

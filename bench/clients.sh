@@ -92,7 +92,7 @@ EOF
                 --ip-masq=false --storage-driver overlay2 "${adds[@]}" > "$W/docker.log" 2>&1 &
             PIDS+=($!)
             wait_sock "$W/docker.sock" "$!" docker
-            docker -H "unix://$W/docker.sock" load -q -i "$W/image.tar" >/dev/null
+            /usr/bin/docker -H "unix://$W/docker.sock" load -q -i "$W/image.tar" >/dev/null
             clients+=(docker)
         fi ;;
     *) echo "unknown client $c" >&2; exit 2 ;;
@@ -104,7 +104,7 @@ one() {  # one CLIENT RUNTIME I: a `run --rm IMAGE true` through CLIENT with RUN
     podman) podman --root "$W/podman" --runroot "$W/podman-run" --cgroup-manager cgroupfs --events-backend none \
                 --runtime "${BIN[$2]}" run --rm --network none "${ULIMITS[@]}" "$IMAGE" true ;;
     ctr) ctr -a "$W/containerd.sock" -n bench run --rm --runc-binary "${BIN[$2]}" "$IMAGE" "b-$2-$3" true ;;
-    docker) docker -H "unix://$W/docker.sock" run --rm --network none --runtime "bench-$2" "$IMAGE" true ;;
+    docker) /usr/bin/docker -H "unix://$W/docker.sock" run --rm --network none --runtime "bench-$2" "$IMAGE" true ;;
     esac
 }
 
