@@ -323,6 +323,48 @@ def _pod_lifecycle(api, stub, handler: str, cgroup_parent: str, log_dir: str) ->
     return seen
 
 
+def _remove_pods(api, stub) -> None:
+    import grpc
+
+    try:
+        for pod in stub.ListPodSandbox(api.ListPodSandboxRequest(), timeout=30).items:
+            stub.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=60)
+            stub.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=60)
+    except grpc.RpcError:
+        pass  # containerd is gone or wedged: _remove_cgroups still ends what ran
+
+
+def _remove_cgroups(parent: str) -> None:
+    """Kill what is left in the test's own cgroup parent (processes this test
+    started, through containerd), then remove the cgroups, deepest first."""
+    for hierarchy in sorted(os.listdir("/sys/fs/cgroup")):
+        top = f"/sys/fs/cgroup/{hierarchy}{parent}"
+        if not os.path.isdir(top):
+            continue
+        dirs = sorted((dp for dp, _, _ in os.walk(top)), key=len, reverse=True)
+        for d in dirs:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        for d in dirs:
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.1)  # the killed processes are still leaving
+    # the net_cls,net_prio hierarchy containerd's view mounted (CGROUP_VIEW) is
+    # mounted nowhere here: mount it privately to remove what was made there
+    subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'v=$(mktemp -d); mount -t cgroup -o net_cls,net_prio cgroup "$v" && for i in $(seq 50); do '
+                    '[ -d "$v$1" ] || break; find "$v$1" -depth -type d -exec rmdir {} + 2>/dev/null; sleep 0.1; '
+                    'done; umount "$v"; rmdir "$v"',
+                    "sh", parent], capture_output=True, timeout=60)
+
+
 def test_pod_through_cri_same_as_runc(tmp_path, busybox_rootfs):
     api, grpc_api = _client_modules(str(tmp_path / "client"))
     import grpc
@@ -330,6 +372,7 @@ def test_pod_through_cri_same_as_runc(tmp_path, busybox_rootfs):
     archive = _image_archive(str(tmp_path), busybox_rootfs)
     daemon = Containerd(str(tmp_path / "containerd"))
     parent = f"/pyrunc/cri-{uuid.uuid4().hex[:8]}"
+    stub = None
     try:
         imported = daemon.ctr("images", "import", "--no-unpack", archive)
         assert imported.returncode == 0, imported.stderr
@@ -351,14 +394,8 @@ def test_pod_through_cri_same_as_runc(tmp_path, busybox_rootfs):
                     "log": ["started"], "stopped": ("CONTAINER_EXITED", 143), "pods left": 0}
         assert results["runc"] == expected, daemon.tail()
         assert results["pyrunc"] == results["runc"], daemon.tail()
-        channel.close()
     finally:
+        if stub is not None:
+            _remove_pods(api, stub)  # after a failure half-way: what the kubelet would clean up
         daemon.stop()
-        for d in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
-                  "systemd", "unified"):
-            path = f"/sys/fs/cgroup/{d}{parent}"
-            if os.path.isdir(path):
-                for sub in sorted((os.path.join(dp, n) for dp, dn, _ in os.walk(path) for n in dn),
-                                  key=len, reverse=True):
-                    os.rmdir(sub)
-                os.rmdir(path)
+        _remove_cgroups(parent)
