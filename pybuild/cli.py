@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "build": "pybuild.build_cmd:build",
     "parse": "pybuild.parse_cmd:parse",
     "images": "pybuild.image_cmds:images",
-    "inspect": "pybuild.image_cmds:inspect",
+    "inspect": "pybuild.inspect_cmd:inspect",
     "tag": "pybuild.image_cmds:tag",
     "rmi": "pybuild.image_cmds:rmi",
     "prune": "pybuild.image_cmds:prune",
@@ -38,6 +38,15 @@ COMMANDS: dict[str, str] = {
     "rm": "pybuild.container_cmds:rm",
     "logs": "pybuild.container_cmds:logs",
     "commit": "pybuild.container_cmds:commit",
+    "exec": "pybuild.exec_cmd:exec_",
+    "top": "pybuild.lifecycle_cmds:top",
+    "port": "pybuild.lifecycle_cmds:port",
+    "wait": "pybuild.lifecycle_cmds:wait",
+    "kill": "pybuild.lifecycle_cmds:kill",
+    "restart": "pybuild.lifecycle_cmds:restart",
+    "volume": "pybuild.volume_cmds:volume",
+    "info": "pybuild.info_cmds:info",
+    "system": "pybuild.info_cmds:system",
 }
 
 

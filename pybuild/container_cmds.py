@@ -102,9 +102,10 @@ def stop(ctx: click.Context, timeout: int, containers: tuple[str, ...]) -> None:
         click.echo(ref)
 
 
-def remove_container(store: ContainerStore, c: Container, force: bool) -> None:
+def remove_container(store: ContainerStore, c: Container, force: bool, volumes: bool = False) -> None:
     """Delete the runtime's container (its poststop hook tears the network
-    down; idempotent when the monitor did it already) and the directory."""
+    down; idempotent when the monitor did it already) and the directory;
+    its anonymous volumes too with `volumes` (rm -v) or when it ran with --rm."""
     status = c.status()
     if status in ("running", "paused") and not force:
         raise ContainerError(f"cannot remove container {c.name}: it is {status}: stop it first or use -f")
@@ -119,18 +120,19 @@ def remove_container(store: ContainerStore, c: Container, force: bool) -> None:
         from pybuild.run_cmd import net_request
 
         plumbing.teardown(net_request(c))
-    store.remove(c)
+    store.remove(c, volumes=volumes or c.remove)
 
 
 @click.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove the container's anonymous volumes too.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def rm(ctx: click.Context, force: bool, containers: tuple[str, ...]) -> None:
+def rm(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
     store = ContainerStore(ctx.obj["root"])
     for ref in containers:
-        remove_container(store, store.get(ref), force)
+        remove_container(store, store.get(ref), force, volumes)
         click.echo(ref)
 
 

@@ -7,6 +7,8 @@ There is no daemon (as with podman): a container is a directory,
     bundle/          the OCI bundle (config.json, hosts, resolv.conf, hostname; rootfs mounted by the monitor)
     fs/upper, fs/work  the overlay's upper dir (the container's changes: what `commit` turns into a layer)
     ctr.log          stdout and stderr of a detached container (`logs`)
+    net.json         the container's address on the bridge while it runs (`inspect`)
+    wait.lock        `pybuild wait` holds it shared; removal waits (briefly) for the exit code to be read
     runtime.log      the OCI runtime's own log (its errors, JSON lines)
     pid              the container's init pid, written by the runtime once it made the container
     monitor          pid and start time of the process watching it (`pybuild run` or its -d fork)
@@ -68,6 +70,9 @@ class Container:
     mounts: list[str] = field(default_factory=list)   # destinations of -v/--tmpfs (not committed)
     stop_signal: str = "SIGTERM"
     config: dict = field(default_factory=dict)        # the run's overrides of the image config (commit)
+    request: dict = field(default_factory=dict)       # the whole `run` request (restart, inspect)
+    mount_specs: list[dict] = field(default_factory=list)  # volumes.spec.MountSpec dicts (volumes in use)
+    restart_count: int = 0
     home: str = ""                                    # <root>/containers/<id>, not stored
 
     @property
@@ -172,6 +177,7 @@ def runtime_error(path: str) -> str | None:
 
 class ContainerStore:
     def __init__(self, root: str) -> None:
+        self.root = root
         self.dir = os.path.join(root, "containers")
 
     @contextlib.contextmanager
@@ -235,11 +241,41 @@ class ContainerStore:
             c.save()
         return c
 
-    def remove(self, c: Container) -> None:
+    def remove(self, c: Container, volumes: bool = False) -> None:
+        """Remove the container's directory once a `pybuild wait` on it has read the exit code
+        (waiters hold wait.lock shared; a stuck one delays this by WAIT_GRACE seconds at most);
+        with `volumes`, then its anonymous volumes that no other container uses (`--rm`, `rm -v`)."""
         from pyrunc.fsutil import rmtree_nofollow
 
+        _lock_out_waiters(c.home)
         with contextlib.suppress(FileNotFoundError):
             rmtree_nofollow(c.home)
+        if volumes and c.mount_specs:
+            from pybuild.volumes.attach import remove_anonymous
+
+            remove_anonymous(self, c)
+
+
+WAIT_GRACE = 5.0
+
+
+def _lock_out_waiters(home: str) -> None:
+    try:
+        fd = os.open(os.path.join(home, "wait.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        deadline = time.monotonic() + WAIT_GRACE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
 
 
 def new_id() -> str:

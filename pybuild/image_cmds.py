@@ -1,4 +1,4 @@
-"""Image verbs of the pybuild CLI: images, inspect, tag, rmi, prune, export, import, bundle.
+"""Image verbs of the pybuild CLI: images, tag, rmi, prune, export, import, bundle (inspect: inspect_cmd).
 
 Each is a click command registered by name in cli.COMMANDS; the store root is `ctx.obj["root"]`.
 Errors are PybuildError subclasses, reported once by cli.main.
@@ -79,22 +79,6 @@ def images(ctx: click.Context, quiet: bool, digests: bool) -> None:
         click.echo("   ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
-@click.command("inspect")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Print manifest and config of images as JSON."""
-    store = _store(ctx)
-    out = []
-    for name in names:
-        image = store.load_image(name)
-        out.append({"Name": image.name, "Id": image.id, "Digest": image.descriptor.digest,
-                    "Manifest": json.loads(store.read_blob(image.descriptor.digest)),
-                    "Config": json.loads(store.read_blob(image.id)),
-                    "ChainIDs": image.chain_ids})
-    click.echo(json.dumps(out, indent=2))
-
-
 @click.command("tag")
 @click.argument("source")
 @click.argument("target")
@@ -146,7 +130,7 @@ def export(ctx: click.Context, name: str, dest: str, fmt: str) -> None:
 @click.argument("source", type=click.Path(exists=True, allow_dash=True))
 @click.option("-t", "--tag", "name", help="Name for the new image.")
 @click.option("-c", "--change", "changes", multiple=True,
-              help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.")
+              help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.pass_context
 def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[str, ...],
@@ -194,6 +178,9 @@ def apply_change(config, change: str):  # type: ignore[no-untyped-def]
         return dataclasses.replace(config, working_dir=rest)
     if word == "USER" and rest:
         return dataclasses.replace(config, user=rest)
+    if word == "VOLUME" and rest:
+        paths = list(argv()) if rest.startswith("[") and argv()[:2] != ("/bin/sh", "-c") else rest.split()
+        return dataclasses.replace(config, volumes=tuple(sorted(set(config.volumes) | set(paths))))
     if word == "EXPOSE" and rest:
         ports = tuple(p if "/" in p else f"{p}/tcp" for p in rest.split())
         return dataclasses.replace(config, exposed_ports=tuple(sorted(set(config.exposed_ports + ports))))
@@ -214,7 +201,7 @@ def apply_change(config, change: str):  # type: ignore[no-untyped-def]
         keys = {k for k, _ in pairs}
         env = tuple(e for e in config.env if e.partition("=")[0] not in keys)
         return dataclasses.replace(config, env=env + tuple(f"{k}={v}" for k, v in pairs))
-    raise PybuildError(f"--change {change!r}: unsupported (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE)")
+    raise PybuildError(f"--change {change!r}: unsupported (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME)")
 
 
 @click.command("bundle")

@@ -1,15 +1,20 @@
 """`pybuild run`: the daemon-less `docker run`.
 
-    pybuild run [-d] [--rm] [--name N] [-p [IP:]HOST:CONTAINER[/PROTO]]… [-e K[=V]]… [-v SRC:DST[:ro]]…
-                [--tmpfs DST[:OPTS]]… [-w DIR] [-u USER] [--network bridge|host|none] [--entrypoint CMD]
+    pybuild run [-d] [--rm] [--name N] [-p [IP:]HOST:CONTAINER[/PROTO]]… [-e K[=V]]…
+                [-v [SRC:]DST[:OPTS]]… [--mount type=volume|bind|tmpfs,…]… [--tmpfs DST[:OPTS]]…
+                [-w DIR] [-u USER] [--network bridge|host|none] [--entrypoint CMD]
                 [-i] [--hostname H] IMAGE [CMD…]
 
 Flow (plan pure, execute thin): every input is checked first (image, ports and the
-NAT tools, volume sources, name) so bad input leaves nothing; then the container's
-directory is claimed (containers.py), a *monitor* process takes over (this process
+NAT tools, mounts, name) so bad input leaves nothing; then the container's
+directory is claimed (containers.py), its volumes are made (named ones on first
+use, anonymous ones for `-v /path` and the image's VOLUMEs; pybuild.volumes), a
+*monitor* process takes over (this process
 in the foreground, a forked one with -d, as conmon is for podman): it gets its own
-mount namespace, mounts the image's layers as an overlay rootfs there, writes the
-bundle and runs `<runtime> run` on it. The runtime forwards signals, sets up and
+mount namespace, mounts the image's layers as an overlay rootfs there, fills new
+volumes from the image's content at their paths, writes the bundle and runs
+`<runtime> run` on it. `restart` runs a new monitor on the same record, upper dir
+and volumes. The runtime forwards signals, sets up and
 tears down the network through the bundle's hooks (pybuild.net), deletes the
 container and exits with its status, which the monitor records and returns.
 
@@ -41,6 +46,7 @@ from pybuild.containers import Container, ContainerError, ContainerStore, new_id
 if TYPE_CHECKING:
     from pybuild.net.model import PortMapping
     from pybuild.store import Store, StoredImage
+    from pybuild.volumes.spec import MountSpec
 
 _FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
               signal.SIGWINCH)
@@ -60,6 +66,7 @@ class RunRequest:
     ports: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
+    mount: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
     workdir: str | None = None
     user: str | None = None
@@ -67,40 +74,6 @@ class RunRequest:
     entrypoint: str | None = None
     interactive: bool = False
     hostname: str | None = None
-
-
-def parse_volume(text: str) -> dict[str, Any]:
-    """`-v SRC:DST[:ro|rw]` → an OCI bind mount. SRC must be an existing
-    absolute host path (named volumes are not supported)."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise RunError(f"-v {text}: expected SRC:DST[:ro|rw]")
-    src, dst = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise RunError(f"-v {text}: mode {mode!r} is not ro or rw")
-    if not src.startswith("/"):
-        raise RunError(f"-v {text}: {src!r} is not an absolute host path (named volumes are not supported)")
-    if not dst.startswith("/"):
-        raise RunError(f"-v {text}: the destination {dst!r} is not absolute")
-    if not os.path.exists(src):
-        raise RunError(f"-v {text}: the source {src} does not exist")
-    return {"destination": os.path.normpath(dst), "type": "bind", "source": os.path.realpath(src),
-            "options": ["rbind", mode, "rprivate"]}
-
-
-def parse_tmpfs(text: str) -> dict[str, Any]:
-    """`--tmpfs DST[:OPTS]` with docker's defaults (noexec,nosuid,nodev)."""
-    dst, _, opts = text.partition(":")
-    if not dst.startswith("/"):
-        raise RunError(f"--tmpfs {text}: the destination {dst!r} is not absolute")
-    options = ["nosuid", "nodev", "noexec"]
-    for opt in filter(None, opts.split(",")):
-        if opt == "exec":
-            options.remove("noexec")
-        elif opt not in options:
-            options.append(opt)
-    return {"destination": os.path.normpath(dst), "type": "tmpfs", "source": "tmpfs", "options": options}
 
 
 def parse_env(items: tuple[str, ...]) -> list[str]:
@@ -142,10 +115,11 @@ def run_config(image: "StoredImage", req: RunRequest) -> Any:
     return dataclasses.replace(image.config, config=dataclasses.replace(cfg, **changes))
 
 
-def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["PortMapping"], list[dict]]:
+def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["PortMapping"], list["MountSpec"]]:
     """Everything that can be wrong with the request, before anything is made."""
     from pybuild.net.model import check_ports, parse_port
     from pybuild.runtime import NETWORKS
+    from pybuild.volumes.spec import plan
 
     if req.network not in NETWORKS:
         raise RunError(f"--network {req.network}: expected bridge, host or none")
@@ -153,8 +127,8 @@ def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["
     check_ports(ports)
     if ports and req.network != "bridge":
         raise RunError(f"-p {ports[0].text()}: publishing ports needs --network bridge")
-    mounts = [parse_volume(v) for v in req.volumes] + [parse_tmpfs(t) for t in req.tmpfs]
     image = store.load_image(req.image)
+    mounts = plan(req.volumes, req.mount, req.tmpfs, image.config.config.volumes)
     if req.network == "bridge":
         from pybuild.net import firewall, plumbing
         from pybuild.net.ipam import Ipam
@@ -187,20 +161,24 @@ def write_bundle(c: Container, image: "StoredImage", req: RunRequest, ports: lis
 
 
 def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
-            ports: list["PortMapping"], mounts: list[dict], stdio: tuple[int, int, int],
-            ready: Any) -> int:
+            ports: list["PortMapping"], mounts: list["MountSpec"], stdio: tuple[int, int, int],
+            ready: Any, restart: bool = False) -> int:
     """Mount, run, record, clean up; `ready(error or None)` is called once the
-    container started (or could not). Returns the container's exit status."""
+    container started (or could not). Returns the container's exit status.
+    With `restart`, the record, its upper dir and volumes existed before and are
+    kept whatever happens."""
     from pybuild.build_cmd import private_mount_namespace
     from pybuild.snapshot import mount_overlay
+    from pybuild.volumes.attach import runtime_mounts
 
     private_mount_namespace()
     c.record_monitor()
     started = False
     try:
         lowers = list(reversed(store.ensure_layers(image.manifest, image.config)))
-        with mount_overlay(c.fs, lowers) as ov, _network(c, ports) as (netns, address):
-            write_bundle(c, image, req, ports, mounts, ov.merged, netns, address)
+        with mount_overlay(c.fs, lowers, keep_upper=restart) as ov, _network(c, ports) as (netns, address):
+            oci_mounts = runtime_mounts(store.root, mounts, ov.merged)
+            write_bundle(c, image, req, ports, oci_mounts, ov.merged, netns, address)
             pidfile = os.path.join(c.home, "pid")
             proc = subprocess.Popen(c.runtime_cmd("run", "--bundle", c.bundle, "--pid-file", pidfile, c.id),
                                     stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True)
@@ -222,14 +200,18 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
     except BaseException as err:
         if not started:  # nothing of a container that never ran is kept
             _delete_runtime_state(c)
-            ContainerStore.of(c).remove(c)
+            if not restart:
+                ContainerStore.of(c).remove(c, volumes=True)
         ready(str(err) if isinstance(err, Exception) else "interrupted")
         if not started and isinstance(err, PybuildError) and not isinstance(err, RunError):
             raise RunError(str(err)) from None  # could not run it: docker's 125
         raise
     finally:
-        if req.remove and started:
-            ContainerStore.of(c).remove(c)
+        if req.remove and started and not os.path.exists(os.path.join(c.home, RESTARTING)):
+            ContainerStore.of(c).remove(c, volumes=True)
+
+
+RESTARTING = "restarting"  # in the container's dir while `restart` stops it: --rm must not remove it
 
 
 @contextlib.contextmanager
@@ -242,8 +224,19 @@ def _network(c: Container, ports: list["PortMapping"]) -> Iterator[tuple[str | N
         return
     from pybuild.net import plumbing
 
+    from pyrunc.fsutil import atomic_write
+    import json
+
     with plumbing.attached(net_request(c, ports)) as (path, att):
-        yield path, str(att.address)
+        record = os.path.join(c.home, "net.json")
+        atomic_write(record, json.dumps({"address": str(att.address), "prefix": att.network.prefixlen,
+                                         "gateway": str(att.gateway), "bridge": net_request(c).bridge}).encode(),
+                     0o600, durable=False)
+        try:
+            yield path, str(att.address)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(record)
 
 
 def net_request(c: Container, ports: list["PortMapping"] | None = None) -> Any:
@@ -260,7 +253,7 @@ def _delete_runtime_state(c: Container) -> None:
 
 
 def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
-                   ports: list["PortMapping"], mounts: list[dict]) -> None:
+                   ports: list["PortMapping"], mounts: list["MountSpec"], restart: bool = False) -> None:
     """Fork the monitor; return once the container runs, or raise its error."""
     r, w = os.pipe()
     pid = os.fork()
@@ -280,7 +273,7 @@ def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunR
                     os.write(w, (error or "").encode()[:4000] or b"ok")
                     os.close(w)
                     w = -1
-            code = monitor(store, c, image, req, ports, mounts, (0, 1, 2), ready) & 0xFF
+            code = monitor(store, c, image, req, ports, mounts, (0, 1, 2), ready, restart) & 0xFF
         except BaseException:  # the error went to the parent through ready()
             code = 125
         finally:
@@ -302,7 +295,10 @@ def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunR
 @click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:]HOST:CONTAINER[/PROTO]",
               help="Publish a container port on the host; repeatable.")
 @click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]", help="Set an environment variable.")
-@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind-mount a host path.")
+@click.option("-v", "--volume", "volumes", multiple=True, metavar="[SRC:]DST[:OPTS]",
+              help="A named volume (NAME:DST), an anonymous one (DST) or a host path (/SRC:DST); OPTS: ro, nocopy.")
+@click.option("--mount", "mount", multiple=True, metavar="type=volume|bind|tmpfs,…",
+              help="type=volume,[source=NAME,]target=DST[,readonly][,volume-nocopy] and bind, tmpfs.")
 @click.option("--tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs.")
 @click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="USER[:GROUP] (names from the image's /etc/passwd).")
@@ -333,12 +329,20 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -
     c = Container(id=new_id(), name=req.name, image=req.image, image_id=stored.id, created=time.time(),
                   command=list(final.entrypoint or ()) + list(final.cmd or ()),
                   runtime=resolve_runtime(ctx.obj["runtime"]), network=req.network, ports=[p.text() for p in ports],
-                  remove=req.remove, detached=req.detach, mounts=[m["destination"] for m in mounts],
+                  remove=req.remove, detached=req.detach, mounts=[m.destination for m in mounts],
+                  mount_specs=[m.to_dict() for m in mounts], request=dataclasses.asdict(req),
                   stop_signal=stored.config.config.stop_signal or "SIGTERM",
                   config={k: v for k, v in overrides.items() if v is not None})
     try:
         ContainerStore(ctx.obj["root"]).create(c)
     except PybuildError as err:  # a name in use or not a name: docker's 125 too
+        raise RunError(str(err)) from None
+    try:
+        from pybuild.volumes.attach import ensure
+
+        ensure(ctx.obj["root"], mounts)  # after the record: a volume in use is never removed
+    except PybuildError as err:
+        ContainerStore(ctx.obj["root"]).remove(c, volumes=True)
         raise RunError(str(err)) from None
     if req.detach:
         start_detached(store, c, stored, req, ports, mounts)
@@ -348,3 +352,32 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -
     code = monitor(store, c, stored, req, ports, mounts, (stdin, 1, 2), lambda _e: None)
     sys.stdout.flush()
     ctx.exit(code)
+
+
+def request_of(c: Container) -> RunRequest:
+    """The run request recorded with a container (lists back to tuples)."""
+    if not c.request:
+        raise RunError(f"container {c.name}: made by an older pybuild, it has no recorded request to start again")
+    fields = {f.name for f in dataclasses.fields(RunRequest)}
+    return RunRequest(**{k: tuple(v) if isinstance(v, list) else v for k, v in c.request.items() if k in fields})
+
+
+def start_again(root: str, c: Container) -> None:
+    """Run an exited container again, detached, on its record, upper dir and volumes (restart)."""
+    from pybuild.net.model import parse_port
+    from pybuild.store import Store
+    from pybuild.volumes.attach import ensure
+    from pybuild.volumes.spec import MountSpec
+
+    req = dataclasses.replace(request_of(c), detach=True, interactive=False)
+    store = Store(root)
+    image = store.load_image(c.image_id)
+    mounts = [MountSpec.from_dict(m) for m in c.mount_specs]
+    ensure(root, mounts)
+    for name in ("pid", "exit.json"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(c.home, name))
+    c.detached = True
+    c.restart_count += 1
+    c.save()
+    start_detached(store, c, image, req, [parse_port(p) for p in c.ports], mounts, restart=True)

@@ -98,19 +98,30 @@ def _mount_data(lowers: Sequence[str], upper: str, work: str) -> tuple[str, str 
 
 
 @contextlib.contextmanager
-def mount_overlay(base: str, lowers: Sequence[str]) -> Iterator[Overlay]:
+def mount_overlay(base: str, lowers: Sequence[str], keep_upper: bool = False) -> Iterator[Overlay]:
     """Mount an overlay under `base` (created here) with `lowers` top-most
-    first; unmount on exit. The upper dir outlives the mount (it is the diff)."""
+    first; unmount on exit. The upper dir outlives the mount (it is the diff).
+    `keep_upper`: `base` holds the upper dir of an earlier mount (a container
+    started again), which is mounted as it is, with a fresh work dir."""
     from pyrunc import syscalls
 
-    os.makedirs(base, exist_ok=False)
     merged, upper, work = (os.path.join(base, n) for n in ("merged", "upper", "work"))
-    for d in (merged, upper, work):
-        os.mkdir(d, 0o755)
+    if keep_upper and os.path.isdir(upper) and not os.path.islink(upper):
+        from pyrunc.fsutil import rmtree_nofollow
+
+        rmtree_nofollow(work)  # a work dir left by a killed monitor
+        for d in (merged, work):
+            if not os.path.isdir(d):
+                os.mkdir(d, 0o755)
+    else:
+        os.makedirs(base, exist_ok=False)
+        for d in (merged, upper, work):
+            os.mkdir(d, 0o755)
     if not lowers:
         # overlayfs needs at least one lower dir; FROM scratch gets an empty one.
         empty = os.path.join(base, "empty")
-        os.mkdir(empty, 0o755)
+        if not (keep_upper and os.path.isdir(empty)):
+            os.mkdir(empty, 0o755)
         lowers = [empty]
     data, cwd = _mount_data(lowers, upper, work)
     old_cwd = os.getcwd() if cwd else None

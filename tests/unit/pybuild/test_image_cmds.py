@@ -37,10 +37,10 @@ def test_import_images_inspect_tag_rmi_prune(capsys, root, tmp_path):
     assert lines[1].split()[:3] == ["hello", "1", image_id[7:19]]
     code, out, _ = _run(capsys, "--root", store, "inspect", "hello:1")
     [doc] = json.loads(out)
-    cfg = doc["Config"]["config"]
+    cfg = doc["Config"]
     assert cfg["Cmd"] == ["/bin/hello"] and cfg["Env"] == ["A=1", "B=2"]
     assert cfg["ExposedPorts"] == {"80/tcp": {}} and cfg["WorkingDir"] == "/w"
-    assert doc["Id"] == image_id and doc["ChainIDs"] == doc["Config"]["rootfs"]["diff_ids"]
+    assert doc["Id"] == image_id and doc["ChainIDs"] == doc["RootFS"]["Layers"]
     assert _run(capsys, "--root", store, "tag", "hello:1", "other")[0] == 0
     code, out, _ = _run(capsys, "--root", store, "images", "-q")
     assert out.split() == [image_id[7:19]] * 2
@@ -49,7 +49,7 @@ def test_import_images_inspect_tag_rmi_prune(capsys, root, tmp_path):
     assert _run(capsys, "--root", store, "rmi", "other")[0] == 0
     assert os.listdir(os.path.join(store, "blobs", "sha256")) == []
     code, _, err = _run(capsys, "--root", store, "inspect", "other")
-    assert code == 1 and err.strip() == "pybuild: image not found: other"
+    assert code == 125 and err.strip() == "pybuild: no such object: other"  # podman inspect
     code, out, _ = _run(capsys, "--root", store, "prune")
     assert code == 0 and out.startswith("Removed 0 blobs")
 
@@ -77,4 +77,4 @@ def test_import_from_stdin(capsys, root, tmp_path, monkeypatch):
     code, out, err = _run(capsys, "--root", store, "import", "-", "-t", "piped")
     assert code == 0, err
     code, out, _ = _run(capsys, "--root", store, "inspect", "piped")
-    assert json.loads(out)[0]["Config"]["history"][0]["comment"] == "Imported from -"
+    assert json.loads(out)[0]["History"][0]["comment"] == "Imported from -"

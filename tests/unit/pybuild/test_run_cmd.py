@@ -1,30 +1,34 @@
-"""pybuild run's pure parts: -v, --tmpfs, -e, and docker's override rules for the image config."""
+"""pybuild run's pure parts: -v (binds), --tmpfs, -e, and docker's override rules for the image config."""
 
 from __future__ import annotations
 
 import pytest
 
 from pybuild.image import ContainerConfig, ImageConfig
-from pybuild.run_cmd import RunError, RunRequest, parse_env, parse_tmpfs, parse_volume, run_config
+from pybuild.run_cmd import RunError, RunRequest, parse_env, run_config
+from pybuild.volumes import VolumeError
+from pybuild.volumes.spec import MountError, oci_mount, parse_tmpfs_flag, parse_volume_flag
 
 
 def test_parse_volume(tmp_path):
-    m = parse_volume(f"{tmp_path}:/data:ro")
+    """-v of a host path: a bind mount (volumes are in test_volumes.py)."""
+    m = oci_mount(parse_volume_flag(f"{tmp_path}:/data:ro"))
     assert m == {"destination": "/data", "type": "bind", "source": str(tmp_path),
                  "options": ["rbind", "ro", "rprivate"]}
-    assert parse_volume(f"{tmp_path}/:/data/")["options"][1] == "rw"
-    for bad, msg in ((f"{tmp_path}", "expected SRC:DST"), (f"{tmp_path}:/d:rx", "mode 'rx'"),
-                     ("named:/d", "named volumes"), (f"{tmp_path}:rel", "not absolute"),
+    assert oci_mount(parse_volume_flag(f"{tmp_path}/:/data/"))["options"][1] == "rw"
+    for bad, msg in ((f"{tmp_path}:/d:rx", "unsupported option 'rx'"), ("a:b:c:d", "expected"),
+                     ("na/med:/d", "names must match"), (f"{tmp_path}:rel", "not an absolute path"),
                      (f"{tmp_path}/absent:/d", "does not exist")):
-        with pytest.raises(RunError, match=msg):
-            parse_volume(bad)
+        with pytest.raises(VolumeError, match=msg):
+            parse_volume_flag(bad)
 
 
 def test_parse_tmpfs():
-    assert parse_tmpfs("/scratch")["options"] == ["nosuid", "nodev", "noexec"]
-    assert parse_tmpfs("/run:exec,size=1m,mode=1777")["options"] == ["nosuid", "nodev", "size=1m", "mode=1777"]
-    with pytest.raises(RunError, match="not absolute"):
-        parse_tmpfs("scratch")
+    assert parse_tmpfs_flag("/scratch").options == ("nosuid", "nodev", "noexec")
+    assert oci_mount(parse_tmpfs_flag("/run:exec,size=1m,mode=1777"))["options"] == \
+        ["nosuid", "nodev", "size=1m", "mode=1777"]
+    with pytest.raises(MountError, match="not an absolute path"):
+        parse_tmpfs_flag("scratch")
 
 
 def test_parse_env(monkeypatch):
