@@ -188,7 +188,7 @@ def test_pull_index_pushed_by_skopeo_picks_platform(registry, images, tmp_path):
     pb(mine, "pull", dest)
     from pybuild.store import Store
     assert Store(mine).load_image(dest).config.architecture == json.loads(
-        pb(images, "inspect", "busybox").stdout)[0]["Config"]["architecture"]
+        pb(images, "inspect", "busybox").stdout)[0]["Architecture"]
     theirs = str(tmp_path / "theirs")
     pb(theirs, "pull", "--platform", f"linux/{other}", dest)
     assert Store(theirs).load_image(dest).config.architecture == other

@@ -306,7 +306,7 @@ def test_run_steps_use_the_bridge(pb, tmp_path):
     out = pb("run", "--rm", "--network", "none", "netsteps", "cat", "/net").stdout
     assert out.splitlines() == ["bridged", "none", "host"]
     # what the last step wrote to the generated files never reached a layer
-    last = json.loads(pb("inspect", "netsteps").stdout)[0]["Config"]["history"][-1]
+    last = json.loads(pb("inspect", "netsteps").stdout)[0]["History"][-1]
     assert "junk" in last["created_by"] and last.get("empty_layer") is True
     res = pb("build", "-q", "--network", "none", "-t", "x",
              _context(tmp_path, "FROM busybox\nRUN ! ip -o link show eth0\nRUN --network=bridge ip -o link show eth0\n"))
