@@ -4,6 +4,13 @@ The parent owns the undo stack: any failure before the state is saved kills
 init, destroys the cgroup and removes the state dir, so a failed create leaves
 nothing behind (DESIGN §2). All parsing, compiling and importing happens here,
 before fork (see launch.py).
+
+A create can also be SIGKILLed, which no undo stack survives. So the state
+dir appears already holding a pre-state (status "creating", this process's
+pid and start time, the cgroups it is about to make), init's pid is added
+the moment it is known, and init and the intermediate die with this process
+(lifeline.py) until the final state is saved and init is told "created".
+Whatever point the kill hits, `delete` finds everything there is to remove.
 """
 
 from __future__ import annotations
@@ -11,12 +18,12 @@ from __future__ import annotations
 import os
 import time
 
-from pyrunc import namespaces, spec as specmod, syscalls as s
+from pyrunc import namespaces, process, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, rootfs_path
 from pyrunc.spec_record import MutableRecord
-from pyrunc.state import FIFO_NAME, State, StateStore, Status
+from pyrunc.state import FIFO_NAME, State, StateStore, Status, proc_start_time
 from pyrunc.undo import Undo
 
 
@@ -55,20 +62,30 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     rootfs = rootfs_path(spec, bundle)
     launch = _prepare(spec, bundle, rootfs, ns, opts, store.root)
 
+    manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
+    me = os.getpid()
+    state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
+                  owner="", annotations=dict(spec.annotations), hooks=_later_hooks(spec.hooks),
+                  spec_version=spec.oci_version, status=Status.CREATING, creator_pid=me,
+                  creator_start=proc_start_time(me) or 0,
+                  shares_pidns=not ns.has("pid") or any(t == "pid" for t, _ in ns.join))
+    if manager is not None:  # the cgroups it may make, before it makes any (DirMaker re-checks)
+        state.cgroup = dict(manager.to_state(), created=manager.missing_dirs())
+
     with Undo() as undo:
-        state_dir = store.claim(container_id)
+        # From here a SIGKILL leaves only what the pre-state names: `delete` removes it.
+        state_dir = store.claim(state)
         undo.callback(store.remove, container_id)
         if not ns.has("mount"):
             from pyrunc.rootfs import release_host_mounts
 
             undo.callback(release_host_mounts, state_dir)  # what init mounted on the host, if anything
-        state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
-                      owner="", annotations=dict(spec.annotations), state_dir=state_dir,
-                      hooks=_later_hooks(spec.hooks), spec_version=spec.oci_version)
-        launch.cgroup = _cgroup(linux, container_id, systemd_cgroup, rootless, undo)
-        if launch.cgroup is not None:
-            state.cgroup = launch.cgroup.to_state()
-            cg = state.cgroup
+        if manager is not None:
+            undo.callback(manager.destroy)
+            manager.create()
+            manager.apply(linux.resources_raw if linux else None)
+            launch.cgroup = manager
+            state.cgroup = cg = manager.to_state()
             launch.cgroup_dirs = (tuple(cg["paths"].values()) if cg.get("version") == "v1" else
                                   (os.path.join(cg["mount"], cg["path"].lstrip("/")),))
         fifo = os.path.join(state_dir, FIFO_NAME)
@@ -85,14 +102,14 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
 
             launch.mount_fds = mountsrc.open_sources(spec, bundle, ns.new_user)
         try:
-            pid, notify_fd = _spawn(launch, state, spec, keep_sync)
+            pid, notify_fd, sock = _spawn(launch, state, spec, store)
         finally:
             for fd in launch.mount_fds.values():
                 os.close(fd)  # init has attached them by now (or is gone)
+        undo.callback(sock.close)
         state.pid = pid
         state.pid_start = _start_time(pid)
         state.status = Status.CREATED
-        state.shares_pidns = not ns.has("pid") or any(t == "pid" for t, _ in ns.join)
         state.namespaces = {t: f"/proc/{pid}/ns/{namespaces.PROC_NAME[t]}" for t in ns.types}
         if notify_fd is not None:
             from pyrunc import seccomp
@@ -104,8 +121,13 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         store.save(state)
         if opts.pid_file:
             atomic_write(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644, durable=False)
+        process.detach(sock)  # the state is final: init may outlive us now
         undo.pop_all()
     os.close(launch.fifo_fd)
+    if keep_sync:
+        state.sync = sock
+    else:
+        sock.close()
     return state
 
 
@@ -193,15 +215,12 @@ def _is_host_ns(ns_type: str, path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, undo: Undo):
+def _cgroup_manager(linux, container_id: str, systemd: bool, rootless: bool):
+    """The container's cgroups, resolved and checked (no directory made yet)."""
     from pyrunc import cgroups
 
-    manager = cgroups.new_manager(linux.cgroups_path if linux else None, container_id,
-                                  systemd=systemd, rootless=rootless)
-    manager.create()
-    undo.callback(manager.destroy)
-    manager.apply(linux.resources_raw if linux else None)
-    return manager
+    return cgroups.new_manager(linux.cgroups_path if linux else None, container_id,
+                               systemd=systemd, rootless=rootless)
 
 
 def _later_hooks(hooks) -> dict:
@@ -226,9 +245,7 @@ def _new_keyring(container_id: str) -> None:
         pass  # keyrings are optional in the kernel (and refused in some sandboxes), as for runc
 
 
-def _spawn(launch: Launch, state: State, spec, keep_sync: bool) -> tuple[int, int | None]:
-    from pyrunc import process
-
+def _spawn(launch: Launch, state: State, spec, store: StateStore):
     state.status = Status.CREATING
     launch.hook_state = state.hook_state(Status.CREATING)
 
@@ -243,10 +260,13 @@ def _spawn(launch: Launch, state: State, spec, keep_sync: bool) -> tuple[int, in
         hooks.run_all("createRuntime", spec.hooks.create_runtime, doc)
         return doc
 
-    pid, notify_fd, sock = process.spawn(launch, on_hooks, keep_sync)
-    if sock is not None:
-        state.sync = sock
-    return pid, notify_fd
+    def on_pid(pid: int) -> None:
+        """init exists: the pre-state names it (delete -f kills it if create dies)."""
+        state.pid = pid
+        state.pid_start = proc_start_time(pid) or 0
+        store.save(state)
+
+    return process.spawn(launch, on_hooks, on_pid)
 
 
 def _start_time(pid: int) -> int:

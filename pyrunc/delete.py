@@ -2,8 +2,10 @@
 hooks, remove the state dir.
 
 A stopped container is destroyed; a created one (or any with -f) is killed
-first. An ID with a half-made directory (a create that died) is cleaned up;
-an unknown ID with -f is not an error (runc).
+first. A container whose create was killed reads as stopped (state.py): its
+pre-state names init (killed here if it is somehow still there) and the
+cgroups that create was making, and those go like any other. An unknown ID
+with -f is not an error (runc).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pyrunc.state import CorruptState, State, StateStore, Status
 
 
 def delete(store: StateStore, container_id: str, force: bool = False) -> None:
+    store.dir_of(container_id)  # the ID is checked before anything is touched
+    store.sweep_staging()
     try:
         state = store.load(container_id)
     except ContainerNotFound:
         path = store.dir_of(container_id)
         if os.path.isdir(path):
-            store.remove(container_id)  # a create that died before saving its state
+            store.remove(container_id)  # left by an older pyrunc's create that died
             return
         if force:
             return
@@ -36,10 +40,13 @@ def delete(store: StateStore, container_id: str, force: bool = False) -> None:
         store.remove(container_id)
         return
     with store.lock(container_id):
+        if state.status is Status.CREATING:  # its create still runs: killing that is not ours to do
+            raise InvalidState(f"cannot delete container {container_id}: it is being created "
+                               f"(pyrunc create, pid {state.creator_pid})")
         if state.status in (Status.RUNNING, Status.PAUSED) and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {state.status}")
-        if state.status is not Status.STOPPED:
-            stop(state)
+        if state.pid:
+            stop(state)  # a no-op unless init (same pid and start time) is still there
         destroy(store, state)
 
 

@@ -26,7 +26,7 @@ import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, exeguard, fds, hooks, lsm, procattrs, rootfs, safepath, sync, syscalls as s
+from pyrunc import capabilities, exeguard, fds, hooks, lifeline, lsm, procattrs, rootfs, safepath, sync, syscalls as s
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.launch import Launch
 
@@ -47,6 +47,7 @@ def run(launch: Launch, sock: _socket.socket) -> None:
     try:
         s.set_comm(sync.INIT_COMM)
         _setup(launch, sock)
+        _detached(sock)
         _wait_and_exec(launch, sock)
     except BaseException as err:  # everything, even KeyboardInterrupt: report, then die
         _report(launch, sock, err)
@@ -109,6 +110,13 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
     if proc.no_new_privileges:
         s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
     sync.send(sock, "ready")
+
+
+def _detached(sock: _socket.socket) -> None:
+    """create has saved the container: from here on init outlives it (lifeline.py)."""
+    sync.expect(sock, "created")
+    lifeline.disarm()
+    sync.send(sock, "detached")
 
 
 def _uts(launch: Launch) -> None:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import _socket
 
-from pyrunc import init, namespaces, sync, syscalls as s
+from pyrunc import init, lifeline, namespaces, sync, syscalls as s
 from pyrunc.errors import KernelError
 from pyrunc.launch import Launch
 
 
-def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
+def spawn(launch: Launch, on_hooks=None, on_pid=None):
     """Start init; returns (init pid, seccomp notify fd or None, the sync
-    socket if keep_sync else None) once init is ready. Raises ChildError with
-    the child's message on failure (the caller's undo stack kills whatever
-    is left)."""
+    socket) once init is ready. init then waits for `detach()`. `on_pid(pid)`
+    runs as soon as init's pid is known (create records it in the state).
+    Raises ChildError with the child's message on failure (the caller's undo
+    stack kills whatever is left)."""
     parent_sock, child_sock = sync.pair()
     try:
         if _direct(launch):
@@ -30,27 +31,39 @@ def spawn(launch: Launch, on_hooks=None, keep_sync: bool = False):
             except OSError as err:
                 raise KernelError("clone", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
             if pid == 0:
+                lifeline.arm()  # first: a SIGKILLed create takes init with it
                 parent_sock.close()
+                lifeline.check(child_sock)
                 s.prctl(s.PR_SET_DUMPABLE, 0)
                 init.run(launch, child_sock)
             child_sock.close()
+            launch.extra["init_pid"] = pid
+            if on_pid is not None:
+                on_pid(pid)
             _placed(launch, pid)
             pid, notify_fd = _serve(launch, parent_sock, 0, on_hooks, pid)
         else:
             pid = os.fork()
             if pid == 0:
+                lifeline.arm()
                 parent_sock.close()
+                lifeline.check(child_sock)
                 _intermediate(launch, child_sock)
             child_sock.close()
-            pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks)
-        if keep_sync:
-            kept, parent_sock = parent_sock, None
-            return pid, notify_fd, kept
-        return pid, notify_fd, None
+            pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks, on_pid=on_pid)
+        kept, parent_sock = parent_sock, None
+        return pid, notify_fd, kept
     finally:
         if parent_sock is not None:
             parent_sock.close()
         child_sock.close()  # idempotent
+
+
+def detach(sock: _socket.socket) -> None:
+    """The final state is saved: let init outlive create (it disarms its
+    parent-death signal, then blocks on exec.fifo)."""
+    sync.send(sock, "created")
+    sync.expect(sock, "detached")
 
 
 def _direct(launch: Launch) -> bool:
@@ -64,7 +77,6 @@ def _direct(launch: Launch) -> bool:
 
 
 def _placed(launch: Launch, pid: int) -> None:
-    launch.extra["init_pid"] = pid
     if launch.cgroup is not None:
         # The first cgroup.procs write of a v1 hierarchy waits for an RCU grace
         # period (10-20 ms here); done now, it overlaps init's rootfs work.
@@ -72,7 +84,7 @@ def _placed(launch: Launch, pid: int) -> None:
 
 
 def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
-           init_pid: int = 0) -> tuple[int, int | None]:
+           init_pid: int = 0, on_pid=None) -> tuple[int, int | None]:
     notify_fd = None
     try:
         while True:
@@ -84,10 +96,11 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
                 sync.send(sock, "idmap-done")
             elif kind == "pid":
                 init_pid = msg["pid"]
+                launch.extra["init_pid"] = init_pid
+                if on_pid is not None:
+                    on_pid(init_pid)
                 if not _joins_cgroup_early(launch):
                     _placed(launch, init_pid)
-                else:
-                    launch.extra["init_pid"] = init_pid
                 _reap(mid)
                 mid = 0
             elif kind == "hooks":
@@ -137,6 +150,8 @@ def _intermediate(launch: Launch, sock: _socket.socket) -> None:
             sync.expect(sock, "idmap-done")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            lifeline.arm()  # a new euid cleared it
+            lifeline.check(sock)
         if launch.ns.unshare_flags:
             try:
                 s.unshare(launch.ns.unshare_flags)
@@ -144,8 +159,12 @@ def _intermediate(launch: Launch, sock: _socket.socket) -> None:
                 raise KernelError("unshare", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
         if launch.ns.unshare_flags & s.CLONE_NEWTIME and launch.spec.linux.time_offsets:
             namespaces.write_time_offsets(launch.spec.linux.time_offsets)
-        pid = os.fork()
+        # CLONE_PARENT: init's parent is create, not this short-lived process, so
+        # init's parent-death signal follows create (lifeline.py).
+        pid = s.clone_fork(s.CLONE_PARENT)
         if pid == 0:
+            lifeline.arm()
+            lifeline.check(sock)
             init.run(launch, sock)
         sync.send(sock, "pid", pid=pid)
         code = 0

@@ -1,8 +1,16 @@
 """Container state on disk: one directory per container under --root.
 
 Invariants:
-- A container directory is claimed with mkdir (atomic), so two simultaneous
-  `create`s of one ID give exactly one winner.
+- A container directory appears atomically *with* its first state.json: it
+  is made under `<root>/~new/` (not a valid ID), the pre-state written into
+  it, then renamed to `<root>/ID` with RENAME_NOREPLACE, so two simultaneous
+  `create`s of one ID give exactly one winner and no directory is ever
+  visible without a state. A staging dir whose creator died is swept by the
+  next `create` or `delete`.
+- The pre-state (status "creating", the creator's pid and start time, the
+  cgroups it is about to make, init's pid once known) is enough for `delete`
+  to remove everything a SIGKILLed create left; such a container reads as
+  "stopped", as runc shows it, once its creator is gone.
 - state.json is replaced atomically (temp + rename); readers never see half.
 - The status is never trusted from disk: it is derived on every read from the
   init pid and its start time (/proc/PID/stat field 22), the presence of
@@ -25,6 +33,7 @@ from pyrunc.spec_record import NEW_DICT, MutableRecord
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
+STAGING = "~new"  # "~" is not allowed in a container ID: never collides with one
 
 
 class Status(str):
@@ -85,6 +94,8 @@ class State(MutableRecord):
     namespaces: dict[str, str] = NEW_DICT
     shares_pidns: bool = False
     status: Status = Status.CREATING
+    creator_pid: int = 0  # `pyrunc create` while the status is "creating"
+    creator_start: int = 0
     state_dir: str = ""
     sync: object = None  # run only: the socket to init, not saved
 
@@ -160,7 +171,8 @@ class State(MutableRecord):
 
 _FIELD_TYPES = {"id": str, "bundle": str, "rootfs": str, "created": str, "pid": int, "pid_start": int,
                 "owner": str, "annotations": dict, "cgroup": dict, "hooks": dict, "namespaces": dict,
-                "shares_pidns": bool, "status": str, "spec_version": str}
+                "shares_pidns": bool, "status": str, "spec_version": str, "creator_pid": int,
+                "creator_start": int}
 _REQUIRED_FIELDS = ("id", "bundle", "rootfs", "created")
 _JSON_NAMES = {str: "string", int: "integer", dict: "object", bool: "boolean"}
 
@@ -202,17 +214,66 @@ class StateStore:
         validate_id(container_id)
         return os.path.join(self.root, container_id)
 
-    def claim(self, container_id: str) -> str:
-        """Create the container's directory; ContainerExists if taken."""
-        path = self.dir_of(container_id)
+    def claim(self, state: State) -> str:
+        """Make the container's directory holding `state` (the pre-state) in
+        one step; ContainerExists if the ID is taken. Returns the directory."""
+        from pyrunc import syscalls
+
+        path = self.dir_of(state.id)
+        if os.path.lexists(path):
+            raise ContainerExists(state.id)
+        staging = os.path.join(self.root, STAGING)
+        self.sweep_staging()
+        tmp = os.path.join(staging, f"{state.creator_pid}-{state.creator_start}-{os.urandom(8).hex()}")
+        for _ in range(10):  # a concurrent create may remove the (empty) staging dir meanwhile
+            try:
+                os.mkdir(staging, 0o711)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(self.root, 0o711, exist_ok=True)
+                continue
+            try:
+                os.mkdir(tmp, 0o711)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise PyruncError(f"cannot make a directory in {staging}")
+        state.state_dir = path
         try:
-            os.mkdir(path, 0o711)
-        except FileExistsError:
-            raise ContainerExists(container_id) from None
-        except FileNotFoundError:
-            os.makedirs(self.root, 0o711, exist_ok=True)
-            return self.claim(container_id)
+            fd = os.open(os.path.join(tmp, STATE_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, state.to_json())
+            finally:
+                os.close(fd)
+            syscalls.renameat2(syscalls.AT_FDCWD, tmp, syscalls.AT_FDCWD, path, syscalls.RENAME_NOREPLACE)
+        except BaseException as err:
+            rmtree_nofollow(tmp)
+            if isinstance(err, OSError) and err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise ContainerExists(state.id) from None
+            raise
+        finally:
+            _rmdir_if_empty(staging)
         return path
+
+    def sweep_staging(self) -> None:
+        """Remove staging dirs whose creator is gone (a create killed between
+        its mkdir and its rename); their names carry the creator's pid and
+        start time."""
+        staging = os.path.join(self.root, STAGING)
+        try:
+            names = os.listdir(staging)
+        except FileNotFoundError:
+            return
+        for name in names:
+            pid, _, rest = name.partition("-")
+            start = rest.partition("-")[0]
+            if pid.isdigit() and start.isdigit() and proc_start_time(int(pid)) == int(start):
+                continue  # its create is still running
+            rmtree_nofollow(os.path.join(staging, name))
+        _rmdir_if_empty(staging)
 
     def lock(self, container_id: str) -> "_DirLock":
         """`with store.lock(id):` holds flock(LOCK_EX) on the container's directory."""
@@ -246,6 +307,14 @@ class StateStore:
         rmtree_nofollow(self.dir_of(container_id))
 
 
+def _rmdir_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+
+
 class _DirLock:
     __slots__ = ("path", "cid", "fd")
 
@@ -265,8 +334,13 @@ class _DirLock:
 
 
 def refresh(state: State) -> Status:
-    """Derive the status from the kernel (runc refreshState)."""
+    """Derive the status from the kernel (runc refreshState). A pre-state is
+    "creating" while its creator runs, and "stopped" once it died before
+    finishing (runc shows such a container as stopped)."""
     if state.status is Status.CREATING:
+        if state.creator_pid and proc_start_time(state.creator_pid) == state.creator_start:
+            return state.status
+        state.status = Status.STOPPED
         return state.status
     if not state.pid or proc_start_time(state.pid) != state.pid_start:
         state.status = Status.STOPPED

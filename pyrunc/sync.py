@@ -10,7 +10,7 @@ and are re-raised by the parent, so the user sees one line.
                       <-- {"t":"idmap"}   unshare(CLONE_NEWUSER)
     write uid_map/gid_map
     {"t":"idmap-done"} -->
-                                      unshare(other ns), fork ──────► (starts)
+                                      unshare(other ns), clone(CLONE_PARENT) ─► (starts)
                       <-- {"t":"pid","pid":N}  exit(0)
                                                                       mounts in rootfs
                       <-- {"t":"hooks"}  (only when createRuntime/prestart hooks exist)
@@ -19,8 +19,12 @@ and are re-raised by the parent, so the user sees one line.
                                                                       pivot_root, /dev, masks,
                                                                       user, caps, …
                       <-- {"t":"seccomp"} + fd (only with a notify listener)
-                      <-- {"t":"ready"}                               block on exec.fifo
-    state.json, pid file, exit 0
+                      <-- {"t":"ready"}
+    state.json (created), pid file
+    {"t":"created"} -->                                               PR_SET_PDEATHSIG 0
+                      <-- {"t":"detached"}                            block on exec.fifo
+    exit 0
+    (until "detached", the intermediate and init die with create: lifeline.py)
     any step:         <-- {"t":"error","msg":…}   (the child exits 1)
 """
 

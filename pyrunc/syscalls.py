@@ -51,6 +51,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
+CLONE_PARENT = 0x00008000
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -495,10 +496,12 @@ def clone_fork(flags: int) -> int:
     return pid
 
 
+RENAME_NOREPLACE = 1 << 0
 RENAME_EXCHANGE = 1 << 1
 
 
 def renameat2(olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int = 0) -> None:
-    """rename with flags (RENAME_EXCHANGE swaps two entries atomically); tests race with it."""
+    """rename with flags: RENAME_NOREPLACE (claim a name atomically, EEXIST if taken),
+    RENAME_EXCHANGE (swap two entries; the mount-race tests use it)."""
     _check(_libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd), _b(newpath),
                            ctypes.c_uint(flags)), oldpath)

@@ -2,7 +2,8 @@
 
 The runtime core only talks to this Protocol. `create` + `add` are on the
 `pyrunc run` hot path: they make directories and write a pid, nothing more.
-Everything a manager made, `destroy` removes, and `destroy` is idempotent.
+Everything a manager made, and nothing else, `destroy` removes, and `destroy`
+is idempotent.
 `to_state()` is JSON that `pyrunc.cgroups.load_manager` turns back into an
 equal manager in a later command.
 """
@@ -15,8 +16,13 @@ from typing import Any, Protocol
 class Manager(Protocol):
     version: str  # "v1" or "v2"
 
+    def missing_dirs(self) -> list[str]:
+        """The directories create() would make now, parents first (create
+        records them in the pre-state before making any)."""
+
     def create(self) -> None:
-        """Make the cgroup directories (and any missing parents)."""
+        """Make the cgroup directories (and any missing parents); only those
+        it made are in `created` (joined cgroups are never removed)."""
 
     def apply(self, resources: dict[str, Any] | None) -> None:
         """Apply a raw `linux.resources` object (devices defaults included);

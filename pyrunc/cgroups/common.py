@@ -18,6 +18,19 @@ class DirMaker:
     def __init__(self, created: list[str]) -> None:
         self.created = created
 
+    @staticmethod
+    def missing(paths) -> list[str]:
+        """The directories `makedirs` of each path would make now, parents first."""
+        out: list[str] = []
+        for path in paths:
+            chain = []
+            probe = path
+            while not os.path.isdir(probe):
+                chain.append(probe)
+                probe = os.path.dirname(probe)
+            out += [d for d in reversed(chain) if d not in out]
+        return out
+
     def makedirs(self, path: str) -> list[str]:
         missing = []
         probe = path

@@ -41,6 +41,9 @@ class V1Manager:
     def _dirs(self) -> list[str]:
         return list(dict.fromkeys(self.paths.values()))
 
+    def missing_dirs(self) -> list[str]:
+        return DirMaker.missing(self._dirs())
+
     def create(self) -> None:
         maker = DirMaker(self.created)
         try:

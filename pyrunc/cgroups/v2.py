@@ -37,6 +37,9 @@ class V2Manager:
         self.rootless = rootless
 
     # --- lifecycle ------------------------------------------------------------
+    def missing_dirs(self) -> list[str]:
+        return DirMaker.missing([self.dir])
+
     def create(self) -> None:
         try:
             DirMaker(self.created).makedirs(self.dir)

@@ -98,13 +98,21 @@ def test_validate_id():
             validate_id(bad)
 
 
+def _pre_state(cid: str, creator: int | None = None) -> State:
+    from pyrunc.state import proc_start_time
+
+    pid = os.getpid() if creator is None else creator
+    return State(id=cid, bundle="/b", rootfs="/b/rootfs", created="2026-01-01T00:00:00Z",
+                 status=Status.CREATING, creator_pid=pid, creator_start=proc_start_time(pid) or 0)
+
+
 def test_claim_is_exclusive(tmp_path):
     store = StateStore(str(tmp_path / "root"))
     results = []
 
     def claim():
         try:
-            store.claim("x")
+            store.claim(_pre_state("x"))
             results.append("ok")
         except ContainerExists:
             results.append("exists")
@@ -115,11 +123,57 @@ def test_claim_is_exclusive(tmp_path):
     for t in threads:
         t.join()
     assert results.count("ok") == 1 and results.count("exists") == 7
+    assert os.listdir(tmp_path / "root") == ["x"]  # no staging dir left behind
+    assert store.load("x").status is Status.CREATING  # its creator (this process) runs
+
+
+def test_claim_appears_with_its_pre_state(tmp_path):
+    store = StateStore(str(tmp_path))
+    d = store.claim(_pre_state("c1"))
+    assert d == str(tmp_path / "c1")
+    assert sorted(os.listdir(d)) == ["state.json"]
+    assert store.ids() == ["c1"]
+
+
+def test_pre_state_of_a_dead_creator_reads_stopped(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store = StateStore(str(tmp_path))
+    st = _pre_state("c1")
+    st.creator_start += 1  # another process that once had this pid
+    store.claim(st)
+    assert store.load("c1").status is Status.STOPPED
+    st2 = State(id="c2", bundle="/b", rootfs="/r", created="t", status=Status.CREATING, creator_pid=dead.pid,
+                creator_start=1)
+    store.claim(st2)
+    assert store.load("c2").status is Status.STOPPED
+    assert store.load("c2").oci()["pid"] == 0
+
+
+def test_sweep_staging_removes_only_dead_creators(tmp_path):
+    from pyrunc.state import STAGING, proc_start_time
+
+    store = StateStore(str(tmp_path))
+    staging = tmp_path / STAGING
+    (staging / f"{os.getpid()}-{proc_start_time(os.getpid())}-aa").mkdir(parents=True)
+    (staging / f"{os.getpid()}-{proc_start_time(os.getpid()) + 1}-bb" / "sub").mkdir(parents=True)
+    (staging / "garbage").mkdir()
+    store.sweep_staging()
+    assert os.listdir(staging) == [f"{os.getpid()}-{proc_start_time(os.getpid())}-aa"]
+
+
+def test_staging_is_not_an_id():
+    from pyrunc.state import STAGING, validate_id
+
+    with pytest.raises(PyruncError):
+        validate_id(STAGING)
 
 
 def test_state_roundtrip_and_derived_status(tmp_path):
     store = StateStore(str(tmp_path))
-    d = store.claim("c1")
+    d = store.claim(_pre_state("c1"))
     st = State(id="c1", bundle="/b", rootfs="/b/rootfs", created="2026-01-01T00:00:00Z", state_dir=d,
                pid=os.getpid(), status=Status.CREATED)
     from pyrunc.state import proc_start_time
