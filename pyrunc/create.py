@@ -41,9 +41,8 @@ def _rfc3339(t: float) -> str:
 
 
 def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd_cgroup: bool = False,
-           rootless: bool = False, keep_sync: bool = False) -> State:
-    """Create the container. With keep_sync (used by `run`) the sync socket to
-    init stays open in `state.sync` so errors after start still reach us."""
+           rootless: bool = False) -> State:
+    """Create the container; init waits on exec.fifo when this returns."""
     bundle = os.path.abspath(opts.bundle)
     spec = specmod.load(bundle)
     if spec.process is None:
@@ -124,10 +123,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         process.detach(sock)  # the state is final: init may outlive us now
         undo.pop_all()
     os.close(launch.fifo_fd)
-    if keep_sync:
-        state.sync = sock
-    else:
-        sock.close()
+    sock.close()
     return state
 
 

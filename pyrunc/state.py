@@ -97,7 +97,6 @@ class State(MutableRecord):
     creator_pid: int = 0  # `pyrunc create` while the status is "creating"
     creator_start: int = 0
     state_dir: str = ""
-    sync: object = None  # run only: the socket to init, not saved
 
     def oci(self) -> dict:
         """The OCI state object, in runc's key order (runc `state` output)."""
@@ -126,7 +125,7 @@ class State(MutableRecord):
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in self._fields}
         doc["status"] = str(self.status)
-        del doc["state_dir"], doc["sync"]
+        del doc["state_dir"]
         return json.dumps(doc).encode()
 
     @classmethod

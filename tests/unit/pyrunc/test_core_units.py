@@ -197,9 +197,8 @@ def test_state_roundtrip_and_derived_status(tmp_path):
 
 def test_state_json_has_no_runtime_only_fields(tmp_path):
     st = State(id="c", bundle="/b", rootfs="/r", created="t", state_dir=str(tmp_path))
-    st.sync = object()
     doc = json.loads(st.to_json())
-    assert "sync" not in doc and "state_dir" not in doc and doc["status"] == "creating"
+    assert "state_dir" not in doc and doc["status"] == "creating"
 
 
 def test_refresh_dead_pid_is_stopped(tmp_path):
