@@ -33,6 +33,7 @@ from typing import Any
 import click
 
 from pybuild.containers import RUNTIME_ROOT, Container, ContainerError
+from pybuild.run_cmd import merge_env, parse_env
 
 _FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -48,25 +49,6 @@ def check_workdir(workdir: str | None) -> None:
         raise ExecError(f"-w {workdir}: the working directory must be an absolute path")
 
 
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    keys = {e.partition("=")[0] for e in extra}
-    return [e for e in base if e.partition("=")[0] not in keys] + extra
-
-
-def exec_env(items: tuple[str, ...]) -> list[str]:
-    """`-e K=V` as given, `-e K` from pybuild's own environment (docker's rule)."""
-    out = []
-    for item in items:
-        key, eq, _ = item.partition("=")
-        if not key:
-            raise ExecError(f"-e {item!r}: expected KEY=VALUE or KEY")
-        if eq:
-            out.append(item)
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
-    return out
-
-
 def plan_process(base: dict[str, Any], args: list[str], env: list[str], tty: bool, workdir: str | None,
                  ids: Any = None) -> dict[str, Any]:
     """The exec's process.json from the container's process (pure)."""
@@ -74,7 +56,7 @@ def plan_process(base: dict[str, Any], args: list[str], env: list[str], tty: boo
     proc["args"] = list(args)
     proc["terminal"] = tty
     proc.pop("consoleSize", None)
-    full_env = merge_env(list(proc.get("env") or []), env)
+    full_env = list(merge_env(list(proc.get("env") or []), env))
     if tty and not any(e.startswith("TERM=") for e in full_env):
         full_env.append("TERM=xterm")  # docker's and podman's default for -t
     proc["env"] = full_env
@@ -294,7 +276,7 @@ def exec_(ctx: click.Context, interactive: bool, tty: bool, detach: bool, user: 
     from pybuild.lifecycle_cmds import running_container
 
     check_workdir(workdir)
-    extra_env = exec_env(env)
+    extra_env = parse_env(env)  # -e K=V as given, -e K from pybuild's own environment (docker's rule)
     if detach and interactive:
         raise ExecError("-d and -i cannot be used together")
     c, state = running_container(ctx.obj["root"], container, "exec")

@@ -89,7 +89,8 @@ def parse_env(items: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _merge_env(base: tuple[str, ...], extra: list[str]) -> tuple[str, ...]:
+def merge_env(base: tuple[str, ...] | list[str], extra: list[str]) -> tuple[str, ...]:
+    """`extra` (KEY=VALUE) over `base`: a key given again replaces the earlier entry."""
     keys = {e.partition("=")[0] for e in extra}
     return tuple(e for e in base if e.partition("=")[0] not in keys) + tuple(extra)
 
@@ -105,7 +106,7 @@ def run_config(image: "StoredImage", req: RunRequest) -> Any:
     if req.command:
         changes["cmd"] = tuple(req.command)
     if req.env:
-        changes["env"] = _merge_env(cfg.env, parse_env(req.env))
+        changes["env"] = merge_env(cfg.env, parse_env(req.env))
     if req.workdir:
         if not req.workdir.startswith("/"):
             raise RunError(f"-w {req.workdir}: the working directory must be absolute")

@@ -92,18 +92,9 @@ class VolumeStore:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         return os.open(self.dir, _DIR)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        fd = self._dir_fd()
-        try:
-            lock = os.open(".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
-        finally:
-            os.close(fd)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(lock)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """The store's lock: create, remove, the in-use check."""
+        return _flock(self._dir_fd(), ".lock")
 
     def _read(self, name: str) -> Volume | None:
         fd = self._dir_fd()
@@ -177,18 +168,9 @@ class VolumeStore:
         vol.needs_copy_up = False
         atomic_write(os.path.join(vol.home, "volume.json"), json.dumps(vol.doc()).encode(), 0o600)
 
-    @contextlib.contextmanager
-    def copy_lock(self, vol: Volume) -> Iterator[None]:
-        home = os.open(vol.home, _DIR)
-        try:
-            fd = os.open(".copy.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=home)
-        finally:
-            os.close(home)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def copy_lock(self, vol: Volume) -> contextlib.AbstractContextManager[None]:
+        """One volume's lock: the first container fills it, the others wait."""
+        return _flock(os.open(vol.home, _DIR), ".copy.lock")
 
     def users(self, name: str, containers: list) -> list[str]:  # type: ignore[type-arg]
         """IDs of the containers whose records name the volume."""
@@ -203,6 +185,20 @@ class VolumeStore:
         except OSError as err:
             raise VolumeError(f"remove volume {vol.name}: {err.strerror}"
                               f"{': ' + err.filename if err.filename else ''}") from None
+
+
+@contextlib.contextmanager
+def _flock(dir_fd: int, name: str) -> Iterator[None]:
+    """An exclusive flock on `name` in `dir_fd` (which this closes), never through a link."""
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def volume_names(container) -> list[str]:  # type: ignore[no-untyped-def]
