@@ -60,6 +60,21 @@ get "http://127.0.0.1:8088/hello?name=pyrunc"
 echo
 echo "== pybuild logs $NAME"
 "${PB[@]}" logs "$NAME"
+echo "== pybuild exec $NAME python -c …   (a new process inside the running container)"
+"${PB[@]}" exec "$NAME" python -c 'import os, socket; from importlib.metadata import version
+print("inside", socket.gethostname() + ":", "flask", version("flask"), "in", os.getcwd(), "as uid", os.getuid())'
+echo "== pybuild inspect --format '{{ .State.Pid }}' $NAME   (the app's pid, seen from the host)"
+PID=$("${PB[@]}" inspect --format '{{ .State.Pid }}' "$NAME")
+echo "$PID"
+echo "\$ ps -o pid,user,args -p $PID"
+ps -o pid,user,args -p "$PID"
+echo "== pybuild top $NAME"
+"${PB[@]}" top "$NAME"
+echo "== pybuild commit $NAME flaskdemo:committed   (a change made with exec, kept in a new image)"
+"${PB[@]}" exec "$NAME" sh -c 'echo "written by pybuild exec in $HOSTNAME" > /app/NOTE'
+"${PB[@]}" commit "$NAME" flaskdemo:committed
+echo "\$ pybuild run --rm flaskdemo:committed cat /app/NOTE"
+"${PB[@]}" run --rm --network none flaskdemo:committed cat /app/NOTE
 echo "== pybuild stop $NAME && pybuild rm $NAME"
 "${PB[@]}" stop -t 2 "$NAME" >/dev/null
 "${PB[@]}" rm "$NAME" >/dev/null

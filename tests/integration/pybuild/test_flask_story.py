@@ -76,6 +76,15 @@ def test_flask_story(tmp_path):
         assert answer.startswith("<h1>Hello, pyrunc!</h1>")
         assert _get(f"http://127.0.0.1:{port}/hello?name=<b>x</b>").startswith("<h1>Hello, &lt;b&gt;x")
         assert "Hello" in _get(f"http://127.0.0.1:{port}/")
+        # the story goes on (issue 16): exec into the app, its pid on the host, commit and run once
+        assert pb("exec", "flask", "python", "-c", "import flask, os; print('inside', os.getcwd())").stdout == \
+            "inside /app\n"
+        pid = pb("inspect", "--format", "{{ .State.Pid }}", "flask").stdout.strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            assert fh.read().split(b"\0")[:2] == [b"python", b"app.py"]
+        pb("exec", "flask", "sh", "-c", "echo note > /app/NOTE")
+        pb("commit", "flask", "flaskdemo:committed")
+        assert pb("run", "--rm", "--network", "none", "flaskdemo:committed", "cat", "/app/NOTE").stdout == "note\n"
     finally:
         pb.cleanup()
     if shutil.which("podman") is None:
