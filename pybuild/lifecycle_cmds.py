@@ -182,8 +182,7 @@ def restart(ctx: click.Context, timeout: int, containers: tuple[str, ...]) -> No
     for ref in containers:
         c = find(root, ref)
         marker = os.path.join(c.home, RESTARTING)
-        with open(marker, "w"):
-            pass
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         try:
             stop_container(c, timeout)
             _wait_monitor_gone(c)
