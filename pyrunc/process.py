@@ -20,7 +20,8 @@ from pyrunc.launch import Launch
 def spawn(launch: Launch, on_hooks=None, on_pid=None):
     """Start init; returns (init pid, seccomp notify fd or None, the sync
     socket) once init is ready. init then waits for `detach()`. `on_pid(pid)`
-    runs as soon as init's pid is known (create records it in the state).
+    runs once init's pid is known and init is in its cgroup (create records it
+    in the state; until then init's parent-death signal is what covers it).
     Raises ChildError with the child's message on failure (the caller's undo
     stack kills whatever is left)."""
     parent_sock, child_sock = sync.pair()
@@ -38,9 +39,9 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
                 init.run(launch, child_sock)
             child_sock.close()
             launch.extra["init_pid"] = pid
+            _placed(launch, pid)  # first: the cgroup write's RCU wait overlaps init's work
             if on_pid is not None:
                 on_pid(pid)
-            _placed(launch, pid)
             pid, notify_fd = _serve(launch, parent_sock, 0, on_hooks, pid)
         else:
             pid = os.fork()
@@ -97,10 +98,10 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
             elif kind == "pid":
                 init_pid = msg["pid"]
                 launch.extra["init_pid"] = init_pid
-                if on_pid is not None:
-                    on_pid(init_pid)
                 if not _joins_cgroup_early(launch):
                     _placed(launch, init_pid)
+                if on_pid is not None:
+                    on_pid(init_pid)
                 _reap(mid)
                 mid = 0
             elif kind == "hooks":
