@@ -136,6 +136,14 @@ def canaries():
         _rmdir_tree(d)
 
 
+def _run_in(rt, make_bundle, cgroups_path: str, *args: str):
+    b = make_bundle()
+    b.args(*args)
+    b.config["linux"]["cgroupsPath"] = cgroups_path
+    b.write()
+    return rt.run(b)
+
+
 def _state_gone(rt, cid: str) -> None:
     assert not os.path.exists(os.path.join(rt.root, cid))
 
@@ -213,11 +221,7 @@ def test_foreign_children_survive_delete(rt, make_bundle, host, foreign) -> None
 def test_foreign_children_survive_a_failed_create(rt, make_bundle, host, foreign) -> None:
     rt.oracle_gap("a failed create removes the pre-existing children of its cgroupsPath")
     f = foreign(with_process=False)
-    b = make_bundle()
-    b.args("/no/such/binary")
-    b.config["linux"]["cgroupsPath"] = f.path
-    b.write()
-    out = rt.run(b)
+    out = _run_in(rt, make_bundle, f.path, "/no/such/binary")
     assert out.returncode != 0
     assert f.children_left() == f.with_child
     assert all(os.path.isdir(d) for d in f.dirs)
@@ -264,11 +268,7 @@ def test_frozen_existing_cgroup_is_refused(rt, make_bundle, host, foreign) -> No
         pytest.skip("no v1 freezer here")
     with open(os.path.join(freezer[0], "freezer.state"), "w") as fs:
         fs.write("FROZEN")
-    b = make_bundle()
-    b.args("true")
-    b.config["linux"]["cgroupsPath"] = f.path
-    b.write()
-    out = rt.run(b)
+    out = _run_in(rt, make_bundle, f.path, "true")
     assert out.returncode != 0
     assert "unexpectedly frozen" in out.stderr
     assert all(os.path.isdir(d) for d in f.dirs) and f.children_left() == f.with_child

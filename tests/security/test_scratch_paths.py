@@ -25,6 +25,14 @@ def _tmp_entries() -> set[str]:
     return {n for n in os.listdir("/tmp") if n.startswith(".pyrunc")}
 
 
+def _alpha_bundle(make_bundle, mount: dict = COPYUP):
+    """A bundle whose image has /data/a ("alpha") under a tmpcopyup mount."""
+    b = make_bundle()
+    b.file("/data/a", "alpha\n")
+    b.config["mounts"].append(dict(mount))
+    return b
+
+
 def _image(b, specials: bool = False) -> None:
     data = os.path.join(b.rootfs, "data")
     os.makedirs(os.path.join(data, "sub", "deeper"))
@@ -98,9 +106,7 @@ def test_planted_host_scratch_path_changes_nothing(rt, make_bundle, host, host_d
             f.write("x")
     try:
         before = sorted(os.listdir(host_dir))
-        b = make_bundle()
-        b.file("/data/a", "alpha\n")
-        b.config["mounts"].append(dict(COPYUP))
+        b = _alpha_bundle(make_bundle)
         b.sh("cat /data/a")
         out = rt.run(b)
         assert out.returncode == 0, out.stderr
@@ -116,9 +122,7 @@ def test_planted_host_scratch_path_changes_nothing(rt, make_bundle, host, host_d
 def test_parallel_copyups(rt, make_bundle, host) -> None:
     """Eight containers with tmpcopyup at once: none may see another's scratch space."""
     before = _tmp_entries()
-    b = make_bundle()
-    b.file("/data/a", "alpha\n")
-    b.config["mounts"].append(dict(COPYUP))
+    b = _alpha_bundle(make_bundle)
     b.sh("cat /data/a; echo $$ > /data/mine; sleep 0.3; cat /data/mine")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outs = list(pool.map(lambda _: rt.run(b), range(8)))
@@ -129,9 +133,7 @@ def test_parallel_copyups(rt, make_bundle, host) -> None:
 
 
 def test_readonly_copyup(rt, make_bundle, host) -> None:
-    b = make_bundle()
-    b.file("/data/a", "alpha\n")
-    b.config["mounts"].append(dict(COPYUP, options=["tmpcopyup", "ro", "nosuid"]))
+    b = _alpha_bundle(make_bundle, dict(COPYUP, options=["tmpcopyup", "ro", "nosuid"]))
     b.sh("cat /data/a; touch /data/new && echo WRITABLE; grep ' /data ' /proc/mounts")
     out = rt.run(b)
     assert out.returncode == 0, out.stderr
@@ -143,9 +145,7 @@ def test_readonly_copyup(rt, make_bundle, host) -> None:
 
 def test_no_host_tmp_entries(pyrunc_rt, make_bundle, host) -> None:
     before = _tmp_entries()
-    b = make_bundle()
-    b.file("/data/a", "alpha\n")
-    b.config["mounts"].append(dict(COPYUP))
+    b = _alpha_bundle(make_bundle)
     b.args("true")
     with subprocess.Popen(pyrunc_rt.cmd("run", "-b", b.path, pyrunc_rt.new_id())) as p:
         seen = set()

@@ -41,6 +41,17 @@ def _create(rt, bundle, cid: str, *extra: str) -> subprocess.CompletedProcess:
     return out
 
 
+def _create_with_pid_file(rt, make_bundle, pid_file) -> str:
+    """create with --pid-file; the file must be a regular file holding init's pid."""
+    b = make_bundle().args("sleep", "100")
+    cid = rt.new_id()
+    out = _create(rt, b, cid, "--pid-file", str(pid_file))
+    assert out.returncode == 0, out.stderr
+    assert pid_file.read_text() == str(rt.init_pid(cid))
+    assert not pid_file.is_symlink()
+    return cid
+
+
 def _unexpected(directory: str, allowed: set[str]) -> list[str]:
     return sorted(set(os.listdir(directory)) - allowed)
 
@@ -50,12 +61,7 @@ def test_pid_file_with_planted_temp_names(rt, make_bundle, host, host_dir, tmp_p
     piddir = tmp_path / "piddir"
     piddir.mkdir()
     planted = _plant_old_scheme(str(piddir), "pid", victim)
-    b = make_bundle().args("sleep", "100")
-    cid = rt.new_id()
-    out = _create(rt, b, cid, "--pid-file", str(piddir / "pid"))
-    assert out.returncode == 0, out.stderr
-    assert (piddir / "pid").read_text() == str(rt.init_pid(cid))
-    assert not (piddir / "pid").is_symlink()
+    _create_with_pid_file(rt, make_bundle, piddir / "pid")
     assert all(os.path.islink(p) for p in planted), "the planted links are not the runtime's to remove"
     assert _unexpected(str(piddir), {"pid"} | {os.path.basename(p) for p in planted}) == []
 
@@ -72,12 +78,7 @@ def test_pid_file_that_is_a_symlink(rt, make_bundle, host, host_dir, tmp_path, k
     else:
         target = host_dir
     os.symlink(target, piddir / "pid")
-    b = make_bundle().args("sleep", "100")
-    cid = rt.new_id()
-    out = _create(rt, b, cid, "--pid-file", str(piddir / "pid"))
-    assert out.returncode == 0, out.stderr
-    assert (piddir / "pid").read_text() == str(rt.init_pid(cid))
-    assert not (piddir / "pid").is_symlink()
+    _create_with_pid_file(rt, make_bundle, piddir / "pid")
     assert not os.path.exists(os.path.join(host_dir, "created-through-link"))
     assert sorted(os.listdir(host_dir)) == (["victim"] if kind == "link-to-file" else [])
     assert _unexpected(str(piddir), {"pid"}) == []
