@@ -19,7 +19,7 @@ import os
 import time
 
 from pyrunc import namespaces, process, spec as specmod, syscalls as s
-from pyrunc.errors import ConfigError, MissingFeature, PyruncError
+from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, rootfs_path
 from pyrunc.spec_record import MutableRecord
@@ -34,6 +34,7 @@ class CreateOptions(MutableRecord):
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
+    detach: bool = True  # run in the foreground sets False: a terminal is then pyrunc's own (ttyproxy)
 
 
 def _rfc3339(t: float) -> str:
@@ -50,16 +51,14 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         # set"; create makes the container, init reports at start (init.py).
         spec = specmod.replace(spec, process=specmod.Process(args=(), cwd="/"))
     proc = spec.process
-    if proc.terminal and not opts.console_socket:
-        raise ConfigError(".process.terminal", "terminal is true but no --console-socket was given")
-    if opts.console_socket and not proc.terminal:
-        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
-    if proc.terminal:
-        raise MissingFeature("terminal", "process.terminal=true (console sockets) is not implemented yet")
     linux = spec.linux
     ns = namespaces.plan(linux.namespaces if linux else ())
     rootfs = rootfs_path(spec, bundle)
     launch = _prepare(spec, bundle, rootfs, ns, opts, store.root)
+    if proc.terminal or opts.console_socket:  # runc checks this after the config, before making anything
+        from pyrunc import consolesock
+
+        launch.console = consolesock.plan(proc, opts.console_socket, opts.detach)
 
     manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
     me = os.getpid()
@@ -72,6 +71,8 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         state.cgroup = dict(manager.to_state(), created=manager.missing_dirs())
 
     with Undo() as undo:
+        if launch.console is not None:
+            undo.callback(launch.console.close)  # a master already sent to the pair goes with it
         # From here a SIGKILL leaves only what the pre-state names: `delete` removes it.
         state_dir = store.claim(state)
         undo.callback(store.remove, container_id)
@@ -105,6 +106,8 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         finally:
             for fd in launch.mount_fds.values():
                 os.close(fd)  # init has attached them by now (or is gone)
+            if launch.console is not None:
+                launch.console.sent()  # init sent the master (or is gone)
         undo.callback(sock.close)
         state.pid = pid
         state.pid_start = _start_time(pid)
@@ -124,6 +127,11 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         undo.pop_all()
     os.close(launch.fifo_fd)
     sock.close()
+    if launch.console is not None:
+        if launch.console.parent is not None:
+            state.console = launch.console  # run relays it (foreground terminal)
+        else:
+            launch.console.close()
     return state
 
 

@@ -1,26 +1,32 @@
 """`pyrunc exec`: run a new process inside a created or running container.
 
-The process is built as runc builds it: `--process process.json`, or the
-container's own `process` with args, env, cwd, user, caps and flags from the
-command line. A forked intermediate (non-dumpable from its first instruction)
-joins the container's cgroup and every namespace of its init (user first,
-mount last), then forks the process so that it lands in the pid namespace;
-that child sets user, caps, no_new_privs and seccomp exactly as init does and
-execs. pyrunc is the child subreaper, so it waits for the process and exits
-with its status (128+N for a signal), forwarding signals, unless `--detach`.
+The process is built as runc builds it (exec.go getProcess): `--process
+process.json`, or the container's own `process` with args, env, cwd, user,
+gids, caps and flags from the command line. A forked intermediate
+(non-dumpable from its first instruction) joins the container's cgroup (or a
+sub-cgroup, `--cgroup`) and every namespace of its init (user first, mount
+last), then forks the process so that it lands in the pid namespace; that
+child sets the terminal, rlimits, user, caps, no_new_privs, labels and the
+container's seccomp filter exactly as init does and execs. pyrunc is the
+child subreaper, so it waits for the process and exits with its status
+(128+N for a signal), forwarding signals (monitor.py), unless `--detach`.
+
+Exit codes as runc's: the process's status, or 255 when exec itself fails.
 """
 
 from __future__ import annotations
 
 import os
-import _signal as signal  # not `signal`: its enum conversions cost ms per run
 
-from pyrunc import exeguard, namespaces, spec as specmod, sync, syscalls as s
-from pyrunc.errors import InvalidState, MissingFeature, PyruncError
+from pyrunc import exeguard, monitor, namespaces, spec as specmod, sync, syscalls as s
+from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import StateStore, Status
+
+EXIT_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
+_MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "unchanged" to the kernel
 
 
 class ExecOptions(MutableRecord):
@@ -39,6 +45,14 @@ class ExecOptions(MutableRecord):
     console_socket: str | None = None
     apparmor: str | None = None
     process_label: str | None = None
+    ignore_paused: bool = False
+    cgroup: tuple = ()
+
+
+def _id(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) > _MAX_ID:
+        raise PyruncError(f"exec: {flag}: {text!r} is not a number from 0 to {_MAX_ID}")
+    return int(text)
 
 
 def build_process(base, opts: ExecOptions):
@@ -49,7 +63,7 @@ def build_process(base, opts: ExecOptions):
         return specmod.parse({"ociVersion": "1.0.2", "root": {"path": "/"}, "process": raw},
                              source=opts.process_json).process
     if not opts.args:
-        raise PyruncError("exec: no command given (args or --process)")
+        raise PyruncError("process args cannot be empty")
     proc = base or specmod.Process(args=("sh",), cwd="/")
     changes: dict = {"args": tuple(opts.args), "terminal": opts.tty}
     if opts.env:
@@ -59,13 +73,19 @@ def build_process(base, opts: ExecOptions):
     if opts.user or opts.additional_gids:
         uid, gid = proc.user.uid, proc.user.gid
         if opts.user:
-            u, _, g = opts.user.partition(":")
-            if not u.isdigit() or (g and not g.isdigit()):
+            u, sep, g = opts.user.partition(":")
+            if not u.isdigit() or (sep and not g.isdigit()):
                 raise PyruncError(f"exec: --user {opts.user!r}: must be UID[:GID] (numbers)")
-            uid, gid = int(u), int(g) if g else gid
-        gids = tuple(int(x) for x in opts.additional_gids) or proc.user.additional_gids
+            uid, gid = _id(u, "--user"), _id(g, "--user") if g else gid
+        # runc appends the flags' gids to the config's
+        gids = tuple(proc.user.additional_gids) + tuple(_id(x, "--additional-gids") for x in opts.additional_gids)
         changes["user"] = replace(proc.user, uid=uid, gid=gid, additional_gids=gids)
     if opts.caps:
+        from pyrunc.capabilities import CAP_NUMBERS
+
+        unknown = [c for c in opts.caps if c not in CAP_NUMBERS]
+        if unknown:  # runc warns and runs without them; a typed flag that does nothing is refused
+            raise PyruncError(f"exec: --cap {', '.join(unknown)}: unknown capability (names as CAP_SYS_ADMIN)")
         caps = proc.capabilities or specmod.Capabilities()
         extra = tuple(opts.caps)
         changes["capabilities"] = replace(caps, **{k: tuple(getattr(caps, k) or ()) + extra for k in (
@@ -76,37 +96,71 @@ def build_process(base, opts: ExecOptions):
         changes["apparmor_profile"] = opts.apparmor
     if opts.process_label:
         changes["selinux_label"] = opts.process_label
-    return replace(proc, **changes)
+    process = replace(proc, **changes)
+    _check_process(process)
+    return process
+
+
+def _check_process(proc) -> None:
+    """runc's validateProcessSpec for a process made from flags."""
+    if not proc.cwd:
+        raise PyruncError("Cwd property must not be empty")
+    if not proc.cwd.startswith("/"):
+        raise PyruncError("Cwd must be an absolute path")
 
 
 def exec_process(store: StateStore, container_id: str, opts: ExecOptions) -> int:
+    try:
+        return _exec(store, container_id, opts)
+    except PyruncError as err:
+        err.exit_code = EXIT_FAILED
+        raise
+
+
+def _exec(store: StateStore, container_id: str, opts: ExecOptions) -> int:
     state = store.load(container_id)
     if state.status is Status.STOPPED:
         raise InvalidState("cannot exec in a stopped container")
-    if state.status is Status.PAUSED:
-        raise InvalidState("cannot exec in a paused container")
+    if state.status is Status.PAUSED and not opts.ignore_paused:
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
+    if not opts.process_json and not opts.args:
+        raise PyruncError("process args cannot be empty")
     spec = specmod.load(state.bundle)
     process = build_process(spec.process, opts)
-    if process.terminal:
-        raise MissingFeature("terminal", "exec -t (console sockets) is not implemented yet")
     spec = specmod.replace(spec, process=process)
     launch = _prepare(spec, state, opts)
-    s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
-    pid, sock = _spawn(launch, state)
+    if process.terminal or opts.console_socket:
+        from pyrunc import consolesock
+
+        launch.console = consolesock.plan(process, opts.console_socket, opts.detach)
+    relay = None
     try:
-        sync.wait_exec(sock)
+        s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+        pid, sock = _spawn(launch, state)
+        if launch.console is not None:
+            launch.console.sent()
+        try:
+            sync.wait_exec(sock)
+            if launch.console is not None and launch.console.parent is not None:
+                relay, launch.console = launch.console.relay(), None
+                relay.start()
+        except BaseException:
+            monitor.kill(pid)
+            raise
+        if opts.pid_file:
+            atomic_write(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644, durable=False)
     except BaseException:
-        _kill(pid)
+        if relay is not None:
+            relay.close()
+        if launch.console is not None:
+            launch.console.close()
         raise
-    if opts.pid_file:
-        atomic_write(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644, durable=False)
+    if launch.console is not None:
+        launch.console.close()  # detached: the master went to --console-socket
     if opts.detach:
         return 0
-    for sig in _forwarded():
-        signal.signal(sig, lambda n, _f: _forward(pid, n))
-    from pyrunc.run import _wait
-
-    return _wait(pid)
+    monitor.forward_signals(pid, relay)
+    return monitor.wait(pid, relay)
 
 
 def _prepare(spec, state, opts: ExecOptions) -> Launch:
@@ -138,7 +192,71 @@ def _prepare(spec, state, opts: ExecOptions) -> Launch:
         from pyrunc.cgroups import load_manager
 
         launch.cgroup = load_manager(state.cgroup)
+        if opts.cgroup:
+            launch.cgroup = _sub_cgroup(launch.cgroup, opts.cgroup)
+    elif opts.cgroup:
+        raise PyruncError("--cgroup: the container has no cgroup")
     return launch
+
+
+def sub_cgroup_paths(args: tuple[str, ...]) -> dict[str, str]:
+    """runc's getSubCgroupPaths: `--cgroup [CONTROLLER[,CONTROLLER]:]PATH`
+    -> {controller or "": path}."""
+    paths: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise PyruncError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise PyruncError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            paths[""] = arg
+            continue
+        for ctrl in parts[0].split(","):
+            if not ctrl:
+                raise PyruncError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)")
+            if ctrl in paths:
+                raise PyruncError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times")
+            paths[ctrl] = parts[1]
+    return paths
+
+
+def sub_dirs(dirs: dict[str, str], subs: dict[str, str]) -> dict[str, str]:
+    """The container's cgroup dirs with the sub-cgroups applied (runc
+    newSetnsProcess), each kept inside the container's own cgroup: `..` that
+    climbs out is refused (runc 1.1 would join a foreign cgroup)."""
+    out = dict(dirs)
+    if set(subs) == {""}:  # no controller: the same sub-path in every hierarchy
+        chosen = {k: subs[""] for k in dirs}
+    else:
+        chosen = {}
+        for ctrl, sub in subs.items():
+            key = ctrl if ctrl in dirs else ("name=" + ctrl if "name=" + ctrl in dirs else None)
+            if key is None:
+                raise PyruncError(f"--cgroup: unknown controller {ctrl} (the container's are: "
+                                  f"{', '.join(sorted(k or 'unified' for k in dirs))})")
+            chosen[key] = sub
+    for key, sub in chosen.items():
+        base = dirs[key]
+        full = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+        if full != base and not full.startswith(base.rstrip("/") + "/"):
+            raise PyruncError(f"--cgroup {sub}: leaves the container's cgroup {base}")
+        if not os.path.isdir(full):
+            raise PyruncError(f"--cgroup {sub}: {full} does not exist (exec joins existing sub-cgroups only)")
+        out[key] = full
+    return out
+
+
+def _sub_cgroup(manager, args: tuple[str, ...]):
+    from pyrunc.cgroups import load_manager
+
+    subs = sub_cgroup_paths(args)
+    doc = manager.to_state()
+    if doc["version"] == "v1":
+        return load_manager(dict(doc, paths=sub_dirs(doc["paths"], subs), created=[]))
+    base = os.path.join(doc["mount"], doc["path"].lstrip("/"))
+    full = sub_dirs({"": base}, subs)[""]
+    return load_manager(dict(doc, path="/" + os.path.relpath(full, doc["mount"]), created=[]))
 
 
 def _same_ns(ns_type: str, path: str) -> bool:
@@ -188,24 +306,3 @@ def _spawn(launch: Launch, state) -> tuple[int, object]:
     except BaseException:
         parent_sock.close()
         raise
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass  # already gone
-
-
-def _forwarded():
-    from pyrunc.run import FORWARDED
-
-    return FORWARDED
-
-
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass  # it exited; the wait collects the status

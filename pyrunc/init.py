@@ -19,6 +19,7 @@ re-exec). Invariants:
 
 from __future__ import annotations
 
+import _signal  # not `signal`: its enum conversions cost ms per run
 import errno
 import fcntl
 import os
@@ -26,7 +27,7 @@ import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, exeguard, fds, hooks, lifeline, lsm, procattrs, rootfs, safepath, sync, syscalls as s
+from pyrunc import capabilities, exeguard, fds, hooks, lifeline, lsm, procattrs, rootfs, safepath, sync, syscalls as s, tty
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.launch import Launch
 
@@ -36,6 +37,7 @@ RLIMITS = {name: i for i, name in enumerate((  # asm-generic/resource.h numberin
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+_PYTHON_IGNORED = (_signal.SIGPIPE, _signal.SIGXFSZ)  # the interpreter ignores these at startup
 
 
 class Step(PyruncError):
@@ -202,6 +204,14 @@ def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
         rootfs.mask_paths(root_fd, linux.masked_paths)
     if spec.process.cwd:
         rootfs.make_cwd(root_fd, spec.process.cwd)
+    if launch.console is not None:  # after the config's mounts, as runc: its devpts is the one used
+        _terminal(launch, root_fd, console=True)
+
+
+def _terminal(launch: Launch, root_fd: int, console: bool) -> None:
+    c = launch.console
+    fd, c.child_fd = c.child_fd, -1
+    tty.setup(root_fd, fd, c.rows, c.cols, console)
 
 
 def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
@@ -323,6 +333,8 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
 def _seccomp_then_exec(launch: Launch, path: str) -> None:
     """The filter, then execve and nothing else: the C arrays are built first."""
     args = s.ExecArgs(path, list(launch.spec.process.args), [f"{k}={v}" for k, v in launch.env.items()])
+    for sig in _PYTHON_IGNORED:  # execve keeps SIG_IGN: the process gets the defaults, as runc's
+        _signal.signal(sig, _signal.SIG_DFL)
     if _late_seccomp(launch):
         launch.seccomp_load(launch.seccomp)
     try:
@@ -336,6 +348,12 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
     cgroup: the same privilege steps as init, then execve. Never returns."""
     try:
         os.setsid()  # as runc's nsexec: the process leads its own group, so getpgrp() != 0
+        if launch.console is not None:
+            root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root
+            try:
+                _terminal(launch, root_fd, console=False)
+            finally:
+                os.close(root_fd)
         proc = launch.spec.process
         for rl in proc.rlimits:
             resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))

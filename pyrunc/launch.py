@@ -43,6 +43,7 @@ class Launch(MutableRecord):
     proc_attrs: Any = None
     cgroup_dirs: tuple = ()
     mount_fds: dict = NEW_DICT  # mount index -> detached bind source (mountsrc)
+    console: Any = None  # consolesock.Console: where the pty master goes (process.terminal)
     extra: dict = NEW_DICT
 
 

@@ -97,6 +97,7 @@ class State(MutableRecord):
     creator_pid: int = 0  # `pyrunc create` while the status is "creating"
     creator_start: int = 0
     state_dir: str = ""
+    console: object = None  # run only: the foreground terminal (consolesock.Console), not saved
 
     def oci(self) -> dict:
         """The OCI state object, in runc's key order (runc `state` output)."""
@@ -125,7 +126,7 @@ class State(MutableRecord):
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in self._fields}
         doc["status"] = str(self.status)
-        del doc["state_dir"]
+        del doc["state_dir"], doc["console"]
         return json.dumps(doc).encode()
 
     @classmethod

@@ -150,7 +150,8 @@ def do_exec(g: GlobalOptions, v: dict) -> int:
                        no_new_privs=bool(v.get("no_new_privs")), tty=bool(v.get("tty")),
                        detach=bool(v.get("detach")), pid_file=v.get("pid_file"),
                        preserve_fds=int(v.get("preserve_fds") or 0), console_socket=v.get("console_socket"),
-                       apparmor=v.get("apparmor"), process_label=v.get("process_label"))
+                       apparmor=v.get("apparmor"), process_label=v.get("process_label"),
+                       ignore_paused=bool(v.get("ignore_paused")), cgroup=tuple(v.get("cgroup") or ()))
     return exec_process(_store(g), v["container_id"], opts)
 
 
@@ -197,7 +198,11 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt(("--apparmor",), "apparmor", "str", None, "set the apparmor profile for the process"),
         Opt(("--no-new-privs",), "no_new_privs", "flag", False, "set the no new privileges value for the process"),
         Opt(("--cap", "-c"), "cap", "list", None, "add a capability to the bounding set for the process"),
-        Opt(("--preserve-fds",), "preserve_fds", "int", 0, "pass N additional file descriptors to the container"),
+        Opt(("--preserve-fds",), "preserve_fds", "int", 0,
+            "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
+        Opt(("--cgroup",), "cgroup", "list", None,
+            "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
+        Opt(("--ignore-paused",), "ignore_paused", "flag", False, "allow exec in a paused container"),
     ), ("container_id", "command*"), "execute new process inside the container"),
     Verb("delete", do_delete, (
         Opt(("--force", "-f"), "force", "flag", False, "Forcibly deletes the container if it is still running (uses SIGKILL)"),
