@@ -21,7 +21,7 @@ import time
 from pyrunc import namespaces, process, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
-from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, rootfs_path
+from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, plan_console, prepare_process, rootfs_path
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status, proc_start_time
 from pyrunc.undo import Undo
@@ -55,10 +55,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     ns = namespaces.plan(linux.namespaces if linux else ())
     rootfs = rootfs_path(spec, bundle)
     launch = _prepare(spec, bundle, rootfs, ns, opts, store.root)
-    if proc.terminal or opts.console_socket:  # runc checks this after the config, before making anything
-        from pyrunc import consolesock
-
-        launch.console = consolesock.plan(proc, opts.console_socket, opts.detach)
+    plan_console(launch, opts.console_socket, opts.detach)  # runc: after the config, before making anything
 
     manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
     me = os.getpid()
@@ -136,41 +133,20 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
 
 
 def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions, state_root: str) -> Launch:
-    from pyrunc import capabilities
-
     proc, linux = spec.process, spec.linux
     env = env_dict(proc.env)
     listen = _listen_fds()
     if listen:  # systemd socket activation passes through, as runc does
         env["LISTEN_FDS"], env["LISTEN_PID"] = str(listen), "1"
-    launch = Launch(spec=spec, bundle=bundle, rootfs=rootfs, ns=ns,
-                    caps=capabilities.prepare_caps(proc.capabilities), env=env,
-                    new_netns=ns.has("network") and not any(t == "network" for t, _ in ns.join),
-                    no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds + listen,
-                    oom_score_adj=proc.oom_score_adj)
-    if launch.caps.warnings:
-        from pyrunc import logs
-
-        for text in launch.caps.warnings:  # runc warns about unknown names only
-            (logs.warning if text.startswith("ignoring") else logs.debug)(text)
-    from pyrunc import procattrs
-
-    launch.proc_attrs = procattrs.plan(proc, linux)
-    if proc.apparmor_profile or proc.selinux_label:
-        from pyrunc import lsm, sysctl  # noqa: F401  (init applies the labels)
-
-        lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
+    launch = prepare_process(spec, bundle, rootfs, ns, env=env, state_root=state_root,
+                             preserve_fds=opts.preserve_fds + listen)
+    launch.new_netns = ns.has("network") and not any(t == "network" for t, _ in ns.join)
+    launch.no_pivot = opts.no_pivot
+    launch.oom_score_adj = proc.oom_score_adj
     if linux is not None:
         launch.personality = personality_value(linux.personality)
         if linux.sysctl:
             launch.sysctl_writer = _sysctl_writer(linux, ns)
-        if linux.seccomp_raw is not None:
-            from pyrunc import seccomp
-
-            launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
-                proc.capabilities.bounding or ()) if proc.capabilities else [],
-                cache_dir=seccomp.cache_dir(state_root))
-            launch.seccomp_load = seccomp.load
         if linux.net_devices:
             raise MissingFeature("linux.netDevices", "moving network devices is not implemented yet")
         if linux.intel_rdt is not None:

@@ -21,7 +21,7 @@ import os
 from pyrunc import exeguard, monitor, namespaces, spec as specmod, sync, syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write
-from pyrunc.launch import Launch, env_dict
+from pyrunc.launch import Launch, env_dict, plan_console, prepare_process
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import StateStore, Status
 
@@ -129,10 +129,7 @@ def _exec(store: StateStore, container_id: str, opts: ExecOptions) -> int:
     process = build_process(spec.process, opts)
     spec = specmod.replace(spec, process=process)
     launch = _prepare(spec, state, opts)
-    if process.terminal or opts.console_socket:
-        from pyrunc import consolesock
-
-        launch.console = consolesock.plan(process, opts.console_socket, opts.detach)
+    plan_console(launch, opts.console_socket, opts.detach)
     relay = None
     try:
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
@@ -164,30 +161,11 @@ def _exec(store: StateStore, container_id: str, opts: ExecOptions) -> int:
 
 
 def _prepare(spec, state, opts: ExecOptions) -> Launch:
-    from pyrunc import capabilities
-
     joins = tuple(specmod.Namespace(type=t, path=p) for t, p in state.namespaces.items()
                   if not _same_ns(t, p))
-    ns = namespaces.plan(joins)
-    proc = spec.process
-    launch = Launch(spec=spec, bundle=state.bundle, rootfs=state.rootfs, ns=ns,
-                    caps=capabilities.prepare_caps(proc.capabilities), env=env_dict(proc.env),
-                    preserve_fds=opts.preserve_fds)
-    linux = spec.linux
-    from pyrunc import procattrs
-
-    launch.proc_attrs = procattrs.plan(proc, None)
-    if proc.apparmor_profile or proc.selinux_label:
-        from pyrunc import lsm, sysctl  # noqa: F401  (the exec process applies the labels)
-
-        lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
-    if linux is not None and linux.seccomp_raw is not None:
-        from pyrunc import seccomp
-
-        launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
-            proc.capabilities.bounding or ()) if proc.capabilities else [],
-            cache_dir=seccomp.cache_dir(os.path.dirname(state.state_dir)))
-        launch.seccomp_load = seccomp.load
+    launch = prepare_process(spec, state.bundle, state.rootfs, namespaces.plan(joins),
+                             env=env_dict(spec.process.env), state_root=os.path.dirname(state.state_dir),
+                             preserve_fds=opts.preserve_fds, container_attrs=False)
     if state.cgroup:
         from pyrunc.cgroups import load_manager
 
@@ -269,7 +247,7 @@ def _same_ns(ns_type: str, path: str) -> bool:
 
 
 def _spawn(launch: Launch, state) -> tuple[int, object]:
-    from pyrunc import init
+    from pyrunc import enter
 
     parent_sock, child_sock = sync.pair()
     try:
@@ -293,7 +271,7 @@ def _spawn(launch: Launch, state) -> tuple[int, object]:
                     os.close(root)
                 pid = os.fork()
                 if pid == 0:
-                    init.run_exec(launch, child_sock)
+                    enter.run_exec(launch, child_sock)
                 sync.send(child_sock, "pid", pid=pid)
                 code = 0
             except BaseException as err:  # report, then exit: never return into the CLI

@@ -1,5 +1,9 @@
 """The container's init: the ordered in-container sequence up to execve.
 
+init builds the container (hostname, loopback, rootfs, hooks, sysctl, masks,
+the terminal) and then enters it as every process does (enter.py: the same
+steps as `pyrunc exec`'s process), with the wait for `start` in between.
+
 Runs as pid 1 of the new pid namespace, a forked child of the runtime (never a
 re-exec). Invariants:
 - Non-dumpable from the intermediate's first instruction to execve, so no
@@ -12,36 +16,23 @@ re-exec). Invariants:
   which `start` (or `run`) reads until EOF, and EOF without text means init
   exec'd (the write end is close-on-exec).
 - After the seccomp filter is loaded nothing but execve runs (runc loads it as
-  late as it can; here it is always the last step, see _late_seccomp): a
+  late as it can; here it is always the last step, see enter._late_seccomp): a
   profile may deny any syscall init would still make, and a denied one would
   kill init unseen.
 """
 
 from __future__ import annotations
 
-import _signal  # not `signal`: its enum conversions cost ms per run
-import errno
 import fcntl
 import os
-import resource
 import _socket
 import struct
 
-from pyrunc import capabilities, exeguard, fds, hooks, lifeline, lsm, procattrs, rootfs, safepath, sync, syscalls as s, tty
-from pyrunc.errors import ConfigError, PyruncError
+from pyrunc import enter, exeguard, hooks, lifeline, rootfs, safepath, sync, syscalls as s
+from pyrunc.errors import ConfigError
 from pyrunc.launch import Launch
 
-RLIMITS = {name: i for i, name in enumerate((  # asm-generic/resource.h numbering
-    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
-    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
-    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-_PYTHON_IGNORED = (_signal.SIGPIPE, _signal.SIGXFSZ)  # the interpreter ignores these at startup
-
-
-class Step(PyruncError):
-    """An init failure that names its step."""
 
 
 def run(launch: Launch, sock: _socket.socket) -> None:
@@ -68,14 +59,7 @@ def _report(launch: Launch, sock: _socket.socket, err: BaseException) -> None:
         pass  # start died with us; the exit status and `state` still say stopped
 
 
-def _late_seccomp(launch: Launch) -> bool:
-    """The filter goes in right before execve unless it has a notify listener
-    (its fd must reach create, which hands it to listenerPath)."""
-    return launch.seccomp is not None and bool(launch.seccomp.program) and not launch.seccomp.needs_notify
-
-
 def _setup(launch: Launch, sock: _socket.socket) -> None:
-    spec, proc = launch.spec, launch.spec.process
     os.setsid()
     _uts(launch)
     if launch.ns.has("network") and launch.new_netns:
@@ -87,30 +71,7 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
         _build_rootfs(launch, sock)
     else:
         _build_rootfs_in_host_ns(launch, sock)
-    for rl in proc.rlimits:
-        try:
-            resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
-        except (ValueError, OSError) as err:
-            raise Step(f"setrlimit {rl.type} soft={rl.soft} hard={rl.hard}: {err}") from None
-    if launch.personality is not None:
-        s.personality(launch.personality)
-    if launch.proc_attrs is not None:
-        procattrs.apply(launch.proc_attrs)
-    if launch.seccomp is not None and launch.seccomp.needs_notify:
-        _load_seccomp(launch, sock)  # the listener fd must reach create before ready
-    _user(launch)
-    cwd = proc.cwd or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as err:
-        raise Step(f"chdir to cwd ({cwd!r}) set in config.json failed: {err.strerror}") from None
-    fds.verify_cwd(cwd)  # CVE-2024-21626: a leaked host dir fd as cwd
-    if "HOME" not in launch.env:
-        launch.env["HOME"] = _home_of(proc.user.uid)
-    if proc.args:  # none: config.json has no process, start reports it
-        launch.exec_path = _look_path(proc.args[0], launch.env)
-    if proc.no_new_privileges:
-        s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
+    enter.prepare(launch, lambda fd: _send_listener(sock, fd))
     sync.send(sock, "ready")
 
 
@@ -205,13 +166,7 @@ def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
     if spec.process.cwd:
         rootfs.make_cwd(root_fd, spec.process.cwd)
     if launch.console is not None:  # after the config's mounts, as runc: its devpts is the one used
-        _terminal(launch, root_fd, console=True)
-
-
-def _terminal(launch: Launch, root_fd: int, console: bool) -> None:
-    c = launch.console
-    fd, c.child_fd = c.child_fd, -1
-    tty.setup(root_fd, fd, c.rows, c.cols, console)
+        enter.terminal(launch, root_fd, console=True)
 
 
 def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
@@ -222,89 +177,8 @@ def _hooks_barrier(launch: Launch, sock: _socket.socket) -> None:
     launch.hook_state = msg["state"].encode()
 
 
-def _user(launch: Launch) -> None:
-    user = launch.spec.process.user
-    plan = launch.caps
-    if _late_seccomp(launch) and not launch.spec.process.no_new_privileges:
-        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN, and the
-        # filter is loaded last: keep it in effective and permitted until then.
-        # execve recomputes both from bounding, inheritable and ambient (which
-        # stay as configured), so the process gets exactly what runc gives it.
-        plan = capabilities.with_held(plan, capabilities.CAP_NUMBERS["CAP_SYS_ADMIN"])
-    _fix_stdio(user.uid)
-    capabilities.drop_bounding(plan)
-    capabilities.set_keepcaps()
-    try:
-        os.setgroups(list(user.additional_gids))
-    except PermissionError:
-        if user.additional_gids:
-            raise Step("setgroups: not permitted (is setgroups denied in this user namespace?)") from None
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    capabilities.clear_keepcaps()
-    capabilities.apply_sets(plan)
-    capabilities.raise_ambient(plan)
-    os.umask(user.umask if user.umask is not None else 0o022)
-
-
-def _fix_stdio(uid: int) -> None:
-    """Give stdin/stdout/stderr to the process user (runc fixStdioPermissions):
-    they were opened outside the container, and a non-root process must be
-    able to reopen /proc/self/fd/1 and the like. Only the uid changes; a
-    descriptor on /dev/null, or one the kernel will not let us chown (owner
-    unmapped, read-only), is left alone as runc does."""
-    try:
-        null = os.stat("/dev/null").st_rdev
-    except OSError:
-        null = None
-    for fd in (0, 1, 2):
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            continue  # closed by the caller
-        if st.st_uid == uid or (null is not None and st.st_rdev == null):
-            continue
-        try:
-            os.fchown(fd, uid, -1)
-        except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
-                raise Step(f"chown stdio fd {fd} to uid {uid}: {err.strerror}") from None
-
-
-def _home_of(uid: int) -> str:
-    """HOME from the container's /etc/passwd, "/" when absent (runc)."""
-    try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                parts = line.split(b":")
-                if len(parts) >= 6 and parts[2] == str(uid).encode():
-                    return parts[5].decode(errors="replace") or "/"
-    except OSError:
-        pass  # no passwd file in the image: the default below is runc's
-    return "/"
-
-
-def _look_path(arg0: str, env: dict[str, str]) -> str:
-    """runc's exec.LookPath in the container root, before ready, so that a
-    missing binary fails `create`, not `start`."""
-    if "/" in arg0:
-        candidates = [arg0]
-    else:
-        candidates = [os.path.join(d or ".", arg0) for d in env.get("PATH", DEFAULT_PATH).split(":")]
-    for path in candidates:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if (st.st_mode & 0o170000) == 0o100000 and os.access(path, os.X_OK):
-            return path
-    where = "" if "/" in arg0 else " in $PATH"
-    detail = "no such file or directory" if "/" in arg0 else "executable file not found" + where
-    raise Step(f'exec: "{arg0}": {detail}')
-
-
-def _load_seccomp(launch: Launch, sock: _socket.socket) -> None:
-    fd = launch.seccomp_load(launch.seccomp)
+def _send_listener(sock: _socket.socket, fd: int | None) -> None:
+    """The seccomp notify fd goes to create, which hands it to listenerPath."""
     if fd:
         sync.send(sock, "seccomp", fds=[fd])
         os.close(fd)
@@ -323,79 +197,6 @@ def _wait_and_exec(launch: Launch, sock: _socket.socket) -> None:
         raise ConfigError(".process", "is not set: there is no process to start")
     if launch.spec.hooks.start_container:
         hooks.run_all("startContainer", launch.spec.hooks.start_container, launch.hook_state)
-    _labels(launch)
-    if launch.proc_attrs is not None:
-        procattrs.apply_final(launch.proc_attrs)
-    s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
-    _seccomp_then_exec(launch, launch.exec_path)
+    enter.finish(launch)
 
 
-def _seccomp_then_exec(launch: Launch, path: str) -> None:
-    """The filter, then execve and nothing else: the C arrays are built first."""
-    args = s.ExecArgs(path, list(launch.spec.process.args), [f"{k}={v}" for k, v in launch.env.items()])
-    for sig in _PYTHON_IGNORED:  # execve keeps SIG_IGN: the process gets the defaults, as runc's
-        _signal.signal(sig, _signal.SIG_DFL)
-    if _late_seccomp(launch):
-        launch.seccomp_load(launch.seccomp)
-    try:
-        s.execve(args)
-    except OSError as err:
-        raise Step(f'exec: "{launch.spec.process.args[0]}": {err.strerror.lower()}') from None
-
-
-def run_exec(launch: Launch, sock: _socket.socket) -> None:
-    """`pyrunc exec`'s process, already in the container's namespaces and
-    cgroup: the same privilege steps as init, then execve. Never returns."""
-    try:
-        os.setsid()  # as runc's nsexec: the process leads its own group, so getpgrp() != 0
-        if launch.console is not None:
-            root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root
-            try:
-                _terminal(launch, root_fd, console=False)
-            finally:
-                os.close(root_fd)
-        proc = launch.spec.process
-        for rl in proc.rlimits:
-            resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
-        if launch.proc_attrs is not None:
-            procattrs.apply(launch.proc_attrs)
-        if launch.seccomp is not None and launch.seccomp.needs_notify:
-            _close_listener(launch.seccomp_load(launch.seccomp))
-        _user(launch)
-        try:
-            os.chdir(proc.cwd or "/")
-        except OSError as err:
-            raise Step(f"chdir to cwd ({proc.cwd!r}) failed: {err.strerror}") from None
-        fds.verify_cwd(proc.cwd)  # CVE-2024-21626: `exec --cwd /proc/self/fd/N`
-        if "HOME" not in launch.env:
-            launch.env["HOME"] = _home_of(proc.user.uid)
-        path = _look_path(proc.args[0], launch.env)
-        if proc.no_new_privileges:
-            s.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
-        _labels(launch)
-        if launch.proc_attrs is not None:
-            procattrs.apply_final(launch.proc_attrs)
-        s.close_range(3 + launch.preserve_fds, 0xFFFFFFFF, s.CLOSE_RANGE_CLOEXEC)
-        _seccomp_then_exec(launch, path)
-    except BaseException as err:  # everything: report, then die
-        sync.send_error(sock, err)
-    os._exit(1)
-
-
-def _close_listener(fd: int | None) -> None:
-    if fd:
-        os.close(fd)  # exec'd processes share init's listener; nothing to hand over
-
-
-def _labels(launch: Launch) -> None:
-    """AppArmor profile / SELinux label for the execve, through a verified procfs."""
-    proc = launch.spec.process
-    if not proc.apparmor_profile and not proc.selinux_label:
-        return
-    from pyrunc import sysctl  # imported by create.py before fork when labels are set
-
-    proc_fd = sysctl.trusted_proc()
-    try:
-        lsm.apply_exec_labels(proc_fd, proc.apparmor_profile, proc.selinux_label)
-    finally:
-        os.close(proc_fd)

@@ -3,6 +3,11 @@
 The parent does all parsing, compiling (seccomp BPF, capability numbers) and
 importing; the forked children only read this object and make syscalls. That
 is what keeps the children fast and keeps imports out of the container.
+
+`prepare_process` is the part create and exec share (the process: user, caps,
+rlimits, scheduler and friends, LSM labels, seccomp, cwd, env) and
+`plan_console` its terminal; create adds the container (mounts, sysctl,
+hooks, cgroup), exec the namespaces and cgroup of the running container.
 """
 
 from __future__ import annotations
@@ -96,3 +101,45 @@ def rootfs_path(spec: Any, bundle: str) -> str:
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(".root.path", f"invalid rootfs: {full} is not a directory")
     return full
+
+
+def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, env: dict[str, str],
+                    state_root: str, preserve_fds: int = 0, container_attrs: bool = True) -> Launch:
+    """The launch of `spec.process`, as create and exec both need it: capability
+    numbers (runc's warning for unknown names), the scheduler/ioPriority/CPU
+    affinity plan (`container_attrs`: with the container-wide memoryPolicy,
+    create only), LSM labels checked against the host, and the container's
+    seccomp filter compiled, or taken from the cache under the state root."""
+    from pyrunc import capabilities, procattrs
+
+    proc, linux = spec.process, spec.linux
+    launch = Launch(spec=spec, bundle=bundle, rootfs=rootfs, ns=ns,
+                    caps=capabilities.prepare_caps(proc.capabilities), env=env, preserve_fds=preserve_fds)
+    if launch.caps.warnings:
+        from pyrunc import logs
+
+        for text in launch.caps.warnings:  # runc warns about unknown names only
+            (logs.warning if text.startswith("ignoring") else logs.debug)(text)
+    launch.proc_attrs = procattrs.plan(proc, linux if container_attrs else None)
+    if proc.apparmor_profile or proc.selinux_label:
+        from pyrunc import lsm, sysctl  # noqa: F401  (the process applies the labels, sysctl.trusted_proc)
+
+        lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
+    if linux is not None and linux.seccomp_raw is not None:
+        from pyrunc import seccomp
+
+        launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
+            proc.capabilities.bounding or ()) if proc.capabilities else [],
+            cache_dir=seccomp.cache_dir(state_root))
+        launch.seccomp_load = seccomp.load
+    return launch
+
+
+def plan_console(launch: Launch, socket_path: str | None, detach: bool) -> None:
+    """Where the pty master goes (consolesock.plan): checked and connected
+    before anything is made, so a bad socket leaves nothing behind."""
+    proc = launch.spec.process
+    if proc.terminal or socket_path:
+        from pyrunc import consolesock
+
+        launch.console = consolesock.plan(proc, socket_path, detach)
