@@ -237,7 +237,8 @@ class Runtime:
     def cleanup(self) -> list[str]:
         for cid in self.ids:
             subprocess.run(self.cmd("delete", "-f", cid), capture_output=True, timeout=60)
-        left = [n for n in os.listdir(self.root)] if os.path.isdir(self.root) else []
+        # the state root keeps the compiled seccomp filters (pyrunc/seccomp/cache.py): not a container's state
+        left = [n for n in os.listdir(self.root) if n != "@seccomp"] if os.path.isdir(self.root) else []
         for cid in self.ids:  # cgroups are named after the id (cgroupsPath is absent)
             left += glob.glob(f"/sys/fs/cgroup/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/*/{cid}")
         return left
