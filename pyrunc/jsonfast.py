@@ -37,6 +37,8 @@ def _reject(obj: object) -> object:
 
 _encode = _json.make_encoder(None, _reject, _json.encode_basestring_ascii, None, ": ", ", ",
                              False, False, True)
+_encode_compact = _json.make_encoder(None, _reject, _json.encode_basestring_ascii, None, ":", ",",
+                                     False, False, True)
 
 
 def _slow_loads(s: str | bytes) -> object:
@@ -80,9 +82,22 @@ def _loads(s: str | bytes | bytearray) -> object:
     return obj
 
 
-def dumps(obj: object) -> str:
-    """json.dumps(obj) with the default separators and ensure_ascii."""
-    return "".join(_encode(obj, 0))
+def dumps(obj: object, compact: bool = False) -> str:
+    """json.dumps(obj) with the default separators (compact: (",", ":")) and ensure_ascii."""
+    return "".join((_encode_compact if compact else _encode)(obj, 0))
+
+
+def dumps_indent(obj: object, indent: int = 2, _level: int = 0) -> str:
+    """json.dumps(obj, indent=indent), byte for byte (runc's MarshalIndent for `state`): the
+    C encoder does no indenting and json's Python one would import `re`."""
+    pad = " " * (indent * (_level + 1))
+    if isinstance(obj, dict) and obj:
+        items = [f"{pad}{dumps(str(k))}: {dumps_indent(v, indent, _level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * (indent * _level) + "}"
+    if isinstance(obj, (list, tuple)) and obj:
+        items = [pad + dumps_indent(v, indent, _level + 1) for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + " " * (indent * _level) + "]"
+    return dumps(obj)
 
 
 

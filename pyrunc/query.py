@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
+
+from pyrunc import jsonfast
 
 from pyrunc.errors import ContainerNotFound
 from pyrunc.state import CorruptState, State, StateStore
@@ -11,7 +12,7 @@ from pyrunc.state import CorruptState, State, StateStore
 
 def state_json(store: StateStore, container_id: str) -> str:
     """runc: json.MarshalIndent(state, "", "  "), written without a newline."""
-    return json.dumps(store.load(container_id).oci(), indent=2)
+    return jsonfast.dumps_indent(store.load(container_id).oci(), 2)
 
 
 def _all(store: StateStore) -> list[State]:
@@ -33,7 +34,7 @@ def list_output(store: StateStore, fmt: str = "table", quiet: bool = False) -> s
     if quiet:
         return "".join(f"{st.id}\n" for st in states)
     if fmt == "json":
-        return (json.dumps([st.oci() for st in states], separators=(",", ":")) if states else "null") + "\n"
+        return (jsonfast.dumps([st.oci() for st in states], compact=True) if states else "null") + "\n"
     rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     for st in states:
         doc = st.oci()

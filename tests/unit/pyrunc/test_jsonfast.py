@@ -43,3 +43,13 @@ def test_errors_without_json_imported():
             "try:\n    jsonfast.loads('{not json')\nexcept ValueError as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("JSONDecodeError Expecting property name enclosed in double quotes")
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+                    max_leaves=20))
+def test_dumps_indent_and_compact_match_json(doc) -> None:
+    import json
+
+    assert jsonfast.dumps_indent(doc, 2) == json.dumps(doc, indent=2)
+    assert jsonfast.dumps(doc, compact=True) == json.dumps(doc, separators=(",", ":"))
