@@ -60,20 +60,73 @@ class UnpackError(PybuildError):
 
 
 class _HashingReader:
+    """The tar stream, hashed as it goes (the diffID), read ahead in _READ chunks, and seekable
+    *forward only*, so tarfile can run in its random-access mode ("r:") on a stream: its
+    streaming mode ("r|") copies every byte through a growing buffer, which made it the largest
+    cost of an unpack (measured: 1.2 s of 2.5 s for 173 MB). A backward seek is an error, never
+    a silent re-read; members are read once, in order."""
+
     def __init__(self, raw: Any) -> None:
         self._raw = raw
         self.hash = hashlib.sha256()
-        self.size = 0
+        self.size = 0          # bytes taken from `raw` (and hashed)
+        self._buf = b""
+        self._at = 0           # read position inside _buf
+        self._pos = 0          # stream position of the caller
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
+    def _more(self) -> bool:
+        data = self._raw.read(_READ)
+        if not data:
+            return False
         self.hash.update(data)
         self.size += len(data)
-        return data
+        self._buf = self._buf[self._at:] + data if self._at < len(self._buf) else data
+        self._at = 0
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = [self._buf[self._at:]]
+            self._at = len(self._buf)
+            while self._more():
+                chunks.append(self._buf)
+                self._at = len(self._buf)
+            out = b"".join(chunks)
+        else:
+            while len(self._buf) - self._at < n and self._more():
+                pass
+            out = self._buf[self._at:self._at + n]
+            self._at += len(out)
+        self._pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 1:
+            offset += self._pos
+        elif whence != 0:
+            raise OSError(errno.ESPIPE, "tar stream: only absolute and relative forward seeks")
+        if offset < self._pos:
+            raise OSError(errno.ESPIPE, "tar stream: backward seek")
+        while offset > self._pos:
+            if not self.read(min(offset - self._pos, _READ)):
+                break  # past the end: tarfile sees EOF on its next read
+        return self._pos
 
     def drain(self) -> None:
-        while self.read(_READ):
-            pass
+        self._at = len(self._buf)
+        while self._more():
+            self._at = len(self._buf)
 
 
 WHITEOUT_PREFIX = ".wh."
@@ -433,8 +486,7 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
     unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns, owned,
                          prefix, chown)
     try:
-        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
-                          bufsize=_READ) as tf:
+        with tarfile.open(fileobj=reader, mode="r:", encoding="utf-8", errors="surrogateescape") as tf:
             for member in tf:
                 try:
                     unpacker.entry(tf, member)
