@@ -189,6 +189,7 @@ def _look_path(arg0: str, env: dict[str, str]) -> str:
         candidates = [arg0]
     else:
         candidates = [os.path.join(d or ".", arg0) for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    denied = False
     for path in candidates:
         try:
             st = os.stat(path)
@@ -196,8 +197,11 @@ def _look_path(arg0: str, env: dict[str, str]) -> str:
             continue
         if (st.st_mode & 0o170000) == 0o100000 and os.access(path, os.X_OK):
             return path
-    where = "" if "/" in arg0 else " in $PATH"
-    detail = "no such file or directory" if "/" in arg0 else "executable file not found" + where
+        denied = True
+    if "/" not in arg0:
+        detail = "executable file not found in $PATH"
+    else:  # Go's findExecutable: there but not an executable file is EPERM's text, not ENOENT's
+        detail = "permission denied" if denied else "no such file or directory"
     raise Step(f'exec: "{arg0}": {detail}')
 
 

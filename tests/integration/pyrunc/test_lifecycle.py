@@ -210,3 +210,17 @@ def test_seccomp_filter_cached_under_the_state_root(pyrunc, bundle, cid):
     assert len([n for n in os.listdir(cache) if not n.startswith(".")]) == 1
     listed = pyrunc("list", "-q", check=True).stdout.decode().split()
     assert listed == []
+
+
+def test_not_executable_is_permission_denied(runtime, bundle, cid):
+    """Go's exec.LookPath, as runc: a path that exists but is not an executable file is EACCES's text
+    (podman maps it to 126), a missing one ENOENT's (127)."""
+    os.makedirs(os.path.join(bundle.rootfs, "etc"), exist_ok=True)
+    with open(os.path.join(bundle.rootfs, "etc", "plain"), "w") as f:
+        f.write("not a program\n")
+    bundle.set_args("/etc/plain")
+    out = runtime("run", "-b", bundle.path, cid)
+    assert out.returncode != 0 and b"permission denied" in out.stderr.lower(), out.stderr
+    bundle.set_args("/etc/missing")
+    out = runtime("run", "-b", bundle.path, cid + "-2")
+    assert out.returncode != 0 and b"no such file or directory" in out.stderr.lower(), out.stderr
