@@ -47,7 +47,7 @@ import tarfile
 from typing import Any, BinaryIO
 
 from pybuild.errors import PybuildError
-from pybuild.sparse import SparseWriter
+from pyrunc.fsutil import SparseWriter
 from pyrunc import syscalls
 
 _READ = 1 << 20

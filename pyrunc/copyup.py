@@ -24,7 +24,7 @@ import errno
 import os
 import stat
 
-from pyrunc import safepath, syscalls as s
+from pyrunc import fsutil, safepath, syscalls as s
 from pyrunc.errors import KernelError
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -98,7 +98,7 @@ def _copy_entry(s_fd: int, d_fd: int, name: str, st: os.stat_result) -> None:
             df = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=d_fd)
             try:
-                _copy_data(sf, df, st.st_size)
+                fsutil.copy_file_data(sf, df, st.st_size)
                 _own(df, None, st)
             finally:
                 os.close(df)
@@ -112,35 +112,6 @@ def _copy_entry(s_fd: int, d_fd: int, name: str, st: os.stat_result) -> None:
     else:
         return  # a socket: meaningless without its listener (runc skips it too)
     _own(d_fd, name, st)
-
-
-def _copy_data(sf: int, df: int, size: int) -> None:
-    """sendfile the data extents only; the holes between them stay holes."""
-    offset = 0
-    while offset < size:
-        try:
-            start = os.lseek(sf, offset, os.SEEK_DATA)
-        except OSError as err:
-            if err.errno == errno.ENXIO:  # only a hole is left
-                break
-            if err.errno != errno.EINVAL:  # EINVAL: no SEEK_DATA here, copy everything
-                raise
-            start = offset
-        end = size
-        try:
-            end = os.lseek(sf, start, os.SEEK_HOLE)
-        except OSError as err:
-            if err.errno != errno.EINVAL:
-                raise
-        pos = start
-        os.lseek(df, start, os.SEEK_SET)  # sendfile writes at df's own offset
-        while pos < end:
-            sent = os.sendfile(df, sf, pos, min(end - pos, 1 << 30))
-            if sent == 0:  # the file shrank under us
-                break
-            pos += sent
-        offset = end
-    os.ftruncate(df, size)
 
 
 def _own(fd: int, name: str | None, st: os.stat_result) -> None:

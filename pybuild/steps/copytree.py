@@ -131,7 +131,7 @@ class _Writer:
         os.utime(name, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
     def _copy_file(self, pfd: int, name: str, host_src: str, inside: str) -> None:
-        from pybuild.sparse import copy_file_data
+        from pyrunc.fsutil import copy_file_data
 
         src = os.open(host_src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:

@@ -111,7 +111,7 @@ class _Copy:
         return fd
 
     def _file(self, sfd: int, dfd: int, name: str, st: os.stat_result) -> None:
-        from pybuild.sparse import copy_file_data
+        from pyrunc.fsutil import copy_file_data
 
         src = self._open_same(sfd, name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, st)
         try:

@@ -8,7 +8,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pybuild.sparse import BLOCK, SparseWriter, copy_file_data, data_segments
+from pyrunc.fsutil import BLOCK, SparseWriter, copy_file_data, data_segments
 
 _piece = st.one_of(st.integers(1, 3 * BLOCK).map(bytes),                       # zeros
                    st.binary(min_size=1, max_size=3 * BLOCK).filter(any))      # data
