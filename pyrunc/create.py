@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrunc import namespaces, process, spec as specmod, syscalls as s
+from pyrunc import monitor, namespaces, process, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, plan_console, prepare_process, rootfs_path
@@ -260,10 +260,5 @@ def _start_time(pid: int) -> int:
 
 def _kill_init(launch: Launch) -> None:
     pid = launch.extra.get("init_pid")
-    if not pid:
-        return
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass  # already gone / not our child: nothing left to reap
+    if pid:
+        monitor.kill(pid)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from pyrunc import exeguard, monitor, namespaces, spec as specmod, sync, syscalls as s
+from pyrunc import monitor, namespaces, process, spec as specmod, sync, syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, plan_console, prepare_process
@@ -96,9 +96,9 @@ def build_process(base, opts: ExecOptions):
         changes["apparmor_profile"] = opts.apparmor
     if opts.process_label:
         changes["selinux_label"] = opts.process_label
-    process = replace(proc, **changes)
-    _check_process(process)
-    return process
+    new = replace(proc, **changes)
+    _check_process(new)
+    return new
 
 
 def _check_process(proc) -> None:
@@ -126,14 +126,13 @@ def _exec(store: StateStore, container_id: str, opts: ExecOptions) -> int:
     if not opts.process_json and not opts.args:
         raise PyruncError("process args cannot be empty")
     spec = specmod.load(state.bundle)
-    process = build_process(spec.process, opts)
-    spec = specmod.replace(spec, process=process)
+    spec = specmod.replace(spec, process=build_process(spec.process, opts))
     launch = _prepare(spec, state, opts)
     plan_console(launch, opts.console_socket, opts.detach)
     relay = None
     try:
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
-        pid, sock = _spawn(launch, state)
+        pid, sock = process.spawn_into(launch, state.pid, "mount" in state.namespaces)
         if launch.console is not None:
             launch.console.sent()
         try:
@@ -244,43 +243,3 @@ def _same_ns(ns_type: str, path: str) -> bool:
         return os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
     except FileNotFoundError:
         raise InvalidState(f"container init is gone ({path} missing)") from None
-
-
-def _spawn(launch: Launch, state) -> tuple[int, object]:
-    from pyrunc import enter
-
-    parent_sock, child_sock = sync.pair()
-    try:
-        mid = os.fork()
-        if mid == 0:
-            parent_sock.close()
-            code = 1
-            try:
-                s.prctl(s.PR_SET_DUMPABLE, 0)
-                if launch.cgroup is not None:
-                    launch.cgroup.add(os.getpid())
-                exeguard.seal_imports()  # the mount namespace joined next is the image's
-                # No mount namespace to join: take init's root (its chroot into
-                # the rootfs), or the process would run on the host's.
-                root = None if "mount" in state.namespaces else os.open(
-                    f"/proc/{state.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                namespaces.join_all(launch.ns)
-                if root is not None:
-                    os.fchdir(root)
-                    os.chroot(".")
-                    os.close(root)
-                pid = os.fork()
-                if pid == 0:
-                    enter.run_exec(launch, child_sock)
-                sync.send(child_sock, "pid", pid=pid)
-                code = 0
-            except BaseException as err:  # report, then exit: never return into the CLI
-                sync.send_error(child_sock, err)
-            os._exit(code)
-        child_sock.close()
-        msg, _ = sync.expect(parent_sock, "pid")
-        os.waitpid(mid, 0)
-        return msg["pid"], parent_sock
-    except BaseException:
-        parent_sock.close()
-        raise

@@ -1,10 +1,16 @@
-"""Parent side of container creation: fork the intermediate, which enters the
-namespaces and forks init; answer the children's requests (id maps, hooks,
-seccomp listener fd) until init reports ready.
+"""Spawning a process into a container, for create and exec alike: fork the
+intermediate, which joins the cgroup and the namespaces (making the new ones
+for create) and forks the process; answer the children's requests (id maps,
+hooks, seccomp listener fd) until init reports ready (`spawn`), or until the
+exec'd process's pid is known (`spawn_into`).
 
-Why an intermediate: unshare(CLONE_NEWPID) only affects children, and the
-user namespace must exist (with its maps written by the parent) before the
-other namespaces are made so that they belong to it.
+Why an intermediate: setns/unshare(CLONE_NEWPID) only affect children, and
+the user namespace must exist (with its maps written by the parent) before
+the other namespaces are made so that they belong to it.
+
+The intermediate of either kind is non-dumpable from its first instruction;
+the one entering a running container seals imports before it joins the
+container's mount namespace (docs/SECURITY.md 4b).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import os
 import _socket
 
-from pyrunc import init, lifeline, namespaces, sync, syscalls as s
+from pyrunc import enter, exeguard, init, lifeline, monitor, namespaces, sync, syscalls as s
 from pyrunc.errors import KernelError
 from pyrunc.launch import Launch
 
@@ -49,7 +55,7 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
                 lifeline.arm()
                 parent_sock.close()
                 lifeline.check(child_sock)
-                _intermediate(launch, child_sock)
+                _intermediate(launch, child_sock, init.run)
             child_sock.close()
             pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks, on_pid=on_pid)
         kept, parent_sock = parent_sock, None
@@ -58,6 +64,27 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
         if parent_sock is not None:
             parent_sock.close()
         child_sock.close()  # idempotent
+
+
+def spawn_into(launch: Launch, init_pid: int, mount_ns: bool) -> tuple[int, _socket.socket]:
+    """`pyrunc exec`: start the process in the running container of `init_pid`;
+    returns (pid, sync socket) once its pid is known. The socket then carries
+    the process's failure before execve, or EOF at its execve (sync.wait_exec).
+    Without a mount namespace to join, the process takes init's root (its
+    chroot into the rootfs), or it would run on the host's."""
+    parent_sock, child_sock = sync.pair()
+    try:
+        mid = os.fork()
+        if mid == 0:
+            parent_sock.close()
+            _intermediate(launch, child_sock, enter.run_exec, entering=True, root_of=0 if mount_ns else init_pid)
+        child_sock.close()
+        msg, _ = sync.expect(parent_sock, "pid")
+        monitor.reap(mid)
+        return msg["pid"], parent_sock
+    except BaseException:
+        parent_sock.close()
+        raise
 
 
 def detach(sock: _socket.socket) -> None:
@@ -102,7 +129,7 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
                     _placed(launch, init_pid)
                 if on_pid is not None:
                     on_pid(init_pid)
-                _reap(mid)
+                monitor.reap(mid)
                 mid = 0
             elif kind == "hooks":
                 doc = on_hooks(init_pid)
@@ -113,38 +140,34 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
                 return init_pid, notify_fd
     except BaseException:
         if init_pid:
-            _kill(init_pid)
+            monitor.kill(init_pid, reap=False)
         if notify_fd is not None:
             os.close(notify_fd)
         raise
     finally:
         if mid:
-            _kill(mid)
-            _reap(mid)
+            monitor.kill(mid)
 
 
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # already reaped (by a SIGCHLD handler of an embedding program)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
-
-
-def _intermediate(launch: Launch, sock: _socket.socket) -> None:
-    """Never returns."""
+def _intermediate(launch: Launch, sock: _socket.socket, entry, entering: bool = False, root_of: int = 0) -> None:
+    """Join (and for create make) the namespaces, fork the process that runs
+    `entry`: init.run, or, `entering` a running container, enter.run_exec
+    (in its mount namespace, or in the root of its init `root_of`). Never returns."""
     code = 1
     try:
         s.prctl(s.PR_SET_DUMPABLE, 0)
-        if launch.cgroup is not None and _joins_cgroup_early(launch):
+        if launch.cgroup is not None and (entering or _joins_cgroup_early(launch)):
             launch.cgroup.add(os.getpid())
+        root = None
+        if entering:
+            exeguard.seal_imports()  # the mount namespace joined next is the image's
+            if root_of:
+                root = os.open(f"/proc/{root_of}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         namespaces.join_all(launch.ns)
+        if root is not None:
+            os.fchdir(root)
+            os.chroot(".")
+            os.close(root)
         if launch.ns.new_user:
             s.unshare(s.CLONE_NEWUSER)
             sync.send(sock, "idmap")
@@ -160,13 +183,18 @@ def _intermediate(launch: Launch, sock: _socket.socket) -> None:
                 raise KernelError("unshare", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
         if launch.ns.unshare_flags & s.CLONE_NEWTIME and launch.spec.linux.time_offsets:
             namespaces.write_time_offsets(launch.spec.linux.time_offsets)
-        # CLONE_PARENT: init's parent is create, not this short-lived process, so
-        # init's parent-death signal follows create (lifeline.py).
-        pid = s.clone_fork(s.CLONE_PARENT)
-        if pid == 0:
-            lifeline.arm()
-            lifeline.check(sock)
-            init.run(launch, sock)
+        if entering:
+            pid = os.fork()
+            if pid == 0:
+                entry(launch, sock)
+        else:
+            # CLONE_PARENT: init's parent is create, not this short-lived process, so
+            # init's parent-death signal follows create (lifeline.py).
+            pid = s.clone_fork(s.CLONE_PARENT)
+            if pid == 0:
+                lifeline.arm()
+                lifeline.check(sock)
+                entry(launch, sock)
         sync.send(sock, "pid", pid=pid)
         code = 0
     except BaseException as err:  # report anything, then exit: never return into the CLI
