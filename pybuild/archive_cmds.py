@@ -67,7 +67,7 @@ def load(ctx: click.Context, src: str, quiet: bool) -> None:
                 raise PybuildError("load: no archive on stdin; use -i FILE")
             scratch = os.path.join(store.root, "tmp")
             os.makedirs(scratch, exist_ok=True)
-            fd, spool = tempfile.mkstemp(prefix="load-", dir=scratch)  # tarfile needs to seek
+            fd, spool = tempfile.mkstemp(prefix=f"load-{os.getpid()}-", dir=scratch)  # seekable; pid: fsck sees it live
             with os.fdopen(fd, "wb") as out:
                 while chunk := sys.stdin.buffer.read(1 << 20):
                     out.write(chunk)

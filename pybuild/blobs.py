@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 
+from pybuild import fault_point
 from pybuild.errors import DigestMismatch, StoreError
 from pyrunc.fsutil import fsync_dir
 
@@ -61,6 +62,7 @@ class BlobWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         self._done = True
+        fault_point("blob.synced")
         if expected is not None and expected != digest:
             os.unlink(self._tmp)
             raise DigestMismatch(expected, digest)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING, Callable
 
+from pybuild import fault_point
 from pybuild.errors import DockerfileError, PybuildError, StepFailed
 from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageConfig, Manifest, chain_id,
                            format_time, host_platform, parse_config)
@@ -198,6 +199,7 @@ class Builder:
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.store.using())
             temp = stack.enter_context(BuildTemp(self.store.root))
+            fault_point("build.locked")
             self.env = BuildEnv(store=self.store, cache=self.cache, context=context, temp=temp,
                                 progress=self.progress, lex=lex, runtime=self.runtime, network=opts.network,
                                 secrets=opts.secrets, host_ca=opts.host_ca, build_args=opts.build_args,
@@ -212,8 +214,10 @@ class Builder:
                 self.results[idx] = self._build_stage(self.stages[idx], n, len(needed))
             final = self.results[target].state
             image_id, desc, config = self._commit(final)
+            fault_point("build.image-written")
             for tag in opts.tags:
                 self.store.tag(tag, desc)
+            fault_point("build.tagged")
             if opts.iidfile:  # replaced atomically: a link planted at the name is replaced, never followed
                 from pyrunc.fsutil import atomic_write
 
@@ -404,6 +408,7 @@ class Builder:
         self._explain_miss(inputs, history, done, rebuilt)
         fold_history(st)
         outcome = self._apply(b, st, ins, step, prep)
+        fault_point("build.step-applied")
         try:
             detail = self._commit_step(st, outcome)
         except PybuildError as err:  # e.g. a file the step made that no layer can hold
@@ -411,6 +416,7 @@ class Builder:
         st.key = key
         self.cache.record(key, CacheRecord(config=st.config.to_dict(),
                                            layers=[d.to_dict() for d in st.layers]))
+        fault_point("build.cache-recorded")
         self.progress.done(detail)
         return inputs, False
 
@@ -477,12 +483,14 @@ class Builder:
         desc, digests = commit_layer(self.store, outcome.diff, compression=self.opts.compression,
                                      source_date_epoch=self.opts.source_date_epoch)
         took = max(time.monotonic() - started, 1e-6)
+        fault_point("build.layer-blob")
         parent = chain_id(config.rootfs.diff_ids)
         diff_ids = config.rootfs.diff_ids + (digests.diff_id,)
         new_chain = chain_id(diff_ids)
         assert new_chain is not None
         layer_dir = self.store.adopt_layer(new_chain, parent, digests.diff_id, digests.uncompressed_size,
                                            outcome.diff)
+        fault_point("build.layer-adopted")
         entry = History(created=created, created_by=outcome.created_by)
         st.config = dataclasses.replace(config, rootfs=dataclasses.replace(config.rootfs, diff_ids=diff_ids),
                                         history=config.history + (entry,))

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "tag": "pybuild.image_cmds:tag",
     "rmi": "pybuild.image_cmds:rmi",
     "prune": "pybuild.image_cmds:prune",
+    "fsck": "pybuild.image_cmds:fsck",
     "export": "pybuild.image_cmds:export",
     "import": "pybuild.image_cmds:import_",
     "bundle": "pybuild.image_cmds:bundle",
@@ -117,4 +118,11 @@ def main(argv: list[str]) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+    except OSError as err:
+        # What the system refuses (no space left, a read-only file system, a quota) reaches the user
+        # as one line naming the file, as in pyrunc's CLI; whatever was half-written has been removed
+        # by the unwinding (temp files, blob writers, layer temp dirs, the build's temp dir).
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"pybuild: {where}{err.strerror or err}", err=True)
+        return 1
     return code if isinstance(code, int) else 0  # ctx.exit(N) of `run`: the container's status

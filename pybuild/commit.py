@@ -15,6 +15,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
+from pybuild import fault_point
 from pybuild.containers import Container, ContainerError
 from pybuild.errors import PybuildError
 
@@ -31,11 +32,11 @@ def commit_container(store: "Store", c: Container, name: str | None, message: st
     upper = os.path.join(c.fs, "upper")
     if not os.path.isdir(upper):
         raise ContainerError(f"commit {c.name}: the container has no filesystem (it never started)")
-    try:
-        base = store.load_image(c.image_id)
-    except PybuildError as err:  # ImageNotFound, StoreError: the image was removed meanwhile
-        raise ContainerError(f"commit {c.name}: its image {c.image} is gone: {err}") from None
     with store.using():
+        try:
+            base = store.load_image(c.image_ref)
+        except PybuildError as err:  # ImageNotFound, StoreError: the image was removed meanwhile
+            raise ContainerError(f"commit {c.name}: its image {c.image} is gone: {err}") from None
         m = Mutator(store, base)
         cfg = m.config.config
         over = c.config
@@ -56,10 +57,12 @@ def commit_container(store: "Store", c: Container, name: str | None, message: st
             m.set_config(dataclasses.replace(cfg, **changes))
         exclude = list(SYSTEM_MOUNTS) + list(c.mounts)
         desc, digests = commit_layer(store, upper, exclude=exclude)
+        fault_point("commit.layer-blob")
         m.add_layer(desc, digests.diff_id, created_by=f"pybuild commit {c.id[:12]}", comment=message)
         if author:
             m.set_author(author)
         manifest = m.commit()
+        fault_point("commit.image-written")
         if name:
             store.tag(name, manifest)
     return store.read_manifest(manifest.digest).config.digest

@@ -20,6 +20,8 @@ a container the runtime no longer knows has exited (code in exit.json, if a moni
 saw it end).
 
 Invariants: a name belongs to one container (checked under the store's lock);
+the image a container records (by manifest digest) is never removed by `rmi`/`prune` while the
+container exists (Store.gc counts it as a root; `rmi` of its last name is refused without -f);
 IDs are 64 random hex digits, so every network object named from one is unique;
 removal never follows a link out of the container's directory.
 """
@@ -73,7 +75,13 @@ class Container:
     request: dict = field(default_factory=dict)       # the whole `run` request (restart, inspect)
     mount_specs: list[dict] = field(default_factory=list)  # volumes.spec.MountSpec dicts (volumes in use)
     restart_count: int = 0
+    image_digest: str = ""                            # the image's manifest digest: found even once untagged
     home: str = ""                                    # <root>/containers/<id>, not stored
+
+    @property
+    def image_ref(self) -> str:
+        """What `load_image` finds this container's image by, tagged or not."""
+        return self.image_digest or self.image_id
 
     @property
     def bundle(self) -> str:
@@ -276,6 +284,12 @@ def _lock_out_waiters(home: str) -> None:
                 time.sleep(0.02)
     finally:
         os.close(fd)
+
+
+def images_in_use(root: str) -> set[str]:
+    """Manifest digests of the images of every container (running or not: `start`, `restart` and
+    `commit` need its image, a running one has its layers as lower dirs). Store.gc keeps them."""
+    return {c.image_digest for c in ContainerStore(root).list() if c.image_digest}
 
 
 def new_id() -> str:

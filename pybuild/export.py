@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from pybuild import fault_point
 from pybuild.errors import DigestMismatch, PybuildError
 from pybuild.image import ANNOTATION_REF_NAME, MT_DOCKER_LAYER, MT_LAYER, Index, to_json
 from pybuild.layer import tar_header, write_layer
@@ -108,6 +109,7 @@ def _open_dest(dest: str) -> Iterator[BinaryIO]:
                 out.flush()
                 os.fchmod(out.fileno(), 0o644)
                 os.fsync(out.fileno())
+            fault_point("export.written")
             if not _is_same(dir_fd, tmp, mine):
                 raise ExportError(f"export: {dest}: the temp file was replaced while being written")
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -154,6 +156,7 @@ def write_oci_archive(store: Store, images: list[Named], out: Any) -> None:
             with store.open_blob(blob.digest) as reader:
                 tar.add_stream(f"blobs/sha256/{blob.digest[7:]}", reader, size)
                 reader.drain()
+            fault_point("export.blob")
     tar.close()
 
 
@@ -206,6 +209,7 @@ def write_docker_archive(store: Store, images: list[Named], out: Any, tmp_dir: s
                     size = spool.tell()
                     spool.seek(0)
                     tar.add_stream(name, spool, size)
+            fault_point("export.blob")
         tags = [_docker_tag(t) for t in names if "@" not in t]
         manifest.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
         top = image.config.rootfs.diff_ids[-1][7:] if image.config.rootfs.diff_ids else image.id[7:]
@@ -278,7 +282,7 @@ def write_output(store: Store, image: StoredImage | None, spec: str | dict[str, 
     if kind == "tar":
         scratch = os.path.join(store.root, "tmp")
         os.makedirs(scratch, exist_ok=True)
-        tree = tempfile.mkdtemp(prefix="export-", dir=scratch)
+        tree = tempfile.mkdtemp(prefix=f"export-{os.getpid()}-", dir=scratch)  # pid: fsck sees it is live
         try:
             flatten(store, image, tree)
             with _open_dest(dest) as out:

@@ -1,4 +1,4 @@
-"""Image verbs of the pybuild CLI: images, tag, rmi, prune, export, import, bundle (inspect: inspect_cmd).
+"""Image verbs of the pybuild CLI: images, tag, rmi, prune, fsck, export, import, bundle (inspect: inspect_cmd).
 
 Each is a click command registered by name in cli.COMMANDS; the store root is `ctx.obj["root"]`.
 Errors are PybuildError subclasses, reported once by cli.main.
@@ -93,15 +93,40 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 @click.command("rmi")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--no-prune", is_flag=True, help="Keep the blobs and layers no tag references any more.")
+@click.option("-f", "--force", is_flag=True, help="Remove the name even if a container uses its image "
+              "(the image's content stays while the container exists).")
 @click.pass_context
-def rmi(ctx: click.Context, names: tuple[str, ...], no_prune: bool) -> None:
+def rmi(ctx: click.Context, names: tuple[str, ...], no_prune: bool, force: bool) -> None:
     """Remove image names (and, unless --no-prune, what only they referenced)."""
     store = _store(ctx)
     for name in names:
+        if not force:
+            _refuse_if_in_use(ctx, store, name)
         desc = store.untag(name)
         click.echo(f"Untagged: {name} ({desc.digest})")
     if not no_prune:
         store.gc()
+
+
+def _refuse_if_in_use(ctx: click.Context, store, name: str) -> None:  # type: ignore[no-untyped-def]
+    """docker's conflict: the last name of an image a container uses is not removed without -f (the
+    content would stay anyway: the container's record keeps it from gc; the name is what goes)."""
+    from pybuild.containers import ContainerStore
+    from pybuild.errors import PybuildError
+    from pybuild.image import ANNOTATION_REF_NAME, INDEX_TYPES
+
+    desc = store.resolve(name)
+    if desc.media_type in INDEX_TYPES:
+        return  # pybuild run refuses indexes: no container uses one
+    names = [d for d in store.read_index().manifests
+             if d.digest == desc.digest and (d.annotations or {}).get(ANNOTATION_REF_NAME)]
+    if len(names) > 1:
+        return
+    config = store.read_manifest(desc.digest).config.digest if store.has_blob(desc.digest) else ""
+    for c in ContainerStore(ctx.obj["root"]).list():
+        if c.image_digest == desc.digest or (not c.image_digest and c.image_id == config):
+            raise PybuildError(f"conflict: unable to remove repository reference {name!r} (must force) - "
+                               f"container {c.id[:12]} is using its referenced image {c.image_id[7:19]}")
 
 
 @click.command("prune")
@@ -111,6 +136,23 @@ def prune(ctx: click.Context) -> None:
     stats = _store(ctx).gc()
     click.echo(f"Removed {stats.blobs_removed} blobs and {stats.layers_removed} unpacked layers, "
                f"freed {size_text(stats.bytes_freed)}")
+
+
+@click.command("fsck")
+@click.option("--repair", is_flag=True, help="Remove garbage (temp files, partial downloads, orphans, stale "
+              "cache records), corrupt blobs and wrong unpacked layers.")
+@click.pass_context
+def fsck(ctx: click.Context, repair: bool) -> None:
+    """Verify every blob, layer, index entry and cache record of the store (exit 1 on errors)."""
+    from pybuild.errors import PybuildError
+    from pybuild.fsck import fsck as run_fsck
+    from pybuild.fsck import render
+
+    report = run_fsck(_store(ctx, create=False), repair=repair)
+    for line in render(report, repair):
+        click.echo(line)
+    if report.errors:
+        raise PybuildError(f"fsck: {len(report.errors)} errors in the store {ctx.obj['root']}")
 
 
 @click.command("export")

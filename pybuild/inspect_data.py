@@ -179,7 +179,7 @@ def container_struct(store: "Store", c: "Container") -> Struct:
     from pybuild.errors import PybuildError
 
     try:
-        image = store.load_image(c.image_id)
+        image = store.load_image(c.image_ref)
     except PybuildError:  # the image was removed since: what the record says is still shown
         image = None
     cfg = run_config(image, req).config if image is not None and req is not None else None

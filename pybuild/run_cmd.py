@@ -169,14 +169,27 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
     With `restart`, the record, its upper dir and volumes existed before and are
     kept whatever happens."""
     from pybuild.build_cmd import private_mount_namespace
-    from pybuild.snapshot import mount_overlay
-    from pybuild.volumes.attach import runtime_mounts
+    from pybuild.sandbox import Watcher
 
     private_mount_namespace()
     c.record_monitor()
+    watcher = Watcher(lambda: after_monitor_died(c, req, restart))
+    try:
+        return _monitor(store, c, image, req, ports, mounts, stdio, ready, restart)
+    finally:
+        watcher.finish()
+
+
+def _monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
+             ports: list["PortMapping"], mounts: list["MountSpec"], stdio: tuple[int, int, int],
+             ready: Any, restart: bool) -> int:
+    from pybuild.snapshot import mount_overlay
+    from pybuild.volumes.attach import runtime_mounts
+
     started = False
     try:
-        lowers = list(reversed(store.ensure_layers(image.manifest, image.config)))
+        with store.using():  # unpacking: a prune must not take the temp dirs (the record keeps the result)
+            lowers = list(reversed(store.ensure_layers(image.manifest, image.config)))
         with mount_overlay(c.fs, lowers, keep_upper=restart) as ov, _network(c, ports) as (netns, address):
             oci_mounts = runtime_mounts(store.root, mounts, ov.merged)
             write_bundle(c, image, req, ports, oci_mounts, ov.merged, netns, address)
@@ -213,6 +226,32 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
 
 
 RESTARTING = "restarting"  # in the container's dir while `restart` stops it: --rm must not remove it
+
+
+def after_monitor_died(c: Container, req: RunRequest, restart: bool) -> None:
+    """The monitor's watcher, when the monitor was killed: what the monitor would have done, the
+    container first. It ends with its monitor (as a build's RUN step with its build): the runtime
+    deletes it (its processes, cgroups and state), the network is torn down, a container that
+    was running gets exit code 137 (it was SIGKILLed), the overlay is unmounted here (the watcher
+    shares the monitor's mount namespace) and its work dir removed; --rm, or a container that never
+    started, goes entirely (a restarted one keeps its record, as the monitor's error path does)."""
+    from pybuild.snapshot import unmount_under
+    from pyrunc.fsutil import rmtree_nofollow
+
+    started = os.path.exists(os.path.join(c.home, "pid"))
+    state = c.runtime_state()
+    _delete_runtime_state(c)
+    if c.network == "bridge":
+        from pybuild.net import plumbing
+
+        plumbing.teardown(net_request(c))
+    unmount_under(os.path.join(c.fs, "merged"))
+    rmtree_nofollow(os.path.join(c.fs, "work"))
+    if started and c.exit_code() is None and state is not None and state.get("status") != "stopped":
+        c.record_exit(128 + signal.SIGKILL)
+    if (not started and not restart) or (req.remove and started and
+                                         not os.path.exists(os.path.join(c.home, RESTARTING))):
+        ContainerStore.of(c).remove(c, volumes=True)
 
 
 @contextlib.contextmanager
@@ -313,13 +352,29 @@ def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunR
 @click.pass_context
 def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -> None:
     """Run a command in a new container."""
-    from pybuild.runtime import resolve_runtime
     from pybuild.store import Store
 
     req = RunRequest(image=image, command=command, **opts)
     if req.detach and req.interactive:
         raise RunError("-d and -i cannot be used together")
     store = Store(ctx.obj["root"])
+    with store.using():  # a prune racing this run waits until the record names the image (a gc root)
+        c, stored, ports, mounts = _claim(ctx, store, req, command)
+    if req.detach:
+        start_detached(store, c, stored, req, ports, mounts)
+        click.echo(c.id)
+        return
+    stdin = sys.stdin.fileno() if req.interactive else os.open(os.devnull, os.O_RDONLY)
+    code = monitor(store, c, stored, req, ports, mounts, (stdin, 1, 2), lambda _e: None)
+    sys.stdout.flush()
+    ctx.exit(code)
+
+
+def _claim(ctx: click.Context, store: "Store", req: RunRequest,
+           command: tuple[str, ...]) -> tuple[Container, "StoredImage", list["PortMapping"], list["MountSpec"]]:
+    """Check the request, then make the container's record and its volumes."""
+    from pybuild.runtime import resolve_runtime
+
     try:
         stored, ports, mounts = check_inputs(store, req)
     except PybuildError as err:  # bad input: docker's 125, one line, nothing made
@@ -327,7 +382,8 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -
     final = run_config(stored, req).config
     overrides = {"entrypoint": req.entrypoint, "cmd": list(command) or None, "env": parse_env(req.env) or None,
                  "workdir": req.workdir, "user": req.user}
-    c = Container(id=new_id(), name=req.name, image=req.image, image_id=stored.id, created=time.time(),
+    c = Container(id=new_id(), name=req.name, image=req.image, image_id=stored.id,
+                  image_digest=stored.descriptor.digest, created=time.time(),
                   command=list(final.entrypoint or ()) + list(final.cmd or ()),
                   runtime=resolve_runtime(ctx.obj["runtime"]), network=req.network, ports=[p.text() for p in ports],
                   remove=req.remove, detached=req.detach, mounts=[m.destination for m in mounts],
@@ -345,14 +401,7 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -
     except PybuildError as err:
         ContainerStore(ctx.obj["root"]).remove(c, volumes=True)
         raise RunError(str(err)) from None
-    if req.detach:
-        start_detached(store, c, stored, req, ports, mounts)
-        click.echo(c.id)
-        return
-    stdin = sys.stdin.fileno() if req.interactive else os.open(os.devnull, os.O_RDONLY)
-    code = monitor(store, c, stored, req, ports, mounts, (stdin, 1, 2), lambda _e: None)
-    sys.stdout.flush()
-    ctx.exit(code)
+    return c, stored, ports, mounts
 
 
 def request_of(c: Container) -> RunRequest:
@@ -372,7 +421,7 @@ def start_again(root: str, c: Container) -> None:
 
     req = dataclasses.replace(request_of(c), detach=True, interactive=False)
     store = Store(root)
-    image = store.load_image(c.image_id)
+    image = store.load_image(c.image_ref)
     mounts = [MountSpec.from_dict(m) for m in c.mount_specs]
     ensure(root, mounts)
     for name in ("pid", "exit.json"):

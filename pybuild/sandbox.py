@@ -21,11 +21,18 @@ Python process, and a runtime's `run` outlives its caller.
   kills its own init, as pyrunc and runc do).
 Why not a pid namespace for the build: a process whose children go to another pid namespace
 (unshare(CLONE_NEWPID)) cannot start threads any more, and layer compression uses threads.
+
+`Watcher` is the mechanism alone (fork, pipe, "done" or EOF, then a clean-up function): the monitor
+of `pybuild run` has one too (run_cmd.after_monitor_died), so a SIGKILLed `pybuild run` takes its
+container, its network and its runtime state with it (issue 18).
 """
+
+from __future__ import annotations
 
 import os
 import select
 import signal
+from collections.abc import Callable
 
 from pybuild.errors import PybuildError
 
@@ -35,8 +42,7 @@ _DONE = b"done"
 class BuildSandbox:
     def __init__(self, store_root: str) -> None:
         self.tmp_parent = os.path.join(os.path.abspath(store_root), "tmp")
-        self.watcher = 0
-        self._write = -1
+        self._watcher: Watcher | None = None
 
     def enter(self) -> None:
         """Private mount namespace + the watcher. Must run before any thread starts."""
@@ -47,17 +53,36 @@ class BuildSandbox:
             syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SLAVE)
         except OSError as err:
             raise PybuildError(f"unshare mount namespace: {err.strerror} (pybuild build needs root)") from None
-        owner = os.getpid()
+        owner, tmp_parent = os.getpid(), self.tmp_parent
+
+        def after_build_died() -> None:
+            from pybuild.snapshot import clean_build_dirs
+
+            clean_build_dirs(tmp_parent, owner)
+
+        self._watcher = Watcher(after_build_died)
+
+    def finish(self) -> None:
+        if self._watcher is not None:
+            self._watcher.finish()
+            self._watcher = None
+
+
+class Watcher:
+    """A forked process that runs `on_death` if its owner (the process that made it) dies without
+    calling `finish`. Make it before any thread starts."""
+
+    def __init__(self, on_death: Callable[[], None]) -> None:
         read, write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(write)
-            _watch(read, owner, self.tmp_parent)  # never returns
+            _watch(read, on_death)  # never returns
         os.close(read)
         self.watcher, self._write = pid, write
 
     def finish(self) -> None:
-        """The build has ended and cleaned up after itself: let the watcher go, and wait for it."""
+        """The owner has ended and cleaned up after itself: let the watcher go, and wait for it."""
         if self._write >= 0:
             try:
                 os.write(self._write, _DONE)
@@ -72,7 +97,7 @@ class BuildSandbox:
             self.watcher = 0
 
 
-def _watch(read: int, owner: int, tmp_parent: str) -> None:
+def _watch(read: int, on_death: Callable[[], None]) -> None:
     """The watcher's life; exits the process, never returns."""
     code = 1
     try:
@@ -81,6 +106,10 @@ def _watch(read: int, owner: int, tmp_parent: str) -> None:
                     signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
         _close_fds_except(read, 2)
+        null = os.open(os.devnull, os.O_RDWR)  # the owner's stdin/stdout (a caller's pipe) are not held
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.close(null)
         data = b""
         while True:
             select.select([read], [], [])
@@ -89,13 +118,11 @@ def _watch(read: int, owner: int, tmp_parent: str) -> None:
                 break
             data += chunk
         if data != _DONE:
-            from pybuild.snapshot import clean_build_dirs
-
-            clean_build_dirs(tmp_parent, owner)
+            on_death()
         code = 0
     except BaseException as err:  # noqa: BLE001 -- the watcher must always exit, and say why
         try:
-            os.write(2, f"pybuild: build watcher: {err}\n".encode(errors="replace"))
+            os.write(2, f"pybuild: watcher: {err}\n".encode(errors="replace"))
         except OSError:
             pass
     finally:

@@ -33,7 +33,8 @@ Public API (class Store):
           unpack(blob_desc, dest, mode="overlay"|"apply") -> (diffID, size) (corruption -> DigestMismatch),
           ensure_layers(manifest, config) -> [diff dirs bottom..top], adopt_layer(chain, parent, diff_id,
           size, src_dir) -> diff dir (renames an already-unpacked dir in, e.g. a finished overlay upper dir)
-  upkeep: using() (shared lock context), gc(extra_blobs=(), extra_layers=()) -> GcStats
+  upkeep: using() (shared lock context), exclusive(), index_locked(), gc(extra_blobs=(), extra_layers=()) -> GcStats
+          (the images of `pybuild run` containers are roots too; pybuild.fsck checks the whole store)
   sources: add_blob_source(d, "host/repo"), blob_sources(d) -> [..] (hints for cross-repository mounts)
 """
 
@@ -51,6 +52,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from pybuild import fault_point
 from pybuild.blobs import BlobWriter, VerifiedReader, check_digest
 from pybuild.errors import DigestMismatch, ImageNotFound, PybuildError, StoreError
 from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, Descriptor, ImageConfig, Index, Manifest,
@@ -207,6 +209,7 @@ class Store:
         annotations[ANNOTATION_REF_NAME] = name
         tagged = desc.with_annotations(annotations)
         with self._index_lock():
+            fault_point("index.locked")
             index = self.read_index()
             kept = tuple(d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) != name)
             self._write_index(Index(manifests=kept + (tagged,), annotations=index.annotations))
@@ -310,6 +313,7 @@ class Store:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
             actual_diff, size = self.unpack(blob, diff, mode="overlay")
+            fault_point("layer.unpacked")
             if actual_diff != diff_id:
                 raise DigestMismatch(diff_id, actual_diff, what=f"layer {blob.digest} diffID")
             return self._publish_layer(tmp, chain, parent, diff_id, size)
@@ -390,11 +394,21 @@ class Store:
         """Hold while a build relies on blobs or layers that no tag references yet."""
         return self._gc_lock(fcntl.LOCK_SH)
 
-    def referenced(self) -> tuple[set[str], set[str]]:
-        """Blob digests and layer chainIDs reachable from index.json."""
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while removing anything (gc, fsck --repair): waits until no one is `using()` the store."""
+        return self._gc_lock(fcntl.LOCK_EX)
+
+    def index_locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while nothing may change index.json (fsck --repair removing its temp files)."""
+        return self._index_lock()
+
+    def referenced(self, extra_manifests: Iterable[str] = ()) -> tuple[set[str], set[str]]:
+        """Blob digests and layer chainIDs reachable from index.json and from `extra_manifests`."""
+        from pybuild.image import MT_MANIFEST
+
         blobs: set[str] = set()
         layers: set[str] = set()
-        pending = list(self.read_index().manifests)
+        pending = list(self.read_index().manifests) + [Descriptor(MT_MANIFEST, d, 0) for d in extra_manifests]
         while pending:
             desc = pending.pop()
             if desc.digest in blobs or not self.has_blob(desc.digest):
@@ -411,9 +425,12 @@ class Store:
         return blobs, layers
 
     def gc(self, extra_blobs: Iterable[str] = (), extra_layers: Iterable[str] = ()) -> GcStats:
-        """Remove blobs and unpacked layers that no tag (nor the extra roots) reaches, and temp leftovers."""
+        """Remove blobs and unpacked layers that no tag, no container of `pybuild run` (running or not:
+        its layers are its rootfs' lower dirs) nor the extra roots reach, and temp leftovers."""
+        from pybuild.containers import images_in_use
+
         with self._gc_lock(fcntl.LOCK_EX):
-            keep_blobs, keep_layers = self.referenced()
+            keep_blobs, keep_layers = self.referenced(images_in_use(self.root))
             keep_blobs.update(extra_blobs)
             keep_layers.update(extra_layers)
             keep_blob_hex = {d[7:] for d in keep_blobs}

@@ -46,6 +46,7 @@ import stat
 import tarfile
 from typing import Any, BinaryIO
 
+from pybuild import fault_point
 from pybuild.errors import PybuildError
 from pyrunc.fsutil import SparseWriter
 from pyrunc import syscalls
@@ -494,6 +495,7 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
                     if err.errno == errno.ELOOP:
                         raise UnpackError(f"unpack: {member.name}: too many symlinks") from None
                     raise UnpackError(f"unpack: {member.name}: {err.strerror}") from None
+                fault_point("layer.entry")
         unpacker.finish()
     except tarfile.TarError as err:
         raise UnpackError(f"unpack: invalid tar: {err}") from None

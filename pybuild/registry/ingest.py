@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import urllib3
 
+from pybuild import fault_point
 from pybuild.blobs import check_digest
 from pybuild.errors import DigestMismatch
 from pybuild.image import Descriptor
@@ -138,6 +139,7 @@ def fetch_blob(store: Store, repo: Repository, desc: Descriptor, progress: Trans
                     _write_all(fd, chunk)
                     digest.update(chunk)
                     offset += len(chunk)
+                    fault_point("pull.chunk")
                     if progress:
                         progress.advance(desc.digest, len(chunk))
             except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as err:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from pybuild import fault_point
 from pybuild.errors import PybuildError, StoreError
 from pybuild.image import (ANNOTATION_INDEX_DIGEST, INDEX_TYPES, MANIFEST_TYPES, Descriptor, host_platform, parse_config, parse_index,
                            parse_manifest)
@@ -94,7 +95,9 @@ def pull(store: Store, text: str, transport: Transport, platform: str | None = N
         if progress:
             progress.message(f"Pulling {label} ({digest[:19]})")
         blobs = [manifest.config, *manifest.layers]
+        fault_point("pull.manifest")
         _fetch_all(store, repo, blobs, progress, jobs)
+        fault_point("pull.blobs")
         config = parse_config(store.read_blob(manifest.config.digest))
         if len(config.rootfs.diff_ids) != len(manifest.layers):
             raise RegistryError(f"{label}: manifest has {len(manifest.layers)} layers but its config "

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from pybuild import fault_point
 from pybuild.errors import DigestMismatch
 from pybuild.image import INDEX_TYPES, Descriptor, parse_index, parse_manifest
 from pybuild.registry import reference
@@ -78,6 +79,7 @@ class _Pusher:
         else:
             manifest = parse_manifest(data)
             self.push_blobs([manifest.config, *manifest.layers])
+        fault_point("push.blobs")
         return self.repo.put_manifest(obj, data, desc.media_type or json.loads(data).get("mediaType", ""))
 
     def push_blobs(self, blobs: list[Descriptor]) -> None:
@@ -208,6 +210,7 @@ class _Pusher:
             if self.progress:
                 self.progress.advance(desc.digest, len(data))
             write_atomic(state_path, json.dumps({"location": location, "offset": offset}).encode(), mode=0o600)
+            fault_point("push.chunk")
         self.repo.put_blob(location, desc.digest, None, 0)
         os.unlink(state_path)
         return f"pushed (resumed at {resumed} bytes)" if resumed else "pushed"
