@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import _socket
 
-from pyrunc import enter, exeguard, init, lifeline, monitor, namespaces, sync, syscalls as s
+from pyrunc import enter, exeguard, lifeline, monitor, namespaces, sync, syscalls as s
 from pyrunc.errors import KernelError
 from pyrunc.launch import Launch
 
@@ -30,6 +30,8 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
     in the state; until then init's parent-death signal is what covers it).
     Raises ChildError with the child's message on failure (the caller's undo
     stack kills whatever is left)."""
+    from pyrunc import init  # here, not at the top: exec never needs it (imported before any fork)
+
     parent_sock, child_sock = sync.pair()
     try:
         if _direct(launch):
@@ -73,10 +75,16 @@ def spawn_into(launch: Launch, init_pid: int, mount_ns: bool) -> tuple[int, _soc
     Without a mount namespace to join, the process takes init's root (its
     chroot into the rootfs), or it would run on the host's."""
     parent_sock, child_sock = sync.pair()
+    v1, v2 = _cgroup_dirs(launch.cgroup)
     try:
-        mid = os.fork()
+        mid = _fork_into(v2) if v2 else -1
+        if mid >= 0:
+            v2 = ""  # born in it
+        else:
+            mid = os.fork()  # no cgroup2, or no clone3 into it: the intermediate writes cgroup.procs
         if mid == 0:
             parent_sock.close()
+            launch.extra["cgroup_join"] = (v1, v2)
             _intermediate(launch, child_sock, enter.run_exec, entering=True, root_of=0 if mount_ns else init_pid)
         child_sock.close()
         msg, _ = sync.expect(parent_sock, "pid")
@@ -156,7 +164,9 @@ def _intermediate(launch: Launch, sock: _socket.socket, entry, entering: bool = 
     code = 1
     try:
         s.prctl(s.PR_SET_DUMPABLE, 0)
-        if launch.cgroup is not None and (entering or _joins_cgroup_early(launch)):
+        if entering and launch.cgroup is not None:
+            _join_cgroups(launch)
+        elif launch.cgroup is not None and _joins_cgroup_early(launch):
             launch.cgroup.add(os.getpid())
         root = None
         if entering:
@@ -200,6 +210,47 @@ def _intermediate(launch: Launch, sock: _socket.socket, entry, entering: bool = 
     except BaseException as err:  # report anything, then exit: never return into the CLI
         sync.send_error(sock, err)
     os._exit(code)
+
+
+def _cgroup_dirs(manager) -> tuple[tuple[str, ...], str]:
+    """(v1 directories, the cgroup2 directory or "") of a container's cgroups."""
+    if manager is None:
+        return (), ""
+    doc = manager.to_state()
+    if doc["version"] == "v2":
+        return (), os.path.join(doc["mount"], doc["path"].lstrip("/"))
+    paths = doc["paths"]
+    return tuple(dict.fromkeys(d for k, d in paths.items() if k)), paths.get("", "")
+
+
+def _fork_into(v2_dir: str) -> int:
+    """Fork the exec intermediate straight into the container's cgroup2
+    directory; -1 when the kernel or the directory will not have it (the
+    intermediate then joins with a cgroup.procs write, as before)."""
+    try:
+        fd = os.open(v2_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        return s.clone_into_cgroup(fd)
+    except OSError:
+        return -1
+    finally:
+        os.close(fd)
+
+
+def _join_cgroups(launch: Launch) -> None:
+    """The exec intermediate joins the container's cgroups without the global
+    threadgroup lock: v1 by moving its single thread (cgroup.common.join_thread),
+    cgroup2 by having been cloned into it (else a cgroup.procs write)."""
+    from pyrunc.cgroups.common import join_procs, join_thread
+
+    v1, v2 = launch.extra["cgroup_join"]
+    rootless = bool(getattr(launch.cgroup, "rootless", False))
+    for d in v1:
+        join_thread(d, rootless)
+    if v2:
+        join_procs(v2, os.getpid(), rootless)
 
 
 def _joins_cgroup_early(launch: Launch) -> bool:

@@ -193,6 +193,24 @@ def signal_frozen(manager, sig: int, can_freeze: bool) -> None:
             manager.thaw()
 
 
+def join_thread(path: str, rootless: bool) -> None:
+    """Move the calling thread into the v1 cgroup at `path` by writing "0" to
+    its `tasks`. A single thread moving itself skips the global threadgroup
+    lock that every cgroup.procs write takes (and whose first writer waits for
+    an RCU grace period, 10-20 ms here): exec's intermediate is one thread,
+    and the process it forks is born where it is."""
+    try:
+        fd = os.open(f"{path}/tasks", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
+            return
+        raise CgroupError(f"add pid {os.getpid()} to {path}: {err.strerror}") from None
+
+
 def join_procs(path: str, pid: int, rootless: bool) -> None:
     """Move `pid` into the cgroup at `path` (v1 or v2 cgroup.procs); a rootless
     runtime without access to it carries on, as runc does."""

@@ -182,3 +182,13 @@ def test_sub_cgroup(runtime, running):
                 time.sleep(0.1)
     assert re.search(r":memory:.*/probe$", out, re.M), out
     assert not re.search(r":memory:.*/probe$", other, re.M), other
+
+
+def test_process_joins_every_cgroup_of_the_container(runtime, running):
+    """v1 hierarchies (joined by the intermediate's thread, no threadgroup lock) and
+    cgroup2 (cloned into it): the exec'd process's cgroups are init's."""
+    pid = json.loads(runtime("state", running).stdout)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        init_groups = sorted(f.read().split())
+    out = _out(runtime("exec", running, "cat", "/proc/self/cgroup"))
+    assert sorted(out.split()) == init_groups

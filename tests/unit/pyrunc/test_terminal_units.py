@@ -165,3 +165,21 @@ def test_unknown_cap_flag_is_refused():
         execmod.build_process(None, _opts(caps=("CAP_FOO",)))
     proc = execmod.build_process(None, _opts(caps=("CAP_NET_ADMIN",)))
     assert "CAP_NET_ADMIN" in proc.capabilities.bounding and "CAP_NET_ADMIN" in proc.capabilities.effective
+
+
+def test_exec_cgroup_dirs_of_both_managers():
+    from pyrunc import process
+
+    class Doc:
+        def __init__(self, doc):
+            self.doc = doc
+
+        def to_state(self):
+            return self.doc
+
+    v1 = Doc({"version": "v1", "paths": {"cpu": "/c/cpu/x", "cpuacct": "/c/cpu/x", "memory": "/c/memory/x",
+                                         "": "/c/unified/x"}})
+    assert process._cgroup_dirs(v1) == (("/c/cpu/x", "/c/memory/x"), "/c/unified/x")
+    v2 = Doc({"version": "v2", "mount": "/sys/fs/cgroup", "path": "/pyrunc/x"})
+    assert process._cgroup_dirs(v2) == ((), "/sys/fs/cgroup/pyrunc/x")
+    assert process._cgroup_dirs(None) == ((), "")
