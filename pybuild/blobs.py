@@ -58,8 +58,11 @@ class BlobWriter:
     def commit(self, expected: str | None = None) -> tuple[str, int]:
         """Make the blob visible under its digest; idempotent if it already exists."""
         digest = "sha256:" + self._hash.hexdigest()
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:  # the temp file is removed by abort()
+            raise StoreError(f"{self._dir}: writing a blob: {err.strerror or err}") from None
         self._file.close()
         self._done = True
         fault_point("blob.synced")
@@ -71,11 +74,15 @@ class BlobWriter:
         return digest, self.size
 
     def abort(self) -> None:
+        """Throw the temp file away. Its name goes first: closing flushes the buffer, which fails again
+        on a full disk (ENOSPC), and that must neither keep the half-written file nor hide the error
+        that made the caller abort (found by tests/integration/reliability/test_disk_full.py)."""
         if not self._done:
             self._done = True
-            self._file.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
+            with contextlib.suppress(OSError):  # the bytes are discarded; the fd is closed regardless
+                self._file.close()
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -103,19 +103,24 @@ def _open_dest(dest: str) -> Iterator[BinaryIO]:
         # can write to, the name could have been swapped for a link meanwhile).
         tmp, fd = create_temp(dir_fd, name, 0o600)
         mine = os.fstat(fd)
+        out = os.fdopen(fd, "wb", buffering=_CHUNK)
         try:
-            with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
-                yield out
-                out.flush()
-                os.fchmod(out.fileno(), 0o644)
-                os.fsync(out.fileno())
+            yield out
+            out.flush()
+            os.fchmod(out.fileno(), 0o644)
+            os.fsync(out.fileno())
+            out.close()
             fault_point("export.written")
             if not _is_same(dir_fd, tmp, mine):
                 raise ExportError(f"export: {dest}: the temp file was replaced while being written")
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
+        except BaseException as err:
             if _is_same(dir_fd, tmp, mine):
                 os.unlink(tmp, dir_fd=dir_fd)
+            with contextlib.suppress(OSError):  # flushing bytes being thrown away fails again on a full disk
+                out.close()
+            if isinstance(err, OSError):  # ENOSPC, EDQUOT, EIO: name the archive, not a temp file or nothing
+                raise ExportError(f"export: {dest}: {err.strerror or err}") from None
             raise
     finally:
         os.close(dir_fd)

@@ -58,7 +58,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     directory, name = os.path.split(path)
     dir_fd = os.open(directory or ".", _DIR)
     try:
-        tmp, fd = create_temp(dir_fd, name, mode)
+        try:
+            tmp, fd = create_temp(dir_fd, name, mode)
+        except OSError as err:  # the error names the file being written, not its temp name
+            raise OSError(err.errno, err.strerror, path) from None
         try:
             try:
                 view = memoryview(data)
@@ -66,6 +69,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
                     view = view[os.write(fd, view):]
                 if durable:
                     os.fsync(fd)
+            except OSError as err:  # ENOSPC, EDQUOT, EIO: named after the file, the temp removed below
+                raise OSError(err.errno, err.strerror, path) from None
             finally:
                 os.close(fd)
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
