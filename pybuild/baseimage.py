@@ -137,14 +137,25 @@ class _DirSource:
         pass
 
 
+# What tarfile raises on a truncated or damaged archive, while listing it or reading a member: a size
+# field too large to seek to is a ValueError, a short member an EOFError or ReadError (found by
+# tests/unit/pybuild/test_fuzz_archives.py; each was a traceback).
+_TAR_DAMAGE = (tarfile.TarError, EOFError, ValueError, OverflowError)
+
+
 class _TarSource:
     def __init__(self, path: str) -> None:
         self.path = path
         try:
             self._tar = tarfile.open(path, "r:*")
-        except (OSError, tarfile.TarError) as err:
-            raise StoreError(f"{path}: cannot read archive: {err}") from None
-        self._members = {_norm(m.name): m for m in self._tar.getmembers()}
+            self._members = {_norm(m.name): m for m in self._tar.getmembers()}
+        except (*_TAR_DAMAGE, OSError) as err:
+            if hasattr(self, "_tar"):
+                self._tar.close()
+            # a ReadError's text lists every decompressor tried, one per line
+            reason = "not a tar archive, or a damaged one" if isinstance(err, tarfile.ReadError) else \
+                str(err).replace("\n", " ")
+            raise StoreError(f"{path}: cannot read archive: {reason}") from None
 
     def open(self, rel: str) -> BinaryIO:
         member = self._members.get(_norm(rel))
@@ -156,13 +167,42 @@ class _TarSource:
             target = member.linkname if member.islnk() else os.path.normpath(
                 os.path.join(os.path.dirname(member.name), member.linkname))
             member = self._members.get(_norm(target))
-        handle = self._tar.extractfile(member) if member is not None else None
+        try:
+            handle = self._tar.extractfile(member) if member is not None else None
+        except _TAR_DAMAGE as err:
+            raise StoreError(f"{self.path}: {rel}: damaged archive: {err}") from None
         if handle is None:
             raise StoreError(f"{self.path}: missing {rel}")
-        return handle  # type: ignore[return-value]
+        return _MemberStream(handle, f"{self.path}: {rel}")  # type: ignore[return-value]
 
     def close(self) -> None:
         self._tar.close()
+
+
+class _MemberStream:
+    """A member of the archive being read: damage found while reading is a StoreError naming it."""
+
+    def __init__(self, handle: BinaryIO, label: str) -> None:
+        self._handle = handle
+        self._label = label
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._handle.read(n)
+        except _TAR_DAMAGE as err:
+            raise StoreError(f"{self._label}: damaged archive: {err}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "_MemberStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _norm(name: str) -> str:
