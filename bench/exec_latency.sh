@@ -43,6 +43,8 @@ for item in extra.split():
 runtimes = {k: v for k, v in runtimes.items() if v or print(f"{k}: not installed")}
 null = os.open(os.devnull, os.O_RDWR)
 roots = {name: os.path.join(bundle, "root-" + name) for name in runtimes}
+# one id per runtime and run: two pyrunc builds (EXTRA) must not share a cgroup path
+ids = {name: f"bench-exec-{name}-{os.getpid()}" for name in runtimes}
 started = []
 
 
@@ -60,19 +62,19 @@ def spawn(argv):
 
 try:
     for name, binary in runtimes.items():
-        spawn([binary, "--root", roots[name], "run", "-d", "-b", bundle, "bench-exec"])
+        spawn([binary, "--root", roots[name], "run", "-d", "-b", bundle, ids[name]])
         started.append(name)
-        spawn([binary, "--root", roots[name], "exec", "bench-exec", "/bin/true"])  # warm
+        spawn([binary, "--root", roots[name], "exec", ids[name], "/bin/true"])  # warm
     walls = {k: [] for k in runtimes}
     cpus = {k: [] for k in runtimes}
     for i in range(n):
         for name, binary in runtimes.items():
-            w, c = spawn([binary, "--root", roots[name], "exec", "bench-exec", "/bin/true"])
+            w, c = spawn([binary, "--root", roots[name], "exec", ids[name], "/bin/true"])
             walls[name].append(w)
             cpus[name].append(c)
 finally:
     for name in started:
-        subprocess.run([runtimes[name], "--root", roots[name], "delete", "-f", "bench-exec"],
+        subprocess.run([runtimes[name], "--root", roots[name], "delete", "-f", ids[name]],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(f"{'runtime':10} {'median':>8} {'mean':>8} {'cpu':>8}   (`exec CONTAINER /bin/true`, N={n}, interleaved)")
 for name in runtimes:

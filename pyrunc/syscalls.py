@@ -478,14 +478,12 @@ _pysyscall.restype = ctypes.c_long
 _SIGCHLD = 17
 
 
-def clone_fork(flags: int) -> int:
-    """fork(2) that also creates the namespaces in `flags`, like os.fork (the
-    interpreter's before/after-fork hooks run). The child gets 0; with
-    CLONE_NEWPID it is pid 1 of the new namespace at once, which saves the
-    intermediate process an unshare(CLONE_NEWPID) needs."""
+def _forked(call) -> int:
+    """Run a fork-like syscall as os.fork does (the interpreter's before/after-fork
+    hooks); the child gets 0."""
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
-    pid = _pysyscall(_NR["clone"], ctypes.c_ulong(flags | _SIGCHLD), None, None, None, None)
+    pid = call()
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
@@ -494,6 +492,14 @@ def clone_fork(flags: int) -> int:
     if pid < 0:
         raise OSError(err, os.strerror(err))
     return pid
+
+
+def clone_fork(flags: int) -> int:
+    """fork(2) that also creates the namespaces in `flags`, like os.fork (the
+    interpreter's before/after-fork hooks run). The child gets 0; with
+    CLONE_NEWPID it is pid 1 of the new namespace at once, which saves the
+    intermediate process an unshare(CLONE_NEWPID) needs."""
+    return _forked(lambda: _pysyscall(_NR["clone"], ctypes.c_ulong(flags | _SIGCHLD), None, None, None, None))
 
 
 RENAME_NOREPLACE = 1 << 0
@@ -512,17 +518,7 @@ def clone_into_cgroup(cgroup_fd: int) -> int:
     so no migration under the global threadgroup lock (whose first writer
     waits for an RCU grace period, 10-20 ms here)."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
-    api = ctypes.pythonapi
-    api.PyOS_BeforeFork()
-    pid = _pysyscall(_NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
-    if pid == 0:
-        api.PyOS_AfterFork_Child()
-        return 0
-    err = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
-    if pid < 0:
-        raise OSError(err, os.strerror(err))
-    return pid
+    return _forked(lambda: _pysyscall(_NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))))
 
 
 RENAME_EXCHANGE = 1 << 1

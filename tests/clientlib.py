@@ -18,7 +18,7 @@ import subprocess
 import tarfile
 import time
 
-from testlib import BUSYBOX, PYRUNC
+from testlib import BUSYBOX, PYRUNC, unmount_under
 
 IMAGE = "docker.io/library/pyrunc-tty-busybox:latest"
 ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]  # no CAP_SYS_RESOURCE here
@@ -90,15 +90,6 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def unmount_under(path: str) -> None:
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted(points, key=len, reverse=True):
-        if point == real or point.startswith(real + "/"):
-            subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 class Podman:

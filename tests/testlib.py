@@ -76,3 +76,13 @@ def install_commands(prefix: str, interpreter: str) -> str:
     with open(os.path.join(site, "checkout.pth"), "w") as f:
         f.write(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n")
     return bindir
+
+
+def unmount_under(path: str) -> None:
+    """Lazily unmount everything mounted at or below `path` (deepest first)."""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted(points, key=len, reverse=True):
+        if point == real or point.startswith(real + "/"):
+            subprocess.run(["umount", "-l", point], capture_output=True)

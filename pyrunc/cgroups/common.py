@@ -199,28 +199,23 @@ def join_thread(path: str, rootless: bool) -> None:
     lock that every cgroup.procs write takes (and whose first writer waits for
     an RCU grace period, 10-20 ms here): exec's intermediate is one thread,
     and the process it forks is born where it is."""
-    try:
-        fd = os.open(f"{path}/tasks", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
-    except OSError as err:
-        if rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
-            return
-        raise CgroupError(f"add pid {os.getpid()} to {path}: {err.strerror}") from None
+    _join(f"{path}/tasks", b"0", os.getpid(), rootless)
 
 
 def join_procs(path: str, pid: int, rootless: bool) -> None:
     """Move `pid` into the cgroup at `path` (v1 or v2 cgroup.procs); a rootless
     runtime without access to it carries on, as runc does."""
+    _join(f"{path}/cgroup.procs", str(pid).encode(), pid, rootless)
+
+
+def _join(file: str, data: bytes, pid: int, rootless: bool) -> None:
     try:
-        fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(file, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, str(pid).encode())
+            os.write(fd, data)
         finally:
             os.close(fd)
     except OSError as err:
         if rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
             return
-        raise CgroupError(f"add pid {pid} to {path}: {err.strerror}") from None
+        raise CgroupError(f"add pid {pid} to {os.path.dirname(file)}: {err.strerror}") from None

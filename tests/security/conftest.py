@@ -29,6 +29,7 @@ import uuid
 
 import pytest
 from seclib import DOCKER_CAPS
+from testlib import unmount_under
 
 BUSYBOX = "/bin/busybox"
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
@@ -144,13 +145,7 @@ def busybox_template(tmp_path_factory) -> str:
     return root
 
 
-def _unmount_under(path: str) -> None:
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted(points, key=len, reverse=True):
-        if point == real or point.startswith(real + "/"):
-            subprocess.run(["umount", "-l", point], capture_output=True)
+_unmount_under = unmount_under  # testlib's
 
 
 @pytest.fixture

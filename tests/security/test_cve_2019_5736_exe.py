@@ -259,6 +259,11 @@ def test_exec_helpers_expose_no_host_exe(rt, make_bundle, host) -> None:
     cid = rt.detach(b)
     for _ in range(50):
         rt("exec", cid, "/bin/true")
+    assert_scan_clean(b)
+
+
+def assert_scan_clean(b) -> None:
+    """Stop EVIL_SCAN in bundle `b` and check its log: nothing opened, no host fd seen."""
     open(os.path.join(b.rootfs, "stop"), "w").close()
     for _ in range(100):
         if "scanned" in b.read("/evil.log"):

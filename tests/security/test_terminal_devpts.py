@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import pytest
-from test_cve_2019_5736_exe import EVIL_SCAN
+from test_cve_2019_5736_exe import EVIL_SCAN, assert_scan_clean
 from test_python_isolation import MARK, plant
 from ttylib import DEVPTS_SUPER_MAGIC, ConsoleListener, drive
 
@@ -84,14 +83,7 @@ def test_exec_tty_helpers_expose_nothing(rt, make_bundle, host, tmp_path) -> Non
             listener.close()
         res = drive([*rt.cmd("exec", "-t", cid, "/bin/true")], timeout=30)
         assert res.status == 0 and res.restored, res.text
-    open(os.path.join(b.rootfs, "stop"), "w").close()
-    for _ in range(100):
-        if "scanned" in b.read("/evil.log"):
-            break
-        time.sleep(0.1)
-    log = b.read("/evil.log")
-    assert "scanned" in log
-    assert "opened" not in log and "host-fd" not in log, log[:2000]
+    assert_scan_clean(b)
 
 
 def test_exec_tty_process_holds_only_its_pty(rt, make_bundle, host, tmp_path) -> None:

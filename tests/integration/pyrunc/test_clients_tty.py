@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from clientlib import IMAGE, ULIMITS, Containerd, Podman, unmount_under
+from clientlib import IMAGE, ULIMITS, Containerd, Podman
+from testlib import unmount_under
 from ttylib import drive
 
 pytestmark = pytest.mark.peer

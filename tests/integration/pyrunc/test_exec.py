@@ -192,3 +192,15 @@ def test_process_joins_every_cgroup_of_the_container(runtime, running):
         init_groups = sorted(f.read().split())
     out = _out(runtime("exec", running, "cat", "/proc/self/cgroup"))
     assert sorted(out.split()) == init_groups
+
+
+def test_process_gets_the_containers_seccomp_filter(runtime, bundle, cid):
+    bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                                         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    bundle.set_args("sleep", "60")
+    runtime("run", "-d", "-b", bundle.path, cid, check=True)
+    try:
+        proc = runtime("exec", cid, "sh", "-c", "grep '^Seccomp:' /proc/self/status; mkdir /made || echo refused")
+    finally:
+        runtime("delete", "-f", cid)
+    assert proc.stdout.decode().split() == ["Seccomp:", "2", "refused"], proc.stderr

@@ -44,15 +44,20 @@ def _nothing_left(runtime, cid: str) -> None:
 
 
 # ---------------------------------------------------------------- --console-socket
-def test_console_socket_receives_the_master(runtime, bundle, cid, tmp_path):
-    _terminal(bundle, "sh", "-c", PROBE)
+def _run_detached(runtime, bundle, cid, tmp_path) -> tuple[ConsoleListener, list[str]]:
+    """`run -d --console-socket`: the listener (with the master it got) and the lines read from it."""
     listener = ConsoleListener(str(tmp_path / "console.sock"))
     try:
         runtime("run", "-d", "--console-socket", listener.path, "-b", bundle.path, cid, check=True)
-        out = _lines(listener.wait())
+        return listener, _lines(listener.wait())
     finally:
         listener.close()
         runtime("delete", "-f", cid)
+
+
+def test_console_socket_receives_the_master(runtime, bundle, cid, tmp_path):
+    _terminal(bundle, "sh", "-c", PROBE)
+    listener, out = _run_detached(runtime, bundle, cid, tmp_path)
     assert listener.name == b"/dev/ptmx"
     assert len(listener.fds) == 1
     assert out == ["/dev/pts/0", "33 77", "crw--w---- 136,   0", "/dev/pts/0", "/dev/pts/0", "/dev/pts/0",
@@ -80,13 +85,7 @@ def test_console_size_of_a_non_root_process(runtime, bundle, cid, tmp_path):
     """The slave belongs to the process's user (runc fixStdioPermissions)."""
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
     _terminal(bundle, "sh", "-c", "stty size; stat -c '%u %a' $(tty); echo hi > /dev/stdout")
-    listener = ConsoleListener(str(tmp_path / "c.sock"))
-    try:
-        runtime("run", "-d", "--console-socket", listener.path, "-b", bundle.path, cid, check=True)
-        out = _lines(listener.wait())
-    finally:
-        listener.close()
-        runtime("delete", "-f", cid)
+    _listener, out = _run_detached(runtime, bundle, cid, tmp_path)
     assert out == ["33 77", "1000 620", "hi"], out
 
 
@@ -172,36 +171,21 @@ def test_foreground_terminal_without_size_uses_console_size(pyrunc, bundle, cid)
     assert res.status == 0 and res.text == "12 34\r\n", repr(res.text)
 
 
-def test_forwarded_signal_and_stdin_eof(runtime, bundle, cid):
+def test_forwarded_signal(runtime, bundle, cid):
     """SIGTERM to the runtime reaches the container; the relay survives it."""
     _terminal(bundle, "sh", "-c", "trap 'echo TERM; exit 7' TERM; echo READY; while :; do sleep 0.1; done")
-    argv = [runtime.binary, "--root", runtime.root, "run", "-b", bundle.path, cid]
-    master, slave = os.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    proc = {}
+    res = drive([runtime.binary, "--root", runtime.root, "run", "-b", bundle.path, cid],
+                steps=((b"READY", ("call", lambda: _signal_runtime(runtime, bundle, proc))),), timeout=60)
     runtime.ids.add(cid)
-    out = b""
-    try:
-        deadline = time.monotonic() + 20
-        while b"READY" not in out and time.monotonic() < deadline:
-            out += os.read(master, 4096)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 7
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk or b"TERM" in out + chunk:
-                out += chunk
-                break
-            out += chunk
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        os.close(slave)
-    assert b"TERM" in out, out
+    assert res.status == 7 and "TERM" in res.text, (res.status, res.text)
+
+
+def _signal_runtime(runtime, bundle, proc) -> None:
+    """SIGTERM the `run` process of this bundle (the child of drive's fork)."""
+    out = subprocess.run(["pgrep", "-f", f"{runtime.root} run -b {bundle.path}"], capture_output=True, text=True)
+    for pid in out.stdout.split():
+        os.kill(int(pid), signal.SIGTERM)
 
 
 # ---------------------------------------------------------------- refusals: one line, nothing left
@@ -233,6 +217,26 @@ def test_console_socket_without_a_terminal_or_in_the_foreground(runtime, bundle,
     _nothing_left(runtime, cid)
 
 
+def _full_listener(path: str) -> list:
+    """A listener at `path` that never accepts, its queue already full (the sockets to close)."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(0)
+    held = [listener]
+    for _ in range(4):
+        c = socket.socket(socket.AF_UNIX)
+        c.setblocking(False)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            c.close()
+            break
+        held.append(c)
+    return held
+
+
 @pytest.mark.parametrize("kind", ["missing", "not-a-socket", "no-listener", "never-accepts"])
 def test_bad_console_socket(runtime, bundle, cid, tmp_path, kind):
     import socket
@@ -247,19 +251,7 @@ def test_bad_console_socket(runtime, bundle, cid, tmp_path, kind):
         s.bind(path)
         held.append(s)
     elif kind == "never-accepts":
-        listener = socket.socket(socket.AF_UNIX)
-        listener.bind(path)
-        listener.listen(0)
-        held.append(listener)
-        for _ in range(4):  # fill its queue
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            try:
-                c.connect(path)
-            except BlockingIOError:
-                c.close()
-                break
-            held.append(c)
+        held += _full_listener(path)
     try:
         proc = runtime("create", "--console-socket", path, "-b", bundle.path, cid, timeout=30)
     finally:
@@ -327,5 +319,58 @@ def test_exec_tty_failure_leaves_no_pty_and_no_process(runtime, bundle, cid, tmp
         listener.close()
         runtime("delete", "-f", cid)
     assert proc.returncode == 255, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert ptys == ["ptmx"] and procs == ["sleep", "ps"], (ptys, procs)
+
+
+def test_foreground_terminal_restored_when_start_fails(runtime, bundle, cid):
+    """A failure after the terminal went raw (a startContainer hook fails): the
+    run fails, the container is gone and the caller's terminal is restored."""
+    bundle.config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    _terminal(bundle, "true")
+    res = drive([runtime.binary, "--root", runtime.root, "run", "-b", bundle.path, cid], timeout=60)
+    runtime.ids.add(cid)
+    assert res.status != 0 and res.restored, (res.status, res.text)
+    _nothing_left(runtime, cid)
+
+
+@pytest.mark.parametrize("case", ["socket-missing", "socket-never-accepts", "stdin-closed", "missing-cwd",
+                                  "unknown-user", "missing-binary"])
+def test_exec_tty_bad_input(runtime, bundle, cid, tmp_path, case):
+    """One line, non-zero, no process left in the container, no pty left in its devpts."""
+    if case == "stdin-closed" and runtime.name == "runc":
+        pytest.skip("runc 1.1.5 relays nothing in and runs (pyrunc refuses)")
+    bundle.set_args("sleep", "60")
+    runtime("run", "-d", "-b", bundle.path, cid, check=True)
+    held = []
+    path = str(tmp_path / "c.sock")
+    try:
+        if case == "socket-never-accepts":
+            held += _full_listener(path)
+        listener = None if case.startswith("socket") or case == "stdin-closed" else ConsoleListener(path)
+        args = {"socket-missing": ("-d", "-t", "--console-socket", path, cid, "true"),
+                "socket-never-accepts": ("-d", "-t", "--console-socket", path, cid, "true"),
+                "missing-cwd": ("-d", "-t", "--console-socket", path, "--cwd", "/nonexistent", cid, "true"),
+                "unknown-user": ("-d", "-t", "--console-socket", path, "--user", "nobody", cid, "true"),
+                "missing-binary": ("-d", "-t", "--console-socket", path, cid, "/nonexistent")}
+        if case == "stdin-closed":
+            master, slave = os.openpty()
+            try:
+                proc = subprocess.run(f"exec 0<&- {runtime.binary} --root {runtime.root} exec -t {cid} true",
+                                      shell=True, stdout=slave, stderr=subprocess.PIPE, timeout=30)
+            finally:
+                os.close(master)
+                os.close(slave)
+        else:
+            proc = runtime("exec", *args[case], timeout=30)
+        if listener is not None:
+            listener.close()
+        ptys = runtime("exec", cid, "ls", "/dev/pts").stdout.decode().split()
+        procs = runtime("exec", cid, "ps", "-o", "comm=").stdout.decode().split()
+    finally:
+        for s in held:
+            s.close()
+        runtime("delete", "-f", cid)
+    assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert ptys == ["ptmx"] and procs == ["sleep", "ps"], (ptys, procs)
