@@ -1,0 +1,129 @@
+"""pyrunc SIGKILLed at every step of create, start, run, exec and delete (issue 18).
+
+Each case arms the test-only fault hook (pyrunc/faults.py) at one step of one verb, so pyrunc dies
+there as under `kill -9`. Then, for every step:
+- `pyrunc list` shows the container (whatever its status: every step lies after create claimed the
+  state dir and before delete removed it), and `state` agrees;
+- `delete -f` succeeds and nothing is left: no process (the container's, an exec'd one, create's
+  forks), no cgroup, no mount under the bundle, no state dir or staging entry;
+- the same ID is created again, and deleted cleanly.
+tests/security/test_killed_create.py kills create at every syscall with strace; this file kills each
+verb at its named steps, through the hook the code carries.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+from rellib import fault_env, killed, pids_with
+from testlib import PYRUNC, Bundle
+
+from pyrunc.faults import STEPS
+
+# the verb that runs the step, and what runs before it (a created or a running container)
+CASES = {
+    "create.claimed": "create", "create.cgroups": "create", "create.fifo": "create", "create.init-pid": "create",
+    "create.ready": "create", "create.saved": "create", "create.detached": "create",
+    "start.locked": "start", "start.released": "start", "start.running": "start",
+    "run.started": "run", "run.exited": "run",
+    "exec.spawned": "exec", "exec.running": "exec",
+    "delete.stopped": "delete", "delete.cgroups": "delete", "delete.hooks-run": "delete",
+}
+
+
+def _run(root: str, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """stdio in files: a created container's init keeps what it inherited open."""
+    full = {**os.environ, **(env or {})}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        res = subprocess.run([PYRUNC, "--root", root, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             env=full, timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        res.stdout, res.stderr = out.read().decode(), err.read().decode()
+    return res
+
+
+def _leftovers(root: str, bundle: Bundle, cid: str, marker: str) -> list[str]:
+    left = [f"pid {p}" for p in pids_with(marker) + pids_with(f" {cid}")]
+    left += glob.glob(f"/sys/fs/cgroup/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/*/{cid}")
+    if os.path.lexists(os.path.join(root, cid)):
+        left.append("state dir")
+    staging = os.path.join(root, "~new")
+    if os.path.isdir(staging) and os.listdir(staging):
+        left.append(f"staging {os.listdir(staging)}")
+    with open("/proc/self/mountinfo") as fh:
+        left += [f"mount {line.split()[4]}" for line in fh if bundle.path in line.split()[4]]
+    return left
+
+
+def _settled(root: str, bundle: Bundle, cid: str, marker: str, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := _leftovers(root, bundle, cid, marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.fixture
+def setup(tmp_path, busybox_rootfs):
+    marker = f"sleep {100000 + uuid.uuid4().int % 800000}"
+    bundle = Bundle(str(tmp_path / "bundle"), busybox_rootfs)
+    bundle.config["process"]["args"] = ["sh", "-c", f"{marker}; true"]
+    bundle.write()
+    root = str(tmp_path / "state")
+    yield root, bundle, marker
+    for cid in os.listdir(root) if os.path.isdir(root) else ():
+        _run(root, "delete", "-f", cid)
+
+
+@pytest.mark.parametrize("step", sorted(CASES))
+def test_pyrunc_killed_at(setup, step: str) -> None:
+    root, bundle, marker = setup
+    verb = CASES[step]
+    cid = f"t-{uuid.uuid4().hex[:10]}"
+    env = fault_env(step)
+    if verb == "create":
+        res = _run(root, "create", "-b", bundle.path, cid, env=env)
+    elif verb == "run":
+        if step == "run.exited":
+            bundle.config["process"]["args"] = ["true"]
+            bundle.write()
+        res = _run(root, "run", "-b", bundle.path, cid, env=env)
+    else:
+        assert _run(root, "create", "-b", bundle.path, cid).returncode == 0
+        if verb in ("exec", "delete"):
+            assert _run(root, "start", cid).returncode == 0
+        if verb == "start":
+            res = _run(root, "start", cid, env=env)
+        elif verb == "exec":
+            res = _run(root, "exec", cid, "sh", "-c", f"{marker}1", env=env)
+        else:
+            res = _run(root, "delete", "-f", cid, env=env)
+    assert killed(res), f"{step}: not killed (rc {res.returncode}): {res.stderr}"
+
+    listed = _run(root, "list", "--format", "json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    shown = {c["id"]: c["status"] for c in json.loads(listed.stdout or "null") or []}
+    # every step lies after create claimed the state dir and before delete removes it
+    assert cid in shown, f"{step}: list does not show the container: {shown}"
+    state = _run(root, "state", cid)
+    assert state.returncode == 0 and json.loads(state.stdout)["status"] == shown[cid], state.stderr
+    delete = _run(root, "delete", "-f", cid)
+    assert delete.returncode == 0, f"{step}: delete -f: {delete.stderr}"
+    left = _settled(root, bundle, cid, marker)
+    assert not left, f"{step}: left after delete -f: {left}"
+
+    again = _run(root, "create", "-b", bundle.path, cid)
+    assert again.returncode == 0, f"{step}: the same ID cannot be created again: {again.stderr}"
+    assert _run(root, "delete", "-f", cid).returncode == 0
+    assert not _settled(root, bundle, cid, marker), step
+
+
+def test_every_pyrunc_step_is_exercised() -> None:
+    assert {s for s in STEPS if s.split(".")[0] in ("create", "start", "run", "exec", "delete")} == set(CASES)
