@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrunc import monitor, namespaces, process, spec as specmod, syscalls as s
+from pyrunc import fault_point, monitor, namespaces, process, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, plan_console, prepare_process, rootfs_path
@@ -73,6 +73,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         # From here a SIGKILL leaves only what the pre-state names: `delete` removes it.
         state_dir = store.claim(state)
         undo.callback(store.remove, container_id)
+        fault_point("create.claimed")
         if not ns.has("mount"):
             from pyrunc.rootfs import release_host_mounts
 
@@ -85,9 +86,11 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             state.cgroup = cg = manager.to_state()
             launch.cgroup_dirs = (tuple(cg["paths"].values()) if cg.get("version") == "v1" else
                                   (os.path.join(cg["mount"], cg["path"].lstrip("/")),))
+            fault_point("create.cgroups")
         fifo = os.path.join(state_dir, FIFO_NAME)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo obeys the umask; init may run as any uid
+        fault_point("create.fifo")
         launch.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         undo.callback(os.close, launch.fifo_fd)
         if not opts.no_new_keyring:
@@ -106,6 +109,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             if launch.console is not None:
                 launch.console.sent()  # init sent the master (or is gone)
         undo.callback(sock.close)
+        fault_point("create.ready")
         state.pid = pid
         state.pid_start = _start_time(pid)
         state.status = Status.CREATED
@@ -118,10 +122,12 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             finally:
                 os.close(notify_fd)
         store.save(state)
+        fault_point("create.saved")
         if opts.pid_file:
             atomic_write(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644, durable=False)
         process.detach(sock)  # the state is final: init may outlive us now
         undo.pop_all()
+        fault_point("create.detached")
     os.close(launch.fifo_fd)
     sock.close()
     if launch.console is not None:
@@ -245,6 +251,7 @@ def _spawn(launch: Launch, state: State, spec, store: StateStore):
         state.pid = pid
         state.pid_start = proc_start_time(pid) or 0
         store.save(state)
+        fault_point("create.init-pid")
 
     return process.spawn(launch, on_hooks, on_pid)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import select
 
-from pyrunc import syscalls as s
+from pyrunc import fault_point, syscalls as s
 from pyrunc.errors import ContainerNotFound, InvalidState, PyruncError
 from pyrunc.state import CorruptState, State, StateStore, Status
 
@@ -47,6 +47,7 @@ def delete(store: StateStore, container_id: str, force: bool = False) -> None:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {state.status}")
         if state.pid:
             stop(state)  # a no-op unless init (same pid and start time) is still there
+        fault_point("delete.stopped")
         destroy(store, state)
 
 
@@ -97,6 +98,7 @@ def destroy(store: StateStore, state: State) -> None:
             load_manager(state.cgroup).destroy(kill=state.shares_pidns)
         except (PyruncError, OSError) as err:
             error = err
+    fault_point("delete.cgroups")
     if state.hooks.get("poststop"):
         from pyrunc import hooks
 
@@ -106,6 +108,7 @@ def destroy(store: StateStore, state: State) -> None:
         from pyrunc.rootfs import release_host_mounts
 
         release_host_mounts(state.state_dir)  # made without a mount namespace
+    fault_point("delete.hooks-run")
     store.remove(state.id)
     if error is not None:
         raise error

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from pyrunc import monitor, namespaces, process, spec as specmod, sync, syscalls as s
+from pyrunc import fault_point, monitor, namespaces, process, spec as specmod, sync, syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, plan_console, prepare_process
@@ -133,10 +133,12 @@ def _exec(store: StateStore, container_id: str, opts: ExecOptions) -> int:
     try:
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
         pid, sock = process.spawn_into(launch, state.pid, "mount" in state.namespaces)
+        fault_point("exec.spawned")
         if launch.console is not None:
             launch.console.sent()
         try:
             sync.wait_exec(sock)
+            fault_point("exec.running")
             if launch.console is not None and launch.console.parent is not None:
                 relay, launch.console = launch.console.relay(), None
                 relay.start()

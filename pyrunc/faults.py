@@ -34,6 +34,27 @@ SWITCH_VALUE = "sigkill"
 STEP_VAR = "PYRUNC_FAULT_AT"
 
 STEPS: dict[str, str] = {
+    # pyrunc create (also run's first half)
+    "create.claimed": "the state dir holds the pre-state; no cgroup made yet",
+    "create.cgroups": "the cgroups are made and configured; no process yet",
+    "create.fifo": "exec.fifo exists; no process yet",
+    "create.init-pid": "init exists and the pre-state names it; init not ready",
+    "create.ready": "init is set up and waits for 'created'; the state is not final",
+    "create.saved": "the final state (created) is saved; init not yet told to outlive create",
+    "create.detached": "init was told 'created' and may outlive create; create has not exited",
+    # pyrunc start, run
+    "start.locked": "start holds the container's lock; init still blocked on exec.fifo",
+    "start.released": "init was released and wrote its byte; its exec not yet confirmed, the fifo still there",
+    "start.running": "init exec'd, the fifo is gone; poststart hooks not run",
+    "run.started": "run's container runs; run has not begun to wait",
+    "run.exited": "run's container exited and was reaped; nothing deleted yet",
+    # pyrunc exec
+    "exec.spawned": "the exec'd process exists in the container's namespaces; its execve not confirmed",
+    "exec.running": "the exec'd process runs; exec has not begun to wait",
+    # pyrunc delete (also run's end)
+    "delete.stopped": "init is SIGKILLed and gone; cgroups and state remain",
+    "delete.cgroups": "the cgroups are removed; poststop hooks not run, state remains",
+    "delete.hooks-run": "poststop hooks ran; the state dir remains",
     # pybuild build
     "build.locked": "the build holds the store (shared gc lock) and its temp dir exists",
     "build.step-applied": "a step ran (RUN) or copied (COPY/ADD); its diff is not committed yet",

@@ -10,7 +10,7 @@ the container's pty (ttyproxy.py) and restores it however the run ends.
 
 from __future__ import annotations
 
-from pyrunc import monitor
+from pyrunc import fault_point, monitor
 from pyrunc.create import CreateOptions, create
 from pyrunc.delete import destroy, stop
 from pyrunc.errors import PyruncError
@@ -36,6 +36,7 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
         with store.lock(container_id):
             release(state)
             state.status = Status.RUNNING
+        fault_point("run.started")
         if state.hooks.get("poststart"):
             _poststart(state)
     except BaseException:
@@ -52,6 +53,7 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
         stop(state)
         destroy(store, state)
         raise
+    fault_point("run.exited")
     if not keep:
         state.status = Status.STOPPED
         destroy(store, state)  # kills stragglers of a shared pid namespace first

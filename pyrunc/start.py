@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import select
 
-from pyrunc import syscalls as s
+from pyrunc import fault_point, syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.state import State, StateStore, Status
 
@@ -22,8 +22,10 @@ def start(store: StateStore, container_id: str) -> State:
             raise InvalidState("cannot start a container that has stopped")
         if state.status is not Status.CREATED:
             raise InvalidState(f"cannot start an already {state.status} container")
+        fault_point("start.locked")
         release(state)
         state.status = Status.RUNNING
+        fault_point("start.running")
     if state.hooks.get("poststart"):
         _poststart(state, store)
     return state
@@ -61,6 +63,7 @@ def release(state: State) -> None:
                     break
             if pidfd in events:
                 raise PyruncError("container init exited before start")
+        fault_point("start.released")
         error = _read_to_eof(fifo) or _death_before_exec(state.pid, pidfd)
     finally:
         if pidfd >= 0:

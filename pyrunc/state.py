@@ -344,13 +344,27 @@ def refresh(state: State) -> Status:
         return state.status
     if not state.pid or proc_start_time(state.pid) != state.pid_start:
         state.status = Status.STOPPED
-    elif os.path.exists(state.fifo_path):
+    elif os.path.exists(state.fifo_path) and _init_waits(state.pid):
         state.status = Status.CREATED
     elif state.cgroup and _is_frozen(state):
         state.status = Status.PAUSED
     else:
         state.status = Status.RUNNING
     return state.status
+
+
+def _init_waits(pid: int) -> bool:
+    """init is still pyrunc's, blocked on exec.fifo (comm INIT_COMM until its execve). A `start`
+    SIGKILLed after it released init leaves the fifo behind while the container's program runs: that
+    container is running, and a second `start` would wait forever on a fifo nobody writes to
+    (found by tests/integration/reliability/test_pyrunc_faults.py; runc has the same window)."""
+    from pyrunc.sync import INIT_COMM
+
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n") == INIT_COMM
+    except OSError:
+        return True  # gone meanwhile: the next read of the state says stopped
 
 
 def _is_frozen(state: State) -> bool:

@@ -4,6 +4,7 @@ Each case arms the test-only fault hook (pyrunc/faults.py) at one step of one ve
 there as under `kill -9`. Then, for every step:
 - `pyrunc list` shows the container (whatever its status: every step lies after create claimed the
   state dir and before delete removed it), and `state` agrees;
+- `start`, what a client retries, ends: it succeeds exactly when the container shows as created;
 - `delete -f` succeeds and nothing is left: no process (the container's, an exec'd one, create's
   forks), no cgroup, no mount under the bundle, no state dir or staging entry;
 - the same ID is created again, and deleted cleanly.
@@ -114,6 +115,11 @@ def test_pyrunc_killed_at(setup, step: str) -> None:
     assert cid in shown, f"{step}: list does not show the container: {shown}"
     state = _run(root, "state", cid)
     assert state.returncode == 0 and json.loads(state.stdout)["status"] == shown[cid], state.stderr
+    # what a client retries next: `start` ends (a killed start once left a status that made it wait
+    # forever), and succeeds exactly when the container is created
+    retry = _run(root, "start", cid, timeout=20)
+    assert (retry.returncode == 0) == (shown[cid] == "created"), f"{step}: {shown[cid]}: {retry.stderr}"
+    assert "Traceback" not in retry.stderr
     delete = _run(root, "delete", "-f", cid)
     assert delete.returncode == 0, f"{step}: delete -f: {delete.stderr}"
     left = _settled(root, bundle, cid, marker)

@@ -172,17 +172,51 @@ def test_staging_is_not_an_id():
 
 
 def test_state_roundtrip_and_derived_status(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    # an "init" waiting on exec.fifo (comm pyrunc[init] until its execve), which "execs" (takes
+    # another comm) when told on stdin
+    init = subprocess.Popen([sys.executable, "-c", "import sys\n"
+                             "open('/proc/self/comm', 'w').write('pyrunc[init]')\n"
+                             "sys.stdin.readline(); open('/proc/self/comm', 'w').write('sleep')\n"
+                             "sys.stdin.readline()"], stdin=subprocess.PIPE, text=True)
+
+    def comm() -> str:
+        with open(f"/proc/{init.pid}/comm") as fh:
+            return fh.read().strip()
+
+    while comm() != "pyrunc[init]":
+        time.sleep(0.01)
+
+    def execve() -> None:
+        init.stdin.write("exec\n")
+        init.stdin.flush()
+        while comm() != "sleep":
+            time.sleep(0.01)
+
+    try:
+        _derived_status(tmp_path, init.pid, execve)
+    finally:
+        init.kill()
+        init.wait()
+
+
+def _derived_status(tmp_path, init_pid: int, execve) -> None:  # type: ignore[no-untyped-def]
     store = StateStore(str(tmp_path))
     d = store.claim(_pre_state("c1"))
     st = State(id="c1", bundle="/b", rootfs="/b/rootfs", created="2026-01-01T00:00:00Z", state_dir=d,
-               pid=os.getpid(), status=Status.CREATED)
+               pid=init_pid, status=Status.CREATED)
     from pyrunc.state import proc_start_time
 
-    st.pid_start = proc_start_time(os.getpid())
+    st.pid_start = proc_start_time(init_pid)
     store.save(st)
     assert store.load("c1").status is Status.RUNNING        # no exec.fifo: running
     open(st.fifo_path, "w").close()
-    assert store.load("c1").status is Status.CREATED        # fifo present: created
+    assert store.load("c1").status is Status.CREATED        # fifo present, init waits on it: created
+    execve()                                                # init exec'd (a start died after releasing it)
+    assert store.load("c1").status is Status.RUNNING        # the stale fifo does not make it "created"
     st.pid_start += 1
     store.save(st)
     assert store.load("c1").status is Status.STOPPED        # same pid, other start time
