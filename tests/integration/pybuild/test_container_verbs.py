@@ -145,9 +145,6 @@ def test_exec_it_through_a_pty(pb, runtime):
     pb("--runtime", runtime, "run", "-d", "--name", "t", "--network", "none", "busybox", *SLEEP)
     out, code = _through_pty([sys.executable, "-m", "pybuild", "--root", pb.root, "exec", "-it", "t", "sh"], TTY_KEYS,
                              env=pb.env)
-    if runtime == "pyrunc" and "exec -t (console sockets) is not implemented yet" in out:
-        assert code == 125 and out.count("pybuild: ") == 1  # refused in one line until pyrunc has terminals
-        pytest.skip("pyrunc refuses exec -t until its terminal support lands")
     lines = [line.strip() for line in out.splitlines()]
     assert "/dev/pts/0" in lines and "33 101" in lines and "42" in lines, out
     assert code == 5
