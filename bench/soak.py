@@ -1,17 +1,22 @@
 """Soak: pyrunc and pybuild run many times over; nothing may accumulate (issue 18).
 
-    bench/soak.py [--cycles 1000] [--execs 1000] [--builds 200] [--network bridge|none]
+    bench/soak.py [--cycles 1000] [--execs 1000] [--builds 200] [--network bridge|none] [--peer runc|none]
 
 Three loops, each after a count of what could leak, and the same count after:
-  cycles  pyrunc create / start / wait (state until stopped) / delete of a busybox `true` container
-  execs   pyrunc exec `true` into one running container
+  cycles  create / start / wait (state until stopped) / delete of a busybox `true` container
+  execs   exec `true` into one running container
   builds  pybuild build --no-cache of a small Dockerfile (COPY + RUN, on the bridge network by default)
-Counted: mounts under the soak's work dir, cgroups named after the soak's containers and builds,
-the fds of this long-lived caller, state dirs (pyrunc's root, the store's tmp/), veths and IPAM leases
-of the soak's containers and of pybuild's bridge as a whole, temp dirs (/tmp entries named like pyrunc's
-and pybuild's, the store's tmp/), and the processes in the exec'd container. Printed: the counts before
-and after, the latency p50/p99 per cycle (ms), and the runtime's peak RSS (ru_maxrss of each pyrunc
-process, KiB) over the first and the last tenth of each loop. tests/integration/reliability/test_soak.py
+With a peer (runc, the default when it is installed) every iteration runs the same cycle with pyrunc
+and with the peer, in alternating order, so that the two series see the same machine (this one is
+shared): the cycles and execs with the peer as the runtime, the builds with `pybuild --runtime PEER`.
+Counted: mounts under the soak's work dir, cgroups named after the soak's containers or after a
+build that is gone,
+the fds of this long-lived caller, state dirs (each runtime's root, the store's tmp/), veths and IPAM
+leases of pybuild's bridge as a whole, temp dirs (/tmp entries named like pyrunc's and pybuild's, the
+store's tmp/), and the processes in the exec'd containers. Printed: the counts before and after, the
+latency p50/p99 per cycle (ms) of each runtime and pyrunc's over the peer's (median of the
+per-iteration ratios), and the runtime's peak RSS (each runtime process's own, read by GNU time, KiB;
+for builds, pybuild's) over the first and the last tenth of each loop. tests/integration/reliability/test_soak.py
 runs it short by default and whole with PYRUNC_SOAK=1; docs/RELIABILITY.md quotes it.
 """
 
@@ -21,6 +26,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,15 +40,19 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(HERE, ".venv", "bin")
 BUSYBOX = "/bin/busybox"
+# GNU time reports its child's own ru_maxrss. wait4 on a child this process spawned would not: the
+# kernel records the peak of the memory a process had when it called execve, and a child spawned here
+# starts as a copy (or, with vfork, a borrower) of this interpreter's memory, so every command would
+# show at least the soak's own RSS (an earlier version of this file quoted that figure).
+GNU_TIME = "/usr/bin/time"
+PYBUILD = os.path.join(BIN, "pybuild")
 
 
 @dataclass
-class Loop:
-    name: str
+class Series:
+    """One runtime's measurements over a loop."""
     latencies: list[float] = field(default_factory=list)   # ms per cycle
-    rss: list[int] = field(default_factory=list)           # KiB, the largest pyrunc process of the cycle
-    before: dict[str, int] = field(default_factory=dict)
-    after: dict[str, int] = field(default_factory=dict)
+    rss: list[int] = field(default_factory=list)           # KiB, the largest runtime process of the cycle
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -53,21 +63,41 @@ class Loop:
         tenth = max(1, len(self.rss) // 10)
         return int(statistics.median(self.rss[:tenth])), int(statistics.median(self.rss[-tenth:]))
 
+
+@dataclass
+class Loop:
+    name: str
+    series: dict[str, Series] = field(default_factory=dict)   # runtime name -> its series, pyrunc first
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+
     def leaks(self) -> dict[str, tuple[int, int]]:
         return {k: (self.before[k], self.after.get(k, 0)) for k in self.before if self.before[k] != self.after.get(k)}
 
+    def ratio(self, peer: str) -> float:
+        """Median over iterations of pyrunc's time / the peer's (each pair ran back to back)."""
+        mine, theirs = self.series["pyrunc"].latencies, self.series[peer].latencies
+        return statistics.median(a / b for a, b in zip(mine, theirs))
+
 
 class Soak:
-    def __init__(self, work: str, network: str = "bridge") -> None:
+    def __init__(self, work: str, network: str = "bridge", peers: tuple[str, ...] = ()) -> None:
         self.work = work
         self.tag = f"soak{uuid.uuid4().hex[:6]}"
-        self.root = os.path.join(work, "state")
         self.store = os.path.join(work, "store")
         self.bundle = os.path.join(work, "bundle")
         self.network = network
-        self.ids: set[str] = set()          # pyrunc containers and pybuild build pids of this soak
-        self.exec_container = ""
+        self.runtimes = {"pyrunc": os.path.join(BIN, "pyrunc")}
+        for peer in peers:
+            path = shutil.which(peer)
+            if not path:
+                raise RuntimeError(f"{peer}: not installed")
+            self.runtimes[peer] = path
+        self.exec_containers: dict[str, str] = {}   # runtime -> the container execs go into
         self.null = os.open(os.devnull, os.O_RDWR)
+        self.rss_file = os.path.join(work, "rss")
+        if not os.access(GNU_TIME, os.X_OK):
+            raise RuntimeError(f"{GNU_TIME} (Debian's time package) is needed to read each command's peak RSS")
         self._make_bundle()
 
     # ---- setup ---------------------------------------------------------------------------------
@@ -78,106 +108,119 @@ class Soak:
         shutil.copy2(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
         for applet in ("true", "sleep", "sh", "echo", "cat"):
             os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-        subprocess.run([self.pyrunc, "spec", "--bundle", self.bundle], check=True)
-        with open(os.path.join(self.bundle, "config.json")) as fh:
-            config = json.load(fh)
-        config["process"]["terminal"] = False
-        config["process"]["args"] = ["true"]
-        with open(os.path.join(self.bundle, "config.json"), "w") as fh:
-            json.dump(config, fh)
+        subprocess.run([self.runtimes["pyrunc"], "spec", "--bundle", self.bundle], check=True)
+        self._set_args(["true"])
 
-    @property
-    def pyrunc(self) -> str:
-        return os.path.join(BIN, "pyrunc")
+    def _set_args(self, args: list[str]) -> None:
+        config = os.path.join(self.bundle, "config.json")
+        with open(config) as fh:
+            doc = json.load(fh)
+        doc["process"]["terminal"] = False
+        doc["process"]["args"] = args
+        with open(config, "w") as fh:
+            json.dump(doc, fh)
 
-    def _spawn(self, argv: list[str], stdout: int | None = None) -> tuple[int, float, int]:
-        """(exit code, wall ms, ru_maxrss KiB) of one command, its stdio on /dev/null (or `stdout`)."""
+    def root(self, runtime: str) -> str:
+        return os.path.join(self.work, f"state-{runtime}")
+
+    def _spawn(self, argv: list[str]) -> tuple[int, float, int]:
+        """(exit code, wall ms, peak RSS KiB) of one command, its stdio on /dev/null, run under GNU
+        time (a fork and an exec more, the same for every runtime)."""
+        timed = [GNU_TIME, "-q", "-f", "%M", "-o", self.rss_file, *argv]
         started = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, self.null, 0), (os.POSIX_SPAWN_DUP2, stdout or self.null, 1),
+        pid = os.posix_spawn(GNU_TIME, timed, os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, self.null, 0), (os.POSIX_SPAWN_DUP2, self.null, 1),
             (os.POSIX_SPAWN_DUP2, self.null, 2)])
-        _, status, usage = os.wait4(pid, 0)
-        return os.waitstatus_to_exitcode(status), (time.perf_counter() - started) * 1000, usage.ru_maxrss
+        _, status = os.waitpid(pid, 0)
+        ms = (time.perf_counter() - started) * 1000
+        with open(self.rss_file) as fh:
+            rss = int(fh.read().split()[-1])
+        return os.waitstatus_to_exitcode(status), ms, rss
 
-    def _pyrunc(self, *args: str) -> tuple[float, int]:
-        code, ms, rss = self._spawn([self.pyrunc, "--root", self.root, *args])
+    def _rt(self, runtime: str, *args: str) -> tuple[float, int]:
+        code, ms, rss = self._spawn([self.runtimes[runtime], "--root", self.root(runtime), *args])
         if code != 0:
-            raise RuntimeError(f"pyrunc {' '.join(args)}: exit {code}")
+            raise RuntimeError(f"{runtime} {' '.join(args)}: exit {code}")
         return ms, rss
 
-    def _status(self, cid: str) -> str:
-        out = subprocess.run([self.pyrunc, "--root", self.root, "state", cid], capture_output=True, text=True)
+    def _status(self, runtime: str, cid: str) -> str:
+        out = subprocess.run([self.runtimes[runtime], "--root", self.root(runtime), "state", cid],
+                             capture_output=True, text=True)
         return json.loads(out.stdout)["status"] if out.returncode == 0 else "gone"
+
+    def _order(self, i: int) -> list[str]:
+        """The runtimes in the order of iteration i: alternating, so neither always goes first."""
+        names = list(self.runtimes)
+        return names if i % 2 == 0 else names[::-1]
 
     # ---- what could leak -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         with open("/proc/self/mountinfo") as fh:
             mounts = sum(1 for line in fh if line.split()[4].startswith(self.work))
         cgroups = sum(1 for d in glob.glob("/sys/fs/cgroup/*/*") + glob.glob("/sys/fs/cgroup/*/*/*")
-                      if os.path.basename(d).startswith(self.tag) or
-                      any(os.path.basename(d).startswith(f"pybuild-{p}-") for p in self.ids if p.isdigit()))
+                      if os.path.basename(d).startswith(self.tag) or _dead_build(os.path.basename(d)))
         links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
         veths = sum(1 for line in links if line.split(":")[1].strip().startswith("vpb"))
         leases = glob.glob("/run/pybuild/net/*/*")
         temps = [n for n in os.listdir("/tmp") if n.startswith(("pyrunc-", "pybuild-"))]
         store_tmp = os.path.join(self.store, "tmp")
-        state = [n for n in os.listdir(self.root) if n != "@seccomp"] if os.path.isdir(self.root) else []
-        out = {"mounts": mounts, "cgroups": cgroups, "caller fds": len(os.listdir("/proc/self/fd")),
-               "state dirs": len(state), "veths (all vpb*)": veths, "IPAM leases (all)": len(leases),
-               "temp dirs (/tmp, store tmp/)": len(temps) + (len(os.listdir(store_tmp)) if os.path.isdir(store_tmp) else 0)}
-        if self.exec_container:
-            procs = glob.glob(f"/sys/fs/cgroup/pids/{self.exec_container}/cgroup.procs") + \
-                glob.glob(f"/sys/fs/cgroup/pids/*/{self.exec_container}/cgroup.procs")
+        out = {"mounts": mounts, "cgroups": cgroups, "caller fds": len(os.listdir("/proc/self/fd"))}
+        for runtime in self.runtimes:
+            root = self.root(runtime)
+            state = [n for n in os.listdir(root) if n != "@seccomp"] if os.path.isdir(root) else []
+            out[f"state dirs ({runtime})"] = len(state)
+        out.update({"veths (all vpb*)": veths, "IPAM leases (all)": len(leases),
+                    "temp dirs (/tmp, store tmp/)": len(temps) + (len(os.listdir(store_tmp))
+                                                                  if os.path.isdir(store_tmp) else 0)})
+        for runtime, cid in self.exec_containers.items():
+            procs = glob.glob(f"/sys/fs/cgroup/pids/{cid}/cgroup.procs") + \
+                glob.glob(f"/sys/fs/cgroup/pids/*/{cid}/cgroup.procs")
             if procs:
                 with open(procs[0]) as fh:
-                    out["processes in the container"] = len(fh.read().split())
+                    out[f"processes in the container ({runtime})"] = len(fh.read().split())
         return out
 
     # ---- the loops -----------------------------------------------------------------------------
     def cycles(self, n: int) -> Loop:
-        loop = Loop("create/start/wait/delete")
+        loop = Loop("create/start/wait/delete", {rt: Series() for rt in self.runtimes})
         loop.before = self.counts()
         for i in range(n):
-            cid = f"{self.tag}-{i}"
-            started = time.perf_counter()
-            peaks = [self._pyrunc("create", "-b", self.bundle, cid)[1], self._pyrunc("start", cid)[1]]
-            while self._status(cid) != "stopped":
-                time.sleep(0.001)
-            peaks.append(self._pyrunc("delete", cid)[1])
-            loop.latencies.append((time.perf_counter() - started) * 1000)
-            loop.rss.append(max(peaks))
+            for rt in self._order(i):
+                cid = f"{self.tag}-{rt}-{i}"
+                started = time.perf_counter()
+                peaks = [self._rt(rt, "create", "-b", self.bundle, cid)[1], self._rt(rt, "start", cid)[1]]
+                while self._status(rt, cid) != "stopped":
+                    time.sleep(0.001)
+                peaks.append(self._rt(rt, "delete", cid)[1])
+                loop.series[rt].latencies.append((time.perf_counter() - started) * 1000)
+                loop.series[rt].rss.append(max(peaks))
         loop.after = self.counts()
         return loop
 
     def execs(self, n: int) -> Loop:
-        loop = Loop("exec")
-        cid = f"{self.tag}-exec"
-        config = os.path.join(self.bundle, "config.json")
-        with open(config) as fh:
-            doc = json.load(fh)
-        doc["process"]["args"] = ["sleep", "1000000"]
-        with open(config, "w") as fh:
-            json.dump(doc, fh)
-        self._pyrunc("run", "-d", "-b", self.bundle, cid)
-        self.exec_container = cid
+        loop = Loop("exec", {rt: Series() for rt in self.runtimes})
+        self._set_args(["sleep", "1000000"])
         try:
+            for rt in self.runtimes:
+                cid = f"{self.tag}-{rt}-exec"
+                self._rt(rt, "run", "-d", "-b", self.bundle, cid)
+                self.exec_containers[rt] = cid
             loop.before = self.counts()
-            for _ in range(n):
-                ms, rss = self._pyrunc("exec", cid, "true")
-                loop.latencies.append(ms)
-                loop.rss.append(rss)
+            for i in range(n):
+                for rt in self._order(i):
+                    ms, rss = self._rt(rt, "exec", self.exec_containers[rt], "true")
+                    loop.series[rt].latencies.append(ms)
+                    loop.series[rt].rss.append(rss)
             loop.after = self.counts()
         finally:
-            self.exec_container = ""
-            self._pyrunc("delete", "-f", cid)
-            doc["process"]["args"] = ["true"]
-            with open(config, "w") as fh:
-                json.dump(doc, fh)
+            for rt, cid in list(self.exec_containers.items()):
+                self._rt(rt, "delete", "-f", cid)
+                del self.exec_containers[rt]
+            self._set_args(["true"])
         return loop
 
     def builds(self, n: int) -> Loop:
-        loop = Loop(f"pybuild build --no-cache (network {self.network})")
-        pybuild = os.path.join(BIN, "pybuild")
+        loop = Loop(f"pybuild build --no-cache (network {self.network})", {rt: Series() for rt in self.runtimes})
         tarball = os.path.join(self.work, "busybox.tar")
         with tarfile.open(tarball, "w") as tf:
             tf.add(os.path.join(self.bundle, "rootfs"), arcname=".")
@@ -187,24 +230,27 @@ class Soak:
             fh.write("FROM busybox\nCOPY data /data\nRUN echo built > /built && cat /data > /dev/null\n")
         with open(os.path.join(ctx, "data"), "wb") as fh:
             fh.write(os.urandom(1 << 16))
-        if self._spawn([pybuild, "--root", self.store, "import", tarball, "-t", "busybox"])[0]:
+        if self._spawn([PYBUILD, "--root", self.store, "import", tarball, "-t", "busybox"])[0]:
             raise RuntimeError("pybuild import failed")
         loop.before = self.counts()
-        for _ in range(n):
-            started = time.perf_counter()
-            pid = os.posix_spawn(pybuild, [pybuild, "--root", self.store, "build", "--no-cache", "-q", "--network",
-                                           self.network, "-t", "soak", ctx], os.environ,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, self.null, 0), (os.POSIX_SPAWN_DUP2, self.null, 1),
-                                               (os.POSIX_SPAWN_DUP2, self.null, 2)])
-            self.ids.add(str(pid))
-            _, status, usage = os.wait4(pid, 0)
-            if os.waitstatus_to_exitcode(status):
-                raise RuntimeError(f"pybuild build: exit {os.waitstatus_to_exitcode(status)}")
-            loop.latencies.append((time.perf_counter() - started) * 1000)
-            loop.rss.append(usage.ru_maxrss)
-        subprocess.run([pybuild, "--root", self.store, "prune"], capture_output=True, check=True)
+        for i in range(n):
+            for rt in self._order(i):
+                code, ms, rss = self._spawn([PYBUILD, "--root", self.store, "--runtime", self.runtimes[rt], "build",
+                                             "--no-cache", "-q", "--network", self.network, "-t", "soak", ctx])
+                if code:
+                    raise RuntimeError(f"pybuild --runtime {rt} build: exit {code}")
+                loop.series[rt].latencies.append(ms)
+                loop.series[rt].rss.append(rss)
+        subprocess.run([PYBUILD, "--root", self.store, "prune"], capture_output=True, check=True)
         loop.after = self.counts()
         return loop
+
+
+def _dead_build(name: str) -> bool:
+    """A RUN step's cgroup (pybuild-<pid>-<hex>) whose build is gone: a leak, whoever's build it was
+    (the soak's builds run under GNU time, so their pids are not known here)."""
+    match = re.match(r"pybuild-(\d+)-", name)
+    return bool(match) and not os.path.exists(f"/proc/{match[1]}")
 
 
 def settle(soak: Soak, loop: Loop, seconds: float = 15.0) -> None:
@@ -217,12 +263,17 @@ def settle(soak: Soak, loop: Loop, seconds: float = 15.0) -> None:
 
 
 def report(loop: Loop) -> str:
-    first, last = loop.rss_ends()
-    lines = [f"{loop.name}: {len(loop.latencies)} cycles, p50 {loop.pct(0.5):.1f} ms, p99 {loop.pct(0.99):.1f} ms, "
-             f"peak RSS {first} KiB (first tenth) -> {last} KiB (last tenth)"]
+    some = next(iter(loop.series.values()))
+    lines = [f"{loop.name}: {len(some.latencies)} cycles" + (" per runtime, interleaved" if len(loop.series) > 1 else "")]
+    for runtime, s in loop.series.items():
+        first, last = s.rss_ends()
+        lines.append(f"  {runtime:<8} p50 {s.pct(0.5):7.1f} ms  p99 {s.pct(0.99):7.1f} ms  "
+                     f"peak RSS {first} KiB (first tenth) -> {last} KiB (last tenth)")
+    for peer in list(loop.series)[1:]:
+        lines.append(f"  pyrunc/{peer}: {loop.ratio(peer):.2f}x (median of per-iteration ratios)")
     for key, before in loop.before.items():
         after = loop.after.get(key)
-        lines.append(f"  {key:<32} before {before:>4}  after {after:>4}{'' if before == after else '   <- differs'}")
+        lines.append(f"  {key:<40} before {before:>4}  after {after:>4}{'' if before == after else '   <- differs'}")
     return "\n".join(lines)
 
 
@@ -232,11 +283,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--execs", type=int, default=1000)
     parser.add_argument("--builds", type=int, default=200)
     parser.add_argument("--network", default="bridge", choices=("bridge", "none"))
+    parser.add_argument("--peer", default="runc" if shutil.which("runc") else "none",
+                        help="a second runtime run interleaved with pyrunc (none: pyrunc only)")
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp(prefix="soak-", dir="/var/tmp")
-    soak = Soak(work, args.network)
     failed = False
     try:
+        soak = Soak(work, args.network, () if args.peer == "none" else (args.peer,))
         for n, run in ((args.cycles, soak.cycles), (args.execs, soak.execs), (args.builds, soak.builds)):
             if n <= 0:
                 continue
@@ -244,6 +297,9 @@ def main(argv: list[str]) -> int:
             settle(soak, loop)
             print(report(loop), flush=True)
             failed |= bool(loop.leaks())
+    except RuntimeError as exc:
+        print(f"soak: {exc}", file=sys.stderr)
+        failed = True
     finally:
         subprocess.run(["umount", "-R", "-l", work], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
