@@ -37,8 +37,8 @@ from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageCon
 
 if TYPE_CHECKING:
     from pybuild.cache import StepInputs
-    from pybuild.instructions import ArgInstr, Stage
-    from pybuild.shell_words import ShellLex
+    from pybuild.dockerfile.stages import ArgInstr, Stage
+    from pybuild.dockerfile.shell_words import ShellLex
     from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, Step
     from pybuild.store import StoredImage
 
@@ -90,7 +90,7 @@ def _read_dockerfile(opts: BuildOptions) -> tuple[bytes, str, str]:
 
 def _stage_refs(stage: "Stage") -> list[str]:
     """Names another stage may be referenced by from this stage's instructions."""
-    from pybuild.instructions import CopyInstr, RunInstr
+    from pybuild.dockerfile.stages import CopyInstr, RunInstr
     from pybuild.steps.run_mounts import parse_mount
 
     refs = []
@@ -175,10 +175,11 @@ class Builder:
 
     # --- the build ----------------------------------------------------------------
     def build(self) -> str:
-        from pybuild import dockerfile_parser, instructions, utf8
+        from pybuild import utf8
+        from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
         from pybuild.context import BuildContext
-        from pybuild.shell_words import ShellLex, default_args, meta_arg_env, proxy_env
-        from pybuild.snapshot import BuildTemp
+        from pybuild.dockerfile.shell_words import ShellLex, default_args, meta_arg_env, proxy_env
+        from pybuild.buildtemp import BuildTemp
         from pybuild.steps import BuildEnv
 
         opts = self.opts
@@ -241,8 +242,8 @@ class Builder:
 
     def _warn_unused_args(self, meta: "list[ArgInstr]") -> None:
         """docker's warning for --build-arg values no ARG declared (a typo, usually)."""
-        from pybuild.instructions import ArgInstr
-        from pybuild.shell_words import PROXY_ARGS
+        from pybuild.dockerfile.stages import ArgInstr
+        from pybuild.dockerfile.shell_words import PROXY_ARGS
 
         declared = {a.key for m in meta for a in m.args}
         for stage in self.stages:
@@ -329,7 +330,7 @@ class Builder:
         """ONBUILD triggers of the base image, as instructions at the FROM line."""
         import dataclasses
 
-        from pybuild import dockerfile_parser, instructions
+        from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
         from pybuild.steps import instr_from_node, with_container
 
         out = []

@@ -279,7 +279,7 @@ class _Checker:
 
     def leftovers(self) -> None:
         """Temp files of atomic writes, scratch dirs of dead processes, partial downloads, stale hints."""
-        from pybuild.snapshot import _pid_alive
+        from pybuild.buildtemp import _pid_alive
 
         root = self.store.root
         for sub in ("", "cache/meta", "cache/stages", "cache/context", "uploads", "containers"):
@@ -338,7 +338,7 @@ def fsck(store: Store, repair: bool = False) -> Report:
 
 def _remove(path: str) -> bool:
     """Remove one finding's path; a partial download another pull holds is left to it."""
-    from pybuild.snapshot import _clean_one
+    from pybuild.buildtemp import _clean_one
     from pyrunc.fsutil import rmtree_nofollow
 
     parent = os.path.basename(os.path.dirname(path))

@@ -169,7 +169,7 @@ def _port_bindings(c: "Container") -> dict[str, list[Struct]]:
 
 
 def container_struct(store: "Store", c: "Container") -> Struct:
-    from pybuild.run_cmd import request_of, run_config
+    from pybuild.commands.run import request_of, run_config
 
     state = c.runtime_state()
     status = c.status()

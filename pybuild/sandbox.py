@@ -23,7 +23,7 @@ Why not a pid namespace for the build: a process whose children go to another pi
 (unshare(CLONE_NEWPID)) cannot start threads any more, and layer compression uses threads.
 
 `Watcher` is the mechanism alone (fork, pipe, "done" or EOF, then a clean-up function): the monitor
-of `pybuild run` has one too (run_cmd.after_monitor_died), so a SIGKILLed `pybuild run` takes its
+of `pybuild run` has one too (commands.run.after_monitor_died), so a SIGKILLed `pybuild run` takes its
 container, its network and its runtime state with it (issue 18).
 """
 
@@ -56,7 +56,7 @@ class BuildSandbox:
         owner, tmp_parent = os.getpid(), self.tmp_parent
 
         def after_build_died() -> None:
-            from pybuild.snapshot import clean_build_dirs
+            from pybuild.buildtemp import clean_build_dirs
 
             clean_build_dirs(tmp_parent, owner)
 

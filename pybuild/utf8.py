@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pybuild.errors import DockerfileError, PybuildError
 
 if TYPE_CHECKING:
-    from pybuild.dockerfile_parser import Node, Result
+    from pybuild.dockerfile.parser import Node, Result
 
 _BAD = re.compile("[\ud800-\udfff\x00]")
 _SURROGATE = re.compile("[\ud800-\udfff]")

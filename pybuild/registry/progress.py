@@ -15,7 +15,7 @@ from typing import TextIO
 
 
 def _size(n: float) -> str:
-    from pybuild.image_cmds import size_text
+    from pybuild.commands.images import size_text
     return size_text(n)
 
 

@@ -24,11 +24,11 @@ from pybuild.image import ContainerConfig, Descriptor, History, ImageConfig
 
 if TYPE_CHECKING:
     from pybuild.cache import Cache
-    from pybuild.dockerfile_parser import Node
+    from pybuild.dockerfile.parser import Node
     from pybuild.context import BuildContext
     from pybuild.progress import Progress
-    from pybuild.shell_words import ShellLex
-    from pybuild.snapshot import BuildTemp
+    from pybuild.dockerfile.shell_words import ShellLex
+    from pybuild.buildtemp import BuildTemp
     from pybuild.store import Store
 
 # Flags each instruction accepts (value-less flags map to "").

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pybuild.context import Source, has_glob
 from pybuild.errors import ContextError
-from pybuild.snapshot import mount_overlay
+from pybuild.overlay import mount_overlay
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.archive import archive_kind, extract, fetch, is_url, url_filename
 from pybuild.steps.copytree import Placement, SourceTree, copy_sources, dest_is_dir, dest_path
@@ -133,7 +133,7 @@ class CopyStep:
                 doc = next(d for d in ins.heredocs if d.name == name)
                 content = doc.content
                 if doc.chomp:
-                    from pybuild.dockerfile_parser import chomp_heredoc
+                    from pybuild.dockerfile.parser import chomp_heredoc
 
                     content = chomp_heredoc(content)
                 if doc.expand and "$" in content:

@@ -15,7 +15,7 @@ import re
 from typing import Callable
 
 from pybuild.image import ImageConfig
-from pybuild.shell_words import go_quote, stage_arg_value
+from pybuild.dockerfile.shell_words import go_quote, stage_arg_value
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, with_container
 
 Handler = Callable[[BuildEnv, StageState, Instr], tuple[ImageConfig, str]]

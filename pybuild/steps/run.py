@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 from pybuild import runtime as rt
 from pybuild.errors import StepFailed
-from pybuild.snapshot import mount_overlay
+from pybuild.overlay import mount_overlay
 from pybuild.stubs import plan_stubs, prune_stubs
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
 from pybuild.steps.run_mounts import MountEnv, parse_mount, prepare as prepare_mounts
 from pybuild.steps.users import resolve_user
 
 if TYPE_CHECKING:
-    from pybuild.dockerfile_parser import Heredoc
+    from pybuild.dockerfile.parser import Heredoc
 
 _SCRIPT_DIR = "/.pybuild-heredoc"
 
@@ -40,7 +40,7 @@ def _heredoc_only(ins: Instr) -> bool:
 
 def _heredoc_body(doc: "Heredoc") -> str:
     if doc.chomp:
-        from pybuild.dockerfile_parser import chomp_heredoc
+        from pybuild.dockerfile.parser import chomp_heredoc
 
         return chomp_heredoc(doc.content)
     return doc.content
@@ -161,7 +161,7 @@ class RunStep:
 
 
 def _remove(path: str) -> None:
-    from pybuild.snapshot import remove_tree
+    from pybuild.overlay import remove_tree
 
     remove_tree(path)
 

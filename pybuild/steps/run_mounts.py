@@ -141,7 +141,7 @@ def _abs_target(target: str, workdir: str) -> str:
 
 def prepare(specs: list[MountSpec], menv: MountEnv, stack: contextlib.ExitStack) -> Prepared:
     """Materialise the mounts; everything is undone by `stack`."""
-    from pybuild.snapshot import mount_overlay
+    from pybuild.overlay import mount_overlay
 
     out = Prepared()
     for spec in specs:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 
-from pybuild.snapshot import mount_overlay
+from pybuild.overlay import mount_overlay
 from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, with_container
 from pybuild.steps.fs import makedirs_in_root
 from pybuild.steps.users import resolve_user

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pybuild.dockerfile_parser import chomp_heredoc, dump, parse, parse_heredoc
+from pybuild.dockerfile.parser import chomp_heredoc, dump, parse, parse_heredoc
 from pybuild.errors import DockerfileError
-from pybuild.instructions import parse_stages
+from pybuild.dockerfile.stages import parse_stages
 
 CORPUS = Path(__file__).parent / "corpus"
 BK = CORPUS / "buildkit" / "parser"
@@ -218,7 +218,7 @@ def test_fuzz_mutated_corpus(case: Path, data: st.DataObject) -> None:
 def test_parse_command_dump_and_listing(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from pybuild.parse_cmd import parse as parse_command
+    from pybuild.commands.parse import parse as parse_command
 
     case = BK / "testfiles" / "flags"
     runner = CliRunner()
@@ -270,7 +270,7 @@ DUMP_CASES = BK_POSITIVE + [c for c in OWN_CASES if (c / "result").exists()]
 def test_parse_command_dump_matches_result(case: Path) -> None:
     from click.testing import CliRunner
 
-    from pybuild.parse_cmd import parse as parse_command
+    from pybuild.commands.parse import parse as parse_command
 
     res = CliRunner().invoke(parse_command, ["-f", str(case / "Dockerfile"), "--dump"])
     assert res.exit_code == 0

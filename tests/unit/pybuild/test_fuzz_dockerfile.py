@@ -16,11 +16,12 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pybuild import dockerfile_parser, instructions, utf8
+from pybuild import utf8
+from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
 from pybuild.builder import _stage_refs
 from pybuild.errors import PybuildError
 from pybuild.image import ImageConfig, to_json
-from pybuild.shell_words import ShellLex, default_args, meta_arg_env
+from pybuild.dockerfile.shell_words import ShellLex, default_args, meta_arg_env
 from pybuild.steps import BuildEnv, StageState, instr_from_node, step_for
 
 EXAMPLES = int(os.environ.get("PYRUNC_FUZZ_EXAMPLES", "0")) or 300

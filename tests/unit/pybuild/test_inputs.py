@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pybuild import dockerfile_parser, instructions
+from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
 from pybuild.errors import DockerfileError, PybuildError
 from pybuild.image import parse_config, parse_index, parse_manifest, to_json
 from pybuild.utf8 import check_dockerfile, check_value, first_bad, go_strings
@@ -31,7 +31,7 @@ def _check(data: bytes) -> None:
     (b"FROM x\nWORKDIR /a\x00b\n", 2, "a NUL byte at column 11"),
     (b"FROM \xff\n", 1, "FROM"),
 ])
-def test_dockerfile_lines_no_config_can_hold(data, line, text):
+def test_dockerfile_no_config_can_hold(data, line, text):
     with pytest.raises(DockerfileError) as err:
         _check(data)
     assert err.value.line == line and text in str(err.value)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pybuild import instructions as ins
-from pybuild.dockerfile_parser import parse
+from pybuild.dockerfile import stages as ins
+from pybuild.dockerfile.parser import parse
 from pybuild.errors import DockerfileError
 from pybuild.gostr import printable
-from pybuild.instructions import (
+from pybuild.dockerfile.stages import (
     AddInstr,
     ArgDef,
     ArgInstr,

@@ -127,7 +127,7 @@ def test_authfile_search_order_and_key_forms(authenv, monkeypatch):
 
 
 def test_parse_size():
-    from pybuild.registry_cmds import parse_size
+    from pybuild.commands.registry import parse_size
     assert parse_size("16M", "x") == 16 << 20 and parse_size("1048576", "x") == 1 << 20
     assert parse_size("0", "x") == 0
     with pytest.raises(Exception, match="expected a size"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pybuild.image import ContainerConfig, ImageConfig
-from pybuild.run_cmd import RunError, RunRequest, parse_env, run_config
+from pybuild.commands.run import RunError, RunRequest, parse_env, run_config
 from pybuild.volumes import VolumeError
 from pybuild.volumes.spec import MountError, oci_mount, parse_tmpfs_flag, parse_volume_flag
 

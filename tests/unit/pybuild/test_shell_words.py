@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pybuild.gostr import go_quote
-from pybuild.shell_words import (
+from pybuild.dockerfile.shell_words import (
     ExpansionError,
     ShellLex,
     default_args,

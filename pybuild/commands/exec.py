@@ -33,7 +33,7 @@ from typing import Any
 import click
 
 from pybuild.containers import RUNTIME_ROOT, Container, ContainerError
-from pybuild.run_cmd import merge_env, parse_env
+from pybuild.commands.run import merge_env, parse_env
 
 _FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -273,7 +273,7 @@ def _drain(fd: int) -> None:
 def exec_(ctx: click.Context, interactive: bool, tty: bool, detach: bool, user: str | None,
           workdir: str | None, env: tuple[str, ...], container: str, command: tuple[str, ...]) -> None:
     """Run a command in a running container."""
-    from pybuild.lifecycle_cmds import running_container
+    from pybuild.commands.lifecycle import running_container
 
     check_workdir(workdir)
     extra_env = parse_env(env)  # -e K=V as given, -e K from pybuild's own environment (docker's rule)

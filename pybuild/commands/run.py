@@ -168,7 +168,7 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
     container started (or could not). Returns the container's exit status.
     With `restart`, the record, its upper dir and volumes existed before and are
     kept whatever happens."""
-    from pybuild.build_cmd import private_mount_namespace
+    from pybuild.commands.build import private_mount_namespace
     from pybuild.sandbox import Watcher
 
     private_mount_namespace()
@@ -183,7 +183,7 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
 def _monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
              ports: list["PortMapping"], mounts: list["MountSpec"], stdio: tuple[int, int, int],
              ready: Any, restart: bool) -> int:
-    from pybuild.snapshot import mount_overlay
+    from pybuild.overlay import mount_overlay
     from pybuild.volumes.attach import runtime_mounts
 
     started = False
@@ -235,7 +235,7 @@ def after_monitor_died(c: Container, req: RunRequest, restart: bool) -> None:
     was running gets exit code 137 (it was SIGKILLed), the overlay is unmounted here (the watcher
     shares the monitor's mount namespace) and its work dir removed; --rm, or a container that never
     started, goes entirely (a restarted one keeps its record, as the monitor's error path does)."""
-    from pybuild.snapshot import unmount_under
+    from pybuild.overlay import unmount_under
     from pyrunc.fsutil import rmtree_nofollow
 
     started = os.path.exists(os.path.join(c.home, "pid"))

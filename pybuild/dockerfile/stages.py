@@ -26,9 +26,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from pybuild.dockerfile_parser import Node, Result, chomp_heredoc, must_parse_heredoc
+from pybuild.dockerfile.parser import Node, Result, chomp_heredoc, must_parse_heredoc
 from pybuild.errors import DockerfileError
-from pybuild.instruction_types import (  # re-exported: the public types
+from pybuild.dockerfile.instructions import (  # re-exported: the public types
     Instruction,
     KeyValue,
     ArgDef,
@@ -54,7 +54,7 @@ from pybuild.instruction_types import (  # re-exported: the public types
     Stage,
 )
 from pybuild.gostr import go_lower, go_quote, go_trim_space, go_upper, printable
-from pybuild.instruction_flags import FlagError, Flags, parse_go_duration, suggest
+from pybuild.dockerfile.flags import FlagError, Flags, parse_go_duration, suggest
 
 
 INSTRUCTION_NAMES = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",

@@ -160,7 +160,7 @@ def info_data(root: str, runtime: str) -> Struct:
 
 
 def info_text(d: Struct) -> str:
-    from pybuild.image_cmds import size_text
+    from pybuild.commands.images import size_text
 
     sec = d["Seccomp"]
     rl = d["Rootless"]
@@ -187,7 +187,7 @@ def info_text(d: Struct) -> str:
 def info(ctx: click.Context, fmt: str | None) -> None:
     """Show the store, the runtime and what this host supports."""
     from pybuild.gotemplate import Template
-    from pybuild.inspect_cmd import json_text
+    from pybuild.commands.inspect import json_text
 
     template = Template(fmt, "info") if fmt and fmt != "json" else None
     data = info_data(ctx.obj["root"], ctx.obj["runtime"])
@@ -293,8 +293,8 @@ def system() -> None:
 @click.pass_context
 def df(ctx: click.Context, fmt: str | None) -> None:
     """Show disk usage: images, containers, volumes, build cache."""
-    from pybuild.image_cmds import size_text
-    from pybuild.inspect_cmd import emit
+    from pybuild.commands.images import size_text
+    from pybuild.commands.inspect import emit
 
     rows = df_rows(ctx.find_root().obj["root"])
     if fmt:

@@ -175,8 +175,8 @@ def kill(ctx: click.Context, sig: str, containers: tuple[str, ...]) -> None:
 @click.pass_context
 def restart(ctx: click.Context, timeout: int, containers: tuple[str, ...]) -> None:
     """Stop containers (if they run) and start them again."""
-    from pybuild.container_cmds import stop_container
-    from pybuild.run_cmd import RESTARTING, start_again
+    from pybuild.commands.containers import stop_container
+    from pybuild.commands.run import RESTARTING, start_again
 
     root = ctx.obj["root"]
     for ref in containers:

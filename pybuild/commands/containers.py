@@ -117,7 +117,7 @@ def remove_container(store: ContainerStore, c: Container, force: bool, volumes: 
         raise ContainerError(f"remove container {c.name}: {res.stderr.decode(errors='replace').strip()}")
     if c.network == "bridge":  # idempotent; does the monitor's teardown if it was killed
         from pybuild.net import plumbing
-        from pybuild.run_cmd import net_request
+        from pybuild.commands.run import net_request
 
         plumbing.teardown(net_request(c))
     store.remove(c, volumes=volumes or c.remove)

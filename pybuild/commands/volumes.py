@@ -59,7 +59,7 @@ def create(ctx: click.Context, labels: tuple[str, ...], driver: str, opts: tuple
 @click.pass_context
 def ls(ctx: click.Context, quiet: bool, fmt: str | None) -> None:
     """List volumes."""
-    from pybuild.inspect_cmd import emit
+    from pybuild.commands.inspect import emit
     from pybuild.inspect_data import volume_struct
 
     vols = VolumeStore(ctx.find_root().obj["root"]).list()
@@ -79,7 +79,7 @@ def ls(ctx: click.Context, quiet: bool, fmt: str | None) -> None:
 def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show volumes' details."""
     from pybuild.gotemplate import Template
-    from pybuild.inspect_cmd import emit
+    from pybuild.commands.inspect import emit
     from pybuild.inspect_data import volume_struct
 
     if fmt and fmt != "json":
@@ -101,7 +101,7 @@ def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None
 
 def _remove(root: str, names: tuple[str, ...] | list[str], force: bool, quiet_missing: bool) -> list[str]:
     """Remove volumes under the containers' then the volumes' lock; returns the removed names."""
-    from pybuild.container_cmds import remove_container
+    from pybuild.commands.containers import remove_container
     from pybuild.containers import ContainerStore
 
     containers = ContainerStore(root)

@@ -30,7 +30,7 @@ _DEFAULTS = {"prepend_shell": True, "network": "default", "security": "sandbox"}
 
 
 def _value(value: object) -> str:
-    from pybuild import instructions as ins
+    from pybuild.dockerfile import stages as ins
 
     if isinstance(value, tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
@@ -64,7 +64,7 @@ def _describe(instr: object) -> str:
 @click.option("--target", default="", help="Mark the stage --target would build.")
 def parse(path: str, dump: bool, target: str) -> None:
     """Parse a Dockerfile and print what pybuild understood."""
-    from pybuild import dockerfile_parser, instructions
+    from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
     from pybuild.gostr import printable
 
     data, name = _read(path)

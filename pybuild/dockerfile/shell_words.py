@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from pybuild.errors import PybuildError
 from pybuild.gostr import GO_SPACES, go_quote, scanner_text
-from pybuild.shell_patterns import PatternError, go_replace_all, shell_pattern_regex, trim_prefix, trim_suffix
+from pybuild.dockerfile.shell_patterns import PatternError, go_replace_all, shell_pattern_regex, trim_prefix, trim_suffix
 
 EOF = ""  # the scanner's end marker (never a real character)
 
