@@ -13,7 +13,7 @@ import sys
 import click
 
 from pyrunc.errors import PyruncError
-from pyrunc.verbs import VERBS
+from pyrunc.verbs import VERBS, state_root
 from pyrunc.verbs import GlobalOptions as _GlobalOptions
 
 # verb -> "module:attribute" of a click.Command
@@ -73,7 +73,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default="/run/pyrunc", show_default=True, help="Directory for container state.")
+@click.option("--root", default=None,
+              help="Directory for container state [default: /run/pyrunc; $XDG_RUNTIME_DIR/pyrunc without root].")
 @click.option("--log", default=None, help="Log file (default: stderr).")
 @click.option("--log-format", default="text", help="'text' (default) or 'json'.")
 @click.option("--debug", is_flag=True, help="Debug logging.")
@@ -89,6 +90,8 @@ def cli(ctx: click.Context, root: str, log: str | None, log_format: str, debug: 
 
     logs.configure(log, log_format, debug)
     ctx.obj = GlobalOptions(root, log, log_format, debug, systemd_cgroup, rootless, criu)
+    if ctx.invoked_subcommand not in ("spec", "features", None):
+        state_root(ctx.obj)
 
 
 def main(argv: list[str]) -> int:

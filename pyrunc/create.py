@@ -53,9 +53,18 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     proc = spec.process
     linux = spec.linux
     ns = namespaces.plan(linux.namespaces if linux else ())
+    if os.geteuid() != 0:
+        from pyrunc.rootless import check_config
+
+        check_config(ns, linux.uid_mappings if linux else (), linux.gid_mappings if linux else ())
     rootfs = rootfs_path(spec, bundle)
     launch = _prepare(spec, bundle, rootfs, ns, opts, store.root)
     plan_console(launch, opts.console_socket, opts.detach)  # runc: after the config, before making anything
+    from pyrunc.rootless import in_user_namespace
+
+    # runc: inside a user namespace (podman rootless runs the runtime there) device nodes are
+    # bind mounts of the host's: mknod is refused.
+    launch.extra["in_userns"] = in_user_namespace()
 
     manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
     me = os.getpid()
@@ -97,7 +106,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
             _new_keyring(container_id)
         s.prctl(s.PR_SET_CHILD_SUBREAPER, 1)
         undo.callback(_kill_init, launch)
-        if needs_mount_sources(spec, ns.new_user):
+        if needs_mount_sources(spec, ns.new_user) and not _rootless_binds(spec):
             from pyrunc import mountsrc
 
             launch.mount_fds = mountsrc.open_sources(spec, bundle, ns.new_user)
@@ -207,6 +216,18 @@ def _cgroup_manager(linux, container_id: str, systemd: bool, rootless: bool):
 
     return cgroups.new_manager(linux.cgroups_path if linux else None, container_id,
                                systemd=systemd, rootless=rootless)
+
+
+def _rootless_binds(spec) -> bool:
+    """A non-root caller cannot clone host mounts (open_tree needs CAP_SYS_ADMIN):
+    init binds its sources by path, as the caller could. Idmapped mounts need it."""
+    if os.geteuid() == 0:
+        return False
+    for i, m in enumerate(spec.mounts):
+        if "idmap" in m.options or "ridmap" in m.options:
+            raise MissingFeature(f"mounts[{i}] idmap", "an idmapped mount needs root "
+                                 "(mount_setattr(MOUNT_ATTR_IDMAP) on a host mount needs CAP_SYS_ADMIN)")
+    return True
 
 
 def _later_hooks(hooks) -> dict:

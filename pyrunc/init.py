@@ -152,7 +152,7 @@ def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
                            launch.cgroup_dirs, launch.mount_fds.get(i))
     if not rootfs.bind_dev_mounted(spec.mounts):
         rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
-                              bool(launch.ns.join and launch.ns.join[0][0] == "user"))
+                              bool(launch.ns.join and launch.ns.join[0][0] == "user") or launch.extra["in_userns"])
         rootfs.dev_symlinks(root_fd)
     if launch.has_runtime_hooks:
         _hooks_barrier(launch, sock)

@@ -94,12 +94,13 @@ def write_id_maps(pid: int, uid_mappings: tuple, gid_mappings: tuple, deny_setgr
     if not gid_mappings:
         raise ConfigError(".linux.gidMappings", "a new user namespace needs gidMappings (none given)")
     if deny_setgroups:
-        _write(f"/proc/{pid}/setgroups", b"deny")
-    _write(f"/proc/{pid}/uid_map", id_map_text(uid_mappings))
-    _write(f"/proc/{pid}/gid_map", id_map_text(gid_mappings))
+        write_map_file(f"/proc/{pid}/setgroups", b"deny")
+    write_map_file(f"/proc/{pid}/uid_map", id_map_text(uid_mappings))
+    write_map_file(f"/proc/{pid}/gid_map", id_map_text(gid_mappings))
 
 
-def _write(path: str, data: bytes) -> None:
+def write_map_file(path: str, data: bytes) -> None:
+    """Write one /proc map file (uid_map, gid_map, setgroups, timens_offsets) in one write(2)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as err:
@@ -142,7 +143,7 @@ def write_time_offsets(offsets: dict) -> None:
         if name is None:
             raise ConfigError(f".linux.timeOffsets.{clock}", "must be monotonic or boottime")
         lines.append(f"{name} {off.secs} {off.nanosecs}\n")
-    _write("/proc/self/timens_offsets", "".join(lines).encode())
+    write_map_file("/proc/self/timens_offsets", "".join(lines).encode())
 
 
 def host_to_container_uid(host_uid: int, mappings: tuple) -> int | None:

@@ -128,7 +128,12 @@ def _serve(launch: Launch, sock: _socket.socket, mid: int, on_hooks,
             kind = msg["t"]
             if kind == "idmap":
                 linux = launch.spec.linux
-                namespaces.write_id_maps(mid, linux.uid_mappings, linux.gid_mappings, os.geteuid() != 0)
+                if os.geteuid() != 0:
+                    from pyrunc import rootless  # direct for the caller's own id, else newuidmap/newgidmap
+
+                    rootless.write_id_maps(mid, rootless.plan_maps(linux.uid_mappings, linux.gid_mappings))
+                else:
+                    namespaces.write_id_maps(mid, linux.uid_mappings, linux.gid_mappings, False)
                 sync.send(sock, "idmap-done")
             elif kind == "pid":
                 init_pid = msg["pid"]
@@ -180,8 +185,15 @@ def _intermediate(launch: Launch, sock: _socket.socket, entry, entering: bool = 
             os.close(root)
         if launch.ns.new_user:
             s.unshare(s.CLONE_NEWUSER)
+            rootless = os.geteuid() != 0
+            if rootless:
+                # /proc/PID of a non-dumpable process is root's: an unprivileged parent (and the
+                # setuid newuidmap, which checks the owner) could not write the maps (runc does the same).
+                s.prctl(s.PR_SET_DUMPABLE, 1)
             sync.send(sock, "idmap")
             sync.expect(sock, "idmap-done")
+            if rootless:
+                s.prctl(s.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             lifeline.arm()  # a new euid cleared it

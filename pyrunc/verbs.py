@@ -32,7 +32,7 @@ class Verb(Record):
 
 
 class GlobalOptions(MutableRecord):
-    root: str = "/run/pyrunc"
+    root: str | None = None  # None: /run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc without root (state_root)
     log: str | None = None
     log_format: str = "text"
     debug: bool = False
@@ -42,7 +42,8 @@ class GlobalOptions(MutableRecord):
 
 
 GLOBAL_OPTS = (
-    Opt(("--root",), "root", "str", "/run/pyrunc", "root directory for storage of container state"),
+    Opt(("--root",), "root", "str", None, "root directory for storage of container state (default /run/pyrunc, "
+        "or $XDG_RUNTIME_DIR/pyrunc for a non-root caller)"),
     Opt(("--log",), "log", "str", None, "set the log file to write pyrunc logs to (default is stderr)"),
     Opt(("--log-format",), "log_format", "str", "text", "set the log format ('text' (default), or 'json')"),
     Opt(("--debug",), "debug", "flag", False, "enable debug logging"),
@@ -53,10 +54,18 @@ GLOBAL_OPTS = (
 )
 
 
+def state_root(g: GlobalOptions) -> str:
+    """--root, or runc's default for this caller (made and checked: rootless.state_root)."""
+    from pyrunc.rootless import state_root as resolve
+
+    g.root = resolve(g.root)
+    return g.root
+
+
 def _store(g: GlobalOptions):
     from pyrunc.state import StateStore
 
-    return StateStore(g.root)
+    return StateStore(state_root(g))
 
 
 def _bundle_and_id(g: GlobalOptions, v: dict) -> tuple[str, str]:
@@ -82,7 +91,9 @@ def _create_opts(v: dict, bundle: str):
 
 
 def _rootless(g: GlobalOptions) -> bool:
-    return g.rootless == "true" or (g.rootless == "auto" and os.geteuid() != 0)
+    from pyrunc.rootless import rootless_cgroups
+
+    return rootless_cgroups(g.rootless, g.systemd_cgroup)
 
 
 def do_create(g: GlobalOptions, v: dict) -> int:

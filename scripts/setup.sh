@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-dev gcc libcap-dev busybox-static
               iproute2 strace runc crun buildah skopeo umoci podman libseccomp2 zstd debootstrap
               docker-registry apache2-utils nftables iptables curl containerd
-              time)
+              time uidmap slirp4netns)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

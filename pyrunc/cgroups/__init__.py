@@ -36,6 +36,9 @@ def new_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = 
         raise CgroupError(f"cgroupsPath {cgroups_path!r} looks like slice:prefix:name; "
                           f"that form needs --systemd-cgroup")
     path = cgroups_path or f"/pyrunc/{container_id}"
+    # runc: permission errors are tolerated only for a rootless container without cgroupsPath;
+    # one that names its cgroup fails when it may not make or join it.
+    rootless = rootless and not cgroups_path
     hier = hierarchy.detect()
     own = None if path.startswith("/") else hierarchy.own_cgroups()
     if hier.mode == "v2":

@@ -20,6 +20,7 @@ from pyrunc.cgroups import devices, fileio, resources
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves, rmdir_tree,
                                    warn_kernel_memory)
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
+from pyrunc.logs import debug as logs_debug
 
 # spec field that needs each optional controller (for error messages)
 _FIELD = {"hugetlb": "hugepageLimits", "net_cls": "network.classID", "net_prio": "network.priorities",
@@ -47,13 +48,21 @@ class V1Manager:
     def create(self) -> None:
         maker = DirMaker(self.created)
         try:
-            for controller, path in self.paths.items():
-                made = maker.makedirs(path)
+            for controller, path in list(self.paths.items()):
+                try:
+                    made = maker.makedirs(path)
+                except OSError as err:
+                    if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                        # runc (fs.Manager.Apply): a rootless container without cgroupsPath
+                        # goes without the hierarchies it may not write; a limit that needs
+                        # one fails in apply.
+                        del self.paths[controller]
+                        logs_debug(f"rootless: no cgroup in {path}: {err.strerror}")
+                        continue
+                    raise
                 if controller == "cpuset" and made:
                     _seed_cpuset(made)
         except OSError as err:
-            if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                return
             self.destroy()
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
         try:
@@ -104,10 +113,13 @@ class V1Manager:
 
     def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:
         plan = self.plan(res, prefix, source, devices_too)
+        if self.rootless:
+            plan.pop("devices", None)  # runc: a rootless container's device rules are not applied
         for controller in plan:
             if controller not in self.paths:
-                if self.rootless:
-                    continue
+                if self.rootless and plan[controller]:
+                    raise CgroupError(f"cannot set {_FIELD.get(controller, controller)} limit: container could "
+                                      f"not join or create cgroup (rootless: {controller} is not delegated)")
                 why = "not mounted on this host" if _kernel_has(controller) else "the kernel lacks it"
                 raise MissingFeature(f"cgroup v1 controller {controller}",
                                      f"{why} (needed by {prefix}.{_FIELD.get(controller, controller)})")
@@ -133,8 +145,6 @@ class V1Manager:
             writer.rollback()
             if devlist is not None:
                 _restore_devices(self.paths["devices"], devlist)
-            if self.rootless and isinstance(err, OSError):
-                return
             raise
 
     def _order_memory(self, mem: dict[str, str], res: dict[str, Any], prefix: str, source: str) -> None:

@@ -23,6 +23,7 @@ from pyrunc.cgroups import devices, fileio, resources
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves,
                                     read_pids_tree, rmdir_tree, signal_frozen, warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
+from pyrunc.logs import debug as logs_debug
 
 
 class V2Manager:
@@ -35,6 +36,7 @@ class V2Manager:
         self.dir = os.path.join(mount, path.lstrip("/"))
         self.created = created if created is not None else []
         self.rootless = rootless
+        self.unplaced = False  # rootless, and the directory could not be made
 
     # --- lifecycle ------------------------------------------------------------
     def missing_dirs(self) -> list[str]:
@@ -45,6 +47,10 @@ class V2Manager:
             DirMaker(self.created).makedirs(self.dir)
         except OSError as err:
             if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                # runc (fs2.Manager.Apply): without cgroupsPath and without limits a rootless
+                # container goes without a cgroup; apply() refuses limits it cannot set.
+                logs_debug(f"rootless: no cgroup at {self.dir}: {err.strerror}")
+                self.unplaced = True
                 return
             self.destroy()
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
@@ -92,6 +98,13 @@ class V2Manager:
 
     def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:
         plan = self.plan(res, prefix, source)
+        if self.rootless:
+            devices_too = False  # runc: a rootless container's device rules are not applied
+            if self.unplaced:
+                if any(plan.values()):
+                    raise CgroupError(f"cannot set {', '.join(c for c in plan if plan[c])} limits: rootless needs "
+                                      f"no limits and no cgroupsPath when {self.dir} is not delegated to the caller")
+                return
         program = None
         if devices_too:
             rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
