@@ -18,6 +18,7 @@ import stat
 
 from pyrunc import mountopts, safepath, syscalls as s
 from pyrunc.errors import ConfigError, KernelError, SecurityError
+from pyrunc.rootless import mount_hint
 
 DEFAULT_DEVICES = (  # path, major, minor (char devices, 0666, root)
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -136,7 +137,7 @@ def mount_entry(root_fd: int, m, index: int, bundle: str, cgroup_ns: bool, user_
             else:
                 s.mount(m.source or mtype, safepath.fd_path(target), mtype, flags, data or None)
         except OSError as err:
-            raise _kerr(f"mount {mtype}", err, dest) from None
+            raise KernelError(f"mount {mtype}", err.errno or errno.EIO, dest, mount_hint(mtype, err.errno)) from None
         finally:
             os.close(target)
     if norm == "/":

@@ -208,3 +208,23 @@ def state_root(given: str | None) -> str:
             prepare_xdg_root(root)
     check_state_root(root)
     return root
+
+
+# Why the kernel refuses a mount type to a user namespace's root (EPERM), and what to do.
+_MOUNT_HINTS = {
+    "sysfs": "in a user namespace sysfs needs the container's own network namespace; "
+             "without one bind /sys instead (rbind, as `pyrunc spec --rootless` writes)",
+    "proc": "in a user namespace proc needs the container's own pid namespace",
+    "mqueue": "in a user namespace mqueue needs the container's own ipc namespace; or bind /dev/mqueue",
+    "cgroup": "in a user namespace a cgroup mount needs the container's own cgroup namespace",
+    "cgroup2": "in a user namespace a cgroup mount needs the container's own cgroup namespace",
+}
+
+
+def mount_hint(mtype: str, err: int) -> str:
+    """The reason to add to a refused mount's one-line error ("" if none applies)."""
+    import errno
+
+    if err != errno.EPERM or not in_user_namespace():
+        return ""
+    return _MOUNT_HINTS.get(mtype, f"a user namespace may not mount {mtype} (only types flagged FS_USERNS_MOUNT)")
