@@ -192,8 +192,9 @@ def _helper(tool: str, pid: int, text: bytes, ranges: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as err:
         raise PyruncError(f"{tool} {pid}: {err}") from None
     if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise PyruncError(f"{tool}: {why[-1] if why else f'exit {proc.returncode}'} (the maps "
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        why = lines[-1].removeprefix(f"{tool}: ") if lines else f"exit {proc.returncode}"
+        raise PyruncError(f"{tool}: {why} (the maps "
                           f"{' '.join(argv[2:])!r} must lie in the caller's ranges in {ranges})")
 
 
