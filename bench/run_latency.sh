@@ -2,7 +2,7 @@
 # `run` of /bin/true on one busybox bundle with pyrunc, runc and crun, interleaved in one
 # loop (so load on the machine hits them alike); prints the median and mean wall ms, the
 # CPU ms per container (user+sys of the runtime and all it forked), peak RSS, and ratios.
-# Usage: bench/run_latency.sh [N]      (default 50)
+# Usage: bench/run_latency.sh [N]      (default 50; as a non-root user: rootless, see rootless_latency.sh)
 #   EXTRA="label=/path/to/runtime ..."  adds more runc-compatible commands to the loop
 #   (another pyrunc entry point, a runc build, ...).
 #   SECCOMP=1  puts Docker's default seccomp profile (tests/data/seccomp) into the config,
@@ -16,7 +16,10 @@ trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/proc" "$TMP/rootfs/dev" "$TMP/rootfs/sys"
 cp /bin/busybox "$TMP/rootfs/bin/busybox"
 ln -s busybox "$TMP/rootfs/bin/true"
-"$PYRUNC" spec --bundle "$TMP"
+# As an ordinary user (bench/rootless_latency.sh runs this script as one): the rootless spec,
+# a user namespace mapping the caller's id.
+ROOTLESS=(); [ "$(id -u)" = 0 ] || ROOTLESS=(--rootless)
+"$PYRUNC" spec --bundle "$TMP" "${ROOTLESS[@]}"
 sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' "$TMP/config.json"
 grep -q '"/bin/true"' "$TMP/config.json" || { echo "could not set args" >&2; exit 1; }
 if [ "${SECCOMP:-0}" = 1 ]; then
@@ -30,7 +33,7 @@ PY
 fi
 
 # crun refuses this machine's hybrid cgroups unless hugetlb is mounted as v1.
-if command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+if [ "$(id -u)" = 0 ] && command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
     mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 
