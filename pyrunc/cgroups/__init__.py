@@ -38,20 +38,20 @@ def new_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = 
     path = cgroups_path or f"/pyrunc/{container_id}"
     # runc: permission errors are tolerated only for a rootless container without cgroupsPath;
     # one that names its cgroup fails when it may not make or join it.
-    rootless = rootless and not cgroups_path
+    optional = rootless and not cgroups_path
     hier = hierarchy.detect()
     own = None if path.startswith("/") else hierarchy.own_cgroups()
     if hier.mode == "v2":
         from pyrunc.cgroups.v2 import V2Manager
 
         mount = hier.unified or hierarchy.ROOT
-        return V2Manager(_inner(path, "", own, mount), mount=mount, rootless=rootless)
+        return V2Manager(_inner(path, "", own, mount), mount=mount, rootless=rootless, optional=optional)
     from pyrunc.cgroups.v1 import V1Manager
 
     paths = {c: f"{mnt}{_inner(path, c, own, mnt)}".replace("//", "/") for c, mnt in hier.v1.items()}
     if hier.unified:
         paths[""] = f"{hier.unified}{_inner(path, '', own, hier.unified)}".replace("//", "/")
-    return V1Manager(paths, rootless=rootless, path=path)
+    return V1Manager(paths, rootless=rootless, path=path, optional=optional)
 
 
 def _inner(path: str, controller: str, own: dict[str, str] | None, mount: str) -> str:

@@ -32,10 +32,11 @@ class V1Manager:
     version = "v1"
 
     def __init__(self, paths: dict[str, str], *, created: list[str] | None = None,
-                 rootless: bool = False, path: str = "") -> None:
+                 rootless: bool = False, path: str = "", optional: bool = False) -> None:
         self.paths = paths  # controller -> absolute directory
         self.created = created if created is not None else []
         self.rootless = rootless
+        self.optional = optional  # rootless without cgroupsPath: a hierarchy it may not write is skipped
         self.path = path
 
     # --- lifecycle -----------------------------------------------------------
@@ -52,7 +53,7 @@ class V1Manager:
                 try:
                     made = maker.makedirs(path)
                 except OSError as err:
-                    if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    if self.optional and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                         # runc (fs.Manager.Apply): a rootless container without cgroupsPath
                         # goes without the hierarchies it may not write; a limit that needs
                         # one fails in apply.
@@ -73,7 +74,7 @@ class V1Manager:
 
     def add(self, pid: int) -> None:
         for path in self._dirs():
-            join_procs(path, pid, self.rootless)
+            join_procs(path, pid, self.optional)
 
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self._dirs())
@@ -117,7 +118,7 @@ class V1Manager:
             plan.pop("devices", None)  # runc: a rootless container's device rules are not applied
         for controller in plan:
             if controller not in self.paths:
-                if self.rootless and plan[controller]:
+                if self.optional and plan[controller]:
                     raise CgroupError(f"cannot set {_FIELD.get(controller, controller)} limit: container could "
                                       f"not join or create cgroup (rootless: {controller} is not delegated)")
                 why = "not mounted on this host" if _kernel_has(controller) else "the kernel lacks it"

@@ -30,13 +30,14 @@ class V2Manager:
     version = "v2"
 
     def __init__(self, path: str, *, mount: str = "/sys/fs/cgroup", created: list[str] | None = None,
-                 rootless: bool = False) -> None:
+                 rootless: bool = False, optional: bool = False) -> None:
         self.mount = mount
         self.path = path  # inside the hierarchy, e.g. /pyrunc/ID
         self.dir = os.path.join(mount, path.lstrip("/"))
         self.created = created if created is not None else []
         self.rootless = rootless
-        self.unplaced = False  # rootless, and the directory could not be made
+        self.optional = optional  # rootless without cgroupsPath: no cgroup if it may not make one
+        self.unplaced = False  # optional, and the directory could not be made
 
     # --- lifecycle ------------------------------------------------------------
     def missing_dirs(self) -> list[str]:
@@ -46,7 +47,7 @@ class V2Manager:
         try:
             DirMaker(self.created).makedirs(self.dir)
         except OSError as err:
-            if self.rootless and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if self.optional and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 # runc (fs2.Manager.Apply): without cgroupsPath and without limits a rootless
                 # container goes without a cgroup; apply() refuses limits it cannot set.
                 logs_debug(f"rootless: no cgroup at {self.dir}: {err.strerror}")
@@ -61,7 +62,7 @@ class V2Manager:
             raise
 
     def add(self, pid: int) -> None:
-        join_procs(self.dir, pid, self.rootless)
+        join_procs(self.dir, pid, self.optional)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)

@@ -205,6 +205,24 @@ def test_rootless_flag(rt, rootless_user):
         rt("--rootless", value, "run", "-b", b, f"f-{value}")
     p = rt("--rootless", "maybe", "run", "-b", b, "f-x", check=False)
     assert p.returncode != 0 and "maybe" in p.stderr
+    p = rt("--rootless", "false", "run", "-b", b, "f-false", check=False)  # cgroup errors are errors again
+    assert p.returncode == 1 and "permission denied" in p.stderr.lower() and "cgroup" in p.stderr
+    assert rt.ids() == []
+
+
+def test_root_of_a_user_namespace(rt, rootless_user):
+    """As podman runs its runtime: euid 0 in a user namespace mapping only the user (auto-detected
+    rootless cgroups, devices bound, the state root still $XDG_RUNTIME_DIR/<runtime> as $USER is not root)."""
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+        del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+
+    b = _bundle(rootless_user, rt, ["sh", "-c", "id -u; cat /proc/self/uid_map; stat -c '%t,%T' /dev/null"], edit=edit)
+    p = rootless_user.run(["unshare", "-Urm", rt.binary, "run", "-b", b, "ns1"])
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split("\n")
+    assert lines[0] == "0" and lines[1].split() == ["0", str(rootless_user.uid), "1"] and lines[2] == "1,3"
+    assert os.path.isdir(rt.root) and not os.path.exists(os.path.join(rt.root, "ns1"))
 
 
 def test_idmapped_mount_needs_root(rootless_user):
