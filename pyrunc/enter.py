@@ -132,11 +132,12 @@ def _user(launch: Launch) -> None:
     _fix_stdio(user.uid)
     capabilities.drop_bounding(plan)
     capabilities.set_keepcaps()
-    try:
-        os.setgroups(list(user.additional_gids))
-    except PermissionError:
-        if user.additional_gids:
-            raise Step("setgroups: not permitted (is setgroups denied in this user namespace?)") from None
+    if not launch.extra.get("keep_groups"):
+        try:
+            os.setgroups(list(user.additional_gids))
+        except PermissionError:
+            if user.additional_gids:
+                raise Step("setgroups: not permitted (is setgroups denied in this user namespace?)") from None
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     capabilities.clear_keepcaps()

@@ -120,6 +120,13 @@ def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, e
 
         for text in launch.caps.warnings:  # runc warns about unknown names only
             (logs.warning if text.startswith("ignoring") else logs.debug)(text)
+    if os.geteuid() != 0:
+        # runc: a non-root caller's container keeps the caller's supplementary groups (never
+        # setgroups): dropping them would defeat a file whose group is denied what others may do
+        # (CVE-2014-8989's reason for setgroups=deny), even where newgidmap allowed setgroups.
+        if proc.user.additional_gids:
+            raise ConfigError(".process.user.additionalGids", "cannot set any additional groups in a rootless container")
+        launch.extra["keep_groups"] = True
     launch.proc_attrs = procattrs.plan(proc, linux if container_attrs else None)
     if proc.apparmor_profile or proc.selinux_label:
         from pyrunc import lsm, sysctl  # noqa: F401  (the process applies the labels, sysctl.trusted_proc)

@@ -72,14 +72,14 @@ class RootlessUser:
                 "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", **extra}
 
     def run(self, argv: list[str], *, cwd: str | None = None, timeout: float = 120,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+            env: dict[str, str] | None = None, groups: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
         """argv as the user; stdout/stderr go to files the user owns (runc fchowns its stdio
         to the container's root, which an ordinary user may do only on its own files)."""
         with tempfile.TemporaryFile(dir=self.home) as out, tempfile.TemporaryFile(dir=self.home) as err:
             os.fchown(out.fileno(), self.uid, self.gid)
             os.fchown(err.fileno(), self.uid, self.gid)
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd or self.home,
-                                  env=env or self.env(), user=self.uid, group=self.gid, extra_groups=[],
+                                  env=env or self.env(), user=self.uid, group=self.gid, extra_groups=list(groups),
                                   timeout=timeout)
             out.seek(0)
             err.seek(0)

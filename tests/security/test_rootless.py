@@ -11,6 +11,10 @@ R4  cgroups: no cgroup outside the delegation, an absolute or a relative cgroups
     alike; nothing is made.
 R5  state: another user's state root, or one others may write, is refused; the default
     root is the caller's, 0700 and sticky.
+R7  supplementary groups: the caller's are kept (runc: no setgroups in a rootless
+    container), so a file whose group is denied what others may do stays denied, even with
+    subgid ranges mapped (where newgidmap leaves setgroups allowed); additionalGids are
+    refused.
 R6  the interpreter guard: without CAP_SYS_ADMIN for open_tree, a rootless create runs
     from a sealed memfd (no write possible), and init's /proc/PID/exe is closed to the
     user while init waits.
@@ -201,3 +205,52 @@ def test_r6_interpreter_guard_without_privileges(rootless_user):
         assert check.stdout.strip() == "13"  # EACCES: init is not dumpable
     finally:
         u.run([PYRUNC, "delete", "-f", "r6"])
+
+
+@pytest.fixture
+def denied_group(rootless_user):
+    """A host group the user is in, and a file its members may not read (others may: 0604)."""
+    import grp
+    import subprocess
+
+    name = f"pyrtneg{uuid.uuid4().hex[:6]}"
+    subprocess.run(["groupadd", name], check=True, capture_output=True)
+    try:
+        gid = grp.getgrnam(name).gr_gid
+        d = rootless_user.mkdir(f"neg-{uuid.uuid4().hex[:6]}")
+        path = os.path.join(d, "secret")
+        with open(path, "w") as f:
+            f.write("secret\n")
+        os.chown(path, 0, gid)
+        os.chmod(path, 0o604)
+        yield gid, d
+    finally:
+        subprocess.run(["groupdel", name], capture_output=True)
+
+
+@pytest.mark.parametrize("subids", [False, True], ids=["own-ids", "subid-ranges"])
+def test_r7_supplementary_groups_are_kept(rootless_user, runtime, denied_group, subids):
+    u = rootless_user
+    gid, d = denied_group
+    assert u.run(["cat", os.path.join(d, "secret")], groups=(gid,)).returncode != 0  # denied on the host
+
+    def edit(c):
+        c["mounts"].append({"destination": "/neg", "type": "bind", "source": d, "options": ["rbind", "ro"]})
+
+    b = u.bundle(f"sec-{uuid.uuid4().hex[:8]}", ["sh", "-c", "cat /neg/secret 2>/dev/null || echo denied"],
+                 subids=subids, edit=edit)
+    p = u.run([binary(runtime), "run", "-b", b, "r7"], groups=(gid,))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "denied"
+
+
+def test_r7_additional_gids_are_refused(rootless_user, runtime):
+    u = rootless_user
+
+    def edit(c):
+        c["process"]["user"]["additionalGids"] = [5]
+
+    b = u.bundle(f"sec-{uuid.uuid4().hex[:8]}", ["true"], subids=True, edit=edit)
+    p = u.run([binary(runtime), "run", "-b", b, "r7b"])
+    assert p.returncode != 0 and "cannot set any additional groups in a rootless container" in p.stderr
+    assert ids(u, runtime) == []
