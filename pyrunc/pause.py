@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from pyrunc.errors import InvalidState
+from pyrunc.rootless import warn_rootless_cgroups
 
 
 def pause_container(root: str, container_id: str) -> None:
@@ -22,6 +23,7 @@ def pause_container(root: str, container_id: str) -> None:
         state = store.load(container_id)
         if state.status not in (Status.RUNNING, Status.CREATED):
             raise InvalidState("container not running")
+        warn_rootless_cgroups("pause", state.cgroup)
         load_manager(state.cgroup).freeze()
 
 
@@ -34,6 +36,7 @@ def resume_container(root: str, container_id: str) -> None:
         state = store.load(container_id)
         if state.status is not Status.PAUSED:
             raise InvalidState("container not paused")
+        warn_rootless_cgroups("resume", state.cgroup)
         load_manager(state.cgroup).thaw()
 
 

@@ -13,6 +13,7 @@ import subprocess
 import click
 
 from pyrunc.errors import PyruncError
+from pyrunc.rootless import warn_rootless_cgroups
 
 
 def container_pids(root: str, container_id: str) -> list[int]:
@@ -22,7 +23,12 @@ def container_pids(root: str, container_id: str) -> list[int]:
     state = StateStore(root).load(container_id)
     if not state.cgroup:
         raise PyruncError(f"ps: container {container_id} has no cgroup")
-    return sorted(load_manager(state.cgroup).pids())
+    warn_rootless_cgroups("ps", state.cgroup)
+    manager = load_manager(state.cgroup)
+    if not manager.placed():
+        raise PyruncError(f"ps: container {container_id} has no cgroup (rootless, none delegated): "
+                          "its processes cannot be listed")
+    return sorted(manager.pids())
 
 
 def filter_ps(output: str, pids: list[int]) -> str:

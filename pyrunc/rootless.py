@@ -229,3 +229,11 @@ def mount_hint(mtype: str, err: int) -> str:
     if err != errno.EPERM or not in_user_namespace():
         return ""
     return _MOUNT_HINTS.get(mtype, f"a user namespace may not mount {mtype} (only types flagged FS_USERNS_MOUNT)")
+
+
+def warn_rootless_cgroups(verb: str, cgroup_state: dict | None) -> None:
+    """runc's warning before a verb that needs the container's cgroups, when they are rootless."""
+    if cgroup_state and cgroup_state.get("rootless"):
+        from pyrunc import logs
+
+        logs.warning(f"pyrunc {verb} may fail if you don't have the full access to cgroups")

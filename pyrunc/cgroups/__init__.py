@@ -85,12 +85,15 @@ def load_manager(state: dict[str, Any]) -> Manager:
         if type(paths) is not dict or not all(type(p) is str for p in paths.values()):
             raise CgroupError("state.json: .cgroup.paths must map controllers to paths")
         return V1Manager(dict(paths), created=list(created), rootless=bool(state.get("rootless")),
-                         path=str(state.get("path", "")))
+                         path=str(state.get("path", "")), optional=bool(state.get("optional")))
     if version == "v2":
         from pyrunc.cgroups.v2 import V2Manager
 
         path, mount = state.get("path"), state.get("mount")
         if type(path) is not str or type(mount) is not str:
             raise CgroupError("state.json: .cgroup.path and .cgroup.mount must be paths")
-        return V2Manager(path, mount=mount, created=list(created), rootless=bool(state.get("rootless")))
+        m = V2Manager(path, mount=mount, created=list(created), rootless=bool(state.get("rootless")),
+                      optional=bool(state.get("optional")))
+        m.unplaced = bool(state.get("unplaced"))
+        return m
     raise CgroupError(f"state.json: unknown cgroup manager state {version!r}")

@@ -94,7 +94,11 @@ class V1Manager:
 
     def to_state(self) -> dict[str, Any]:
         return {"version": "v1", "paths": self.paths, "created": self.created,
-                "rootless": self.rootless, "path": self.path}
+                "rootless": self.rootless, "path": self.path, **({"optional": True} if self.optional else {})}
+
+    def placed(self) -> bool:
+        """Whether the container has a cgroup at all (a rootless one may have none)."""
+        return bool(self.paths)
 
     # --- resources ------------------------------------------------------------
     def apply(self, resources_: dict[str, Any] | None) -> None:
@@ -178,6 +182,9 @@ class V1Manager:
         try:
             return f"{self.paths['freezer']}/freezer.state"
         except KeyError:
+            if self.optional:
+                raise CgroupError("cannot toggle freezer: cgroups not configured for container "
+                                  "(rootless: the freezer hierarchy is not delegated)") from None
             raise MissingFeature("cgroup v1 controller freezer", "not mounted on this host") from None
 
     def freeze(self) -> None:

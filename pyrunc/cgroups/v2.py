@@ -82,7 +82,12 @@ class V2Manager:
 
     def to_state(self) -> dict[str, Any]:
         return {"version": "v2", "mount": self.mount, "path": self.path, "created": self.created,
-                "rootless": self.rootless}
+                "rootless": self.rootless, **({"optional": True} if self.optional else {}),
+                **({"unplaced": True} if self.unplaced else {})}
+
+    def placed(self) -> bool:
+        """Whether the container has a cgroup at all (a rootless one may have none)."""
+        return not self.unplaced
 
     # --- resources -------------------------------------------------------------
     def apply(self, res: dict[str, Any] | None) -> None:
@@ -157,6 +162,9 @@ class V2Manager:
         self._set_frozen(False)
 
     def _set_frozen(self, frozen: bool) -> None:
+        if self.unplaced:
+            raise CgroupError("cannot toggle freezer: cgroups not configured for container "
+                              f"(rootless: {self.dir} is not delegated)")
         if not os.path.exists(f"{self.dir}/cgroup.freeze"):
             raise MissingFeature("cgroup v2 freezer", f"{self.dir}/cgroup.freeze is missing (kernel < 5.2?)")
         fileio.write(f"{self.dir}/cgroup.freeze", "1" if frozen else "0")

@@ -241,3 +241,21 @@ def test_idmapped_mount_needs_root(rootless_user):
     assert p.stderr.strip() == (f"pyrunc: mounts[{index}] idmap: not supported: an idmapped mount needs root "
                                 "(mount_setattr(MOUNT_ATTR_IDMAP) on a host mount needs CAP_SYS_ADMIN)")
     assert not os.path.exists(os.path.join(u.xdg, "pyrunc", "i1"))
+
+
+def test_cgroup_verbs_without_a_delegated_cgroup(rt, rootless_user):
+    """pause, ps and update need the container's cgroups: with none delegated they fail (runc
+    alike, after runc's warning), each with one error line, and the container keeps running."""
+    b = _bundle(rootless_user, rt, ["sleep", "30"])
+    rt("run", "-d", "-b", b, "g1")
+    for args, needle in ((("pause", "g1"), "freezer"), (("ps", "g1"), ""),
+                         (("update", "--pids-limit", "10", "g1"), "cannot set pids limit")):
+        p = rt(*args, check=False)
+        assert p.returncode != 0, args
+        assert needle in p.stderr, p.stderr
+        if rt.name == "pyrunc":
+            lines = p.stderr.strip().split("\n")
+            assert lines[0] == f"pyrunc: warning: pyrunc {args[0]} may fail if you don't have the full access to " \
+                "cgroups" or args[0] == "update", lines
+            assert len([ln for ln in lines if "warning" not in ln]) == 1, lines
+    assert rt.state("g1")["status"] == "running"
