@@ -259,3 +259,26 @@ def test_cgroup_verbs_without_a_delegated_cgroup(rt, rootless_user):
                 "cgroups" or args[0] == "update", lines
             assert len([ln for ln in lines if "warning" not in ln]) == 1, lines
     assert rt.state("g1")["status"] == "running"
+
+
+def test_overlay_mount_in_the_user_namespace(rt, rootless_user):
+    """overlay is mountable in a user namespace (kernel >= 5.11): pybuild's rootless RUN steps rely on it."""
+    u = rootless_user
+    ov = u.mkdir(f"ov-{rt.name}-{os.urandom(3).hex()}")
+    for d in ("l", "u", "w"):
+        u.mkdir(ov, d)
+    with open(os.path.join(ov, "l", "f"), "w") as f:
+        f.write("low\n")
+    u.chown_tree(ov)
+
+    def edit(c):
+        c["mounts"].append({"destination": "/mnt", "type": "overlay", "source": "overlay",
+                            "options": [f"lowerdir={ov}/l", f"upperdir={ov}/u", f"workdir={ov}/w"]})
+
+    b = _bundle(u, rt, ["sh", "-c", "cat /mnt/f; echo up > /mnt/g"], edit=edit)
+    p = rt("run", "-b", b, "o1", check=False)
+    if p.returncode != 0 and "overlay" in p.stderr and "not permitted" in p.stderr.lower():
+        pytest.skip(f"this kernel refuses overlay in a user namespace: {p.stderr.strip()}")
+    assert p.returncode == 0 and p.stdout == "low\n", p.stderr
+    st = os.stat(os.path.join(ov, "u", "g"))
+    assert (st.st_uid, st.st_gid) == (u.uid, u.gid)
