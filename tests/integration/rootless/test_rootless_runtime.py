@@ -282,3 +282,20 @@ def test_overlay_mount_in_the_user_namespace(rt, rootless_user):
     assert p.returncode == 0 and p.stdout == "low\n", p.stderr
     st = os.stat(os.path.join(ov, "u", "g"))
     assert (st.st_uid, st.st_gid) == (u.uid, u.gid)
+
+
+@pytest.mark.peer
+def test_spec_rootless_as_the_user_is_runcs(rootless_user):
+    """`pyrunc spec --rootless` run by the user maps the user's own ids, byte for byte as runc's."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    u = rootless_user
+    docs = {}
+    for name, binary in (("pyrunc", PYRUNC), ("runc", shutil.which("runc"))):
+        d = u.mkdir(f"spec-{name}-{os.urandom(3).hex()}")
+        p = u.run([binary, "spec", "--rootless"], cwd=d)
+        assert p.returncode == 0, p.stderr
+        with open(os.path.join(d, "config.json"), "rb") as f:
+            docs[name] = f.read()
+    assert docs["pyrunc"] == docs["runc"]
+    assert json.loads(docs["pyrunc"])["linux"]["uidMappings"] == [{"containerID": 0, "hostID": u.uid, "size": 1}]
