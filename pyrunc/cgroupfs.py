@@ -20,9 +20,11 @@ def _unescape(field: str) -> str:
 
 
 def host_hierarchies() -> list[tuple[str, str, str, str]]:
-    """(mount point, fstype, super options, root) of each cgroup mount, first per super options."""
-    seen: set[str] = set()
-    out = []
+    """(mount point, fstype, super options, root) of each cgroup mount, the shortest mount point
+    per super options: a rootfs that binds the host's /sys (`rbind`, as the rootless spec does)
+    holds copies at ROOTFS/sys/fs/cgroup/..., which the tmpfs mounted there next hides, and
+    mountinfo may list a copy first."""
+    best: dict[str, tuple[str, str, str, str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
@@ -31,11 +33,10 @@ def host_hierarchies() -> list[tuple[str, str, str, str]]:
             if fstype not in ("cgroup", "cgroup2"):
                 continue
             key = fstype + ":" + ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((_unescape(parts[4]), fstype, superopts, _unescape(parts[3])))
-    return out
+            entry = (_unescape(parts[4]), fstype, superopts, _unescape(parts[3]))
+            if key not in best or len(entry[0]) < len(best[key][0]):
+                best[key] = entry
+    return list(best.values())
 
 
 def own_cgroups() -> dict[str, str]:
