@@ -73,3 +73,14 @@ def test_podman_exec(rootless_user, user_image, runtime):
     finally:
         podman(u, runtime, "rm", "-f", "-t", "0", name)
     assert name not in podman(u, runtime, "ps", "-a", "--format", "{{.Names}}").stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_podman_run_host_network(rootless_user, user_image, runtime):
+    """--network host: no network namespace, so /sys is the host's bound (sysfs needs its own netns)."""
+    u = rootless_user
+    out = podman(u, runtime, "run", "--rm", "--network", "host", user_image, "sh", "-c",
+                 "ls /sys/class/net; id -u").stdout.split()
+    assert "lo" in out and out[-1] == "0"
+    host = set(os.listdir("/sys/class/net")) - {"lo"}  # other tests add and remove veths meanwhile
+    assert not host or set(out[:-1]) & host, (out, host)
