@@ -8,10 +8,12 @@ for the builder and vice versa. PybuildError is caught once, here.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
+from pybuild import rootless
 from pybuild.errors import PybuildError
 
 # verb -> "module:click_command_attribute". Each module defines a click.Command.
@@ -73,7 +75,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pyrunc", prog_name="pybuild", message="%(prog)s, version %(version)s")
-@click.option("--root", envvar="PYBUILD_ROOT", default="/var/lib/pybuild", show_default=True,
+@click.option("--root", envvar="PYBUILD_ROOT", default=lambda: rootless.default_store(),
+              show_default="/var/lib/pybuild; ~/.local/share/pybuild for a user",
               help="Image store (an OCI image layout).")
 @click.option("--runtime", default="pyrunc", show_default=True,
               help="OCI runtime for RUN steps: pyrunc, runc, crun or a path.")
@@ -104,8 +107,24 @@ def route_build(argv: list[str]) -> list[str]:
     return argv
 
 
+# Verbs that never touch the store or run anything: an ordinary user runs them as themselves.
+_NO_NAMESPACE = ("parse", "login", "logout", "-h", "--help", "--version")
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The verb (or help/version flag) `main` will run: the first word after the global options."""
+    routed = route_build(argv)
+    i = 0
+    while i < len(routed) and (routed[i] in _GLOBAL_OPTS_WITH_VALUE
+                               or routed[i].startswith(tuple(o + "=" for o in _GLOBAL_OPTS_WITH_VALUE))):
+        i += 2 if routed[i] in _GLOBAL_OPTS_WITH_VALUE else 1
+    return routed[i] if i < len(routed) else None
+
+
 def main(argv: list[str]) -> int:
     try:
+        if os.geteuid() != 0 and _verb(argv) not in (*_NO_NAMESPACE, None):
+            rootless.enter()  # before anything else: single-threaded, nothing opened yet
         code = cli.main(args=route_build(argv), prog_name="pybuild", standalone_mode=False)
     except PybuildError as err:
         click.echo(f"pybuild: {err}", err=True)

@@ -41,7 +41,13 @@ from typing import Iterator
 from pybuild.errors import PybuildError
 from pyrunc.fsutil import atomic_write
 
-RUNTIME_ROOT = "/run/pybuild/runtime"
+RUNTIME_ROOT = "/run/pybuild/runtime"  # root's; a user's is under $XDG_RUNTIME_DIR (runtime_root)
+
+
+def runtime_root() -> str:
+    from pybuild.rootless import runtime_dir
+
+    return runtime_dir("runtime", RUNTIME_ROOT)
 _NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "witty")
 _NOUNS = ("turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "liskov", "kay", "pike")
@@ -134,11 +140,11 @@ class Container:
         atomic_write(os.path.join(self.home, "exit.json"), json.dumps({"code": code}).encode(), 0o600)
 
     def runtime_cmd(self, *args: str) -> list[str]:
-        return [*self.runtime, "--root", RUNTIME_ROOT, "--log", self.runtime_log, "--log-format", "json", *args]
+        return [*self.runtime, "--root", runtime_root(), "--log", self.runtime_log, "--log-format", "json", *args]
 
     def runtime_state(self) -> dict | None:
         """The runtime's `state` of this container, None when it knows none."""
-        if not os.path.isdir(os.path.join(RUNTIME_ROOT, self.id)):
+        if not os.path.isdir(os.path.join(runtime_root(), self.id)):
             return None
         res = subprocess.run(self.runtime_cmd("state", self.id), capture_output=True, stdin=subprocess.DEVNULL)
         if res.returncode != 0:

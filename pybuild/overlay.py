@@ -79,15 +79,27 @@ class Overlay:
     lowers: tuple[str, ...]
 
 
+def _opts() -> str:
+    """In a user namespace (rootless) overlay keeps its markers in `user.overlay.*` (userxattr):
+    the namespace's root may not write `trusted.*`. userxattr refuses redirect_dir=off (which
+    still follows redirects of lower dirs); nofollow neither makes nor follows them."""
+    from pybuild import rootless
+
+    if rootless.overlay_xattr_ns() == "user":
+        return "index=off,metacopy=off,redirect_dir=nofollow,userxattr"
+    return _OVERLAY_OPTS
+
+
 def _mount_data(lowers: Sequence[str], upper: str, work: str) -> tuple[str, str | None]:
     """Overlay mount options; if absolute lower paths overflow the data page,
     make them relative to their common parent (returned as the cwd to use)."""
-    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},{_OVERLAY_OPTS}"
+    opts = _opts()
+    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},{opts}"
     if len(data) <= _MAX_MOUNT_DATA:
         return data, None
     common = os.path.commonpath(list(lowers))
     rel = [os.path.relpath(p, common) for p in lowers]
-    data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work},{_OVERLAY_OPTS}"
+    data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work},{opts}"
     if len(data) > _MAX_MOUNT_DATA:
         raise OverlayError(f"overlay: {len(lowers)} layers exceed the kernel's mount option size")
     return data, common
@@ -126,7 +138,10 @@ def mount_overlay(base: str, lowers: Sequence[str], keep_upper: bool = False) ->
             os.chdir(cwd)
         syscalls.mount("overlay", merged, "overlay", 0, data)
     except OSError as err:
-        raise OverlayError(f"mount overlay at {merged}: {err.strerror}") from err
+        hint = ""
+        if err.errno in (errno.EPERM, errno.EINVAL) and "userxattr" in data:
+            hint = " (rootless: overlay in a user namespace needs Linux >= 5.11 with userxattr)"
+        raise OverlayError(f"mount overlay at {merged}: {err.strerror}{hint}") from err
     finally:
         if old_cwd:
             os.chdir(old_cwd)

@@ -171,7 +171,9 @@ def make_config(spec: ContainerSpec, bundle: str) -> dict:
     env = list(spec.env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
-    return {
+    from pybuild.rootless import adapt_spec
+
+    return adapt_spec({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
@@ -192,7 +194,7 @@ def make_config(spec: ContainerSpec, bundle: str) -> dict:
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
-    }
+    }, spec.network)
 
 
 @contextlib.contextmanager

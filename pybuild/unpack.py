@@ -30,7 +30,7 @@ devices, fifos and hard links always. Overlay bookkeeping xattrs in a tar are re
 trusted.overlay.redirect on the host).
 
 Public API
-  unpack_tar(stream, dest, mode="overlay", keep_owner=None, xattr_ns="trusted", owned=None) -> (diff_id, size)
+  unpack_tar(stream, dest, mode="overlay", keep_owner=None, xattr_ns=None, owned=None) -> (diff_id, size)
       `stream` is the uncompressed tar; the return value is its sha256 and length (read to EOF).
   unpack_blob(raw, media_type, dest, mode="overlay", ...) -> (diff_id, size): decompresses first (sniffed).
   clean_name(name) -> tuple of components (raises UnpackError for escaping names)
@@ -477,12 +477,23 @@ def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
     return out
 
 
+def _in_userns() -> bool:
+    from pybuild.rootless import active
+
+    return active()
+
+
 def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_owner: bool | None = None,
-               xattr_ns: str = "trusted", owned: set[tuple[int, int]] | None = None, prefix: str = "",
+               xattr_ns: str | None = None, owned: set[tuple[int, int]] | None = None, prefix: str = "",
                chown: tuple[int, int] | None = None) -> tuple[str, int]:
     """Unpack an uncompressed tar stream into `dest`; returns (sha256 of the tar, its length).
     `owned`: see the module docstring (None when dest was empty: all of it is this unpack's);
-    `prefix`, `chown`: "plain" mode (ADD), entries go below dest/prefix, resolved inside dest."""
+    `prefix`, `chown`: "plain" mode (ADD), entries go below dest/prefix, resolved inside dest.
+    `xattr_ns` None: overlay's own (`user` in a user namespace, pybuild.rootless)."""
+    if xattr_ns is None:
+        from pybuild.rootless import overlay_xattr_ns
+
+        xattr_ns = overlay_xattr_ns()
     reader = _HashingReader(stream)
     unpacker = _Unpacker(dest, mode, os.geteuid() == 0 if keep_owner is None else keep_owner, xattr_ns, owned,
                          prefix, chown)
@@ -494,6 +505,10 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
                 except OSError as err:
                     if err.errno == errno.ELOOP:
                         raise UnpackError(f"unpack: {member.name}: too many symlinks") from None
+                    if err.errno == errno.EINVAL and unpacker.keep_owner and _in_userns():
+                        owner = chown or (member.uid, member.gid)
+                        raise UnpackError(f"unpack: {member.name}: owner {owner[0]}:{owner[1]} is not mapped in "
+                                          "this user namespace (rootless: above the user's subordinate ids?)") from None
                     raise UnpackError(f"unpack: {member.name}: {err.strerror}") from None
                 fault_point("layer.entry")
         unpacker.finish()
@@ -506,7 +521,7 @@ def unpack_tar(stream: BinaryIO | Any, dest: str, mode: str = "overlay", keep_ow
 
 
 def unpack_blob(raw: BinaryIO | Any, media_type: str, dest: str, mode: str = "overlay",
-                keep_owner: bool | None = None, xattr_ns: str = "trusted",
+                keep_owner: bool | None = None, xattr_ns: str | None = None,
                 owned: set[tuple[int, int]] | None = None) -> tuple[str, int]:
     """Decompress (gzip/zstd/bzip2/xz sniffed; `media_type` is informative) and unpack; returns (diffID, size)."""
     from pybuild.compress import open_decompressed

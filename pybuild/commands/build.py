@@ -10,6 +10,7 @@ import os
 
 import click
 
+from pybuild import rootless
 from pybuild.errors import PybuildError
 
 
@@ -104,7 +105,7 @@ def _stop_on_signals() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the final image; repeatable.")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE for RUN --mount=type=secret.")
-@click.option("--network", default="bridge", show_default=True,
+@click.option("--network", default="default", show_default="bridge; host for a user (rootless)",
               type=click.Choice(["bridge", "host", "none", "default"]),
               help="Network for RUN steps (a RUN --network flag overrides it).")
 @click.option("-o", "--output", "outputs", multiple=True,
@@ -139,6 +140,7 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
 
     if not os.path.isdir(context):
         raise PybuildError(f"build context {context}: not a directory")
+    rootless.check_network(network)  # before the cache could hide that no RUN step can have it
     stash: list[str] = []
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     try:
@@ -146,7 +148,7 @@ def build(ctx: click.Context, context: str, tags: tuple[str, ...], dockerfile: s
             context_dir=context, root=ctx.obj["root"], runtime=ctx.obj["runtime"], dockerfile=dockerfile,
             tags=list(tags), build_args=_pairs(build_args, "--build-arg", allow_bare_env=True), target=target,
             no_cache=no_cache, labels=_pairs(labels, "--label"), secrets=_secrets(secrets, stash),
-            network="bridge" if network == "default" else network, outputs=list(outputs),
+            network=rootless.default_network() if network == "default" else network, outputs=list(outputs),
             compression=compression, explain_cache=explain_cache,
             progress="quiet" if quiet else progress, iidfile=iidfile, host_ca=host_ca,
             source_date_epoch=timestamp if timestamp is not None else int(epoch) if epoch and epoch.isdigit()

@@ -32,7 +32,7 @@ from typing import Any
 
 import click
 
-from pybuild.containers import RUNTIME_ROOT, Container, ContainerError
+from pybuild.containers import Container, ContainerError, runtime_root
 from pybuild.commands.run import merge_env, parse_env
 
 _FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -140,7 +140,7 @@ class _Session:
         self.lock = threading.Lock()
 
     def argv(self) -> list[str]:
-        return [*self.c.runtime, "--root", RUNTIME_ROOT, "--log", self.log, "--log-format", "json",
+        return [*self.c.runtime, "--root", runtime_root(), "--log", self.log, "--log-format", "json",
                 "exec", "--process", self.process_file, "--pid-file", self.pid_file, self.c.id]
 
     def started(self) -> bool:

@@ -124,6 +124,9 @@ def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["
 
     if req.network not in NETWORKS:
         raise RunError(f"--network {req.network}: expected bridge, host or none")
+    from pybuild.rootless import check_network
+
+    check_network(req.network)
     ports = [parse_port(p) for p in req.ports]
     check_ports(ports)
     if ports and req.network != "bridge":
@@ -158,6 +161,9 @@ def write_bundle(c: Container, image: "StoredImage", req: RunRequest, ports: lis
     apply_network(spec, c.bundle, req.network, ports, hostname, netns=netns, address=address)
     spec["mounts"] = spec["mounts"] + mounts
     spec["linux"]["cgroupsPath"] = f"/pybuild/{c.id}"
+    from pybuild.rootless import adapt_spec
+
+    adapt_spec(spec, req.network)
     atomic_write(os.path.join(c.bundle, "config.json"), json.dumps(spec, indent=1).encode(), 0o600)
 
 
@@ -342,7 +348,7 @@ def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunR
 @click.option("--tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs.")
 @click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="USER[:GROUP] (names from the image's /etc/passwd).")
-@click.option("--network", "--net", "network", default="bridge", show_default=True,
+@click.option("--network", "--net", "network", default="default", show_default="bridge; host for a user",
               help="bridge, host or none.")
 @click.option("--entrypoint", default=None, help="Override the image's ENTRYPOINT ('' clears it).")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached.")
@@ -352,8 +358,11 @@ def start_detached(store: "Store", c: Container, image: "StoredImage", req: RunR
 @click.pass_context
 def run(ctx: click.Context, image: str, command: tuple[str, ...], **opts: Any) -> None:
     """Run a command in a new container."""
+    from pybuild import rootless
     from pybuild.store import Store
 
+    if opts.get("network") == "default":
+        opts["network"] = rootless.default_network()
     req = RunRequest(image=image, command=command, **opts)
     if req.detach and req.interactive:
         raise RunError("-d and -i cannot be used together")
