@@ -186,9 +186,10 @@ def enter(argv0: str = "pybuild") -> None:
         raise RootlessError(f"rootless: uid {uid} has no passwd entry (needed to find its subordinate ids)") from None
     tools = {}
     for tool in ("newuidmap", "newgidmap"):
-        tools[tool] = shutil.which(tool) or (f"/usr/bin/{tool}" if os.path.exists(f"/usr/bin/{tool}") else None)
-        if tools[tool] is None:
-            raise RootlessError(f"rootless: {tool} is not installed (Debian package uidmap)")
+        found = shutil.which(tool)
+        if found is None:
+            raise RootlessError(f"rootless: {tool} is not installed or not on PATH (Debian package uidmap)")
+        tools[tool] = found
     uid_args = plan_maps(uid, _ranges("/etc/subuid", name, uid))
     gid_args = plan_maps(gid, _ranges("/etc/subgid", name, uid))
     _unshare_and_map(tools, uid_args, gid_args)

@@ -206,6 +206,9 @@ def network(spec: ContainerSpec, container_id: str) -> Iterator[ContainerSpec]:
     if spec.network != "bridge":
         yield spec
         return
+    from pybuild.rootless import check_network
+
+    check_network(spec.network)
     from pybuild.net import plumbing
     from pybuild.net.model import NetSettings
 

@@ -1,0 +1,185 @@
+"""pybuild as an ordinary user (issue 19): a build FROM a local busybox base with RUN id,
+RUN chown, COPY --chown and a step run as a non-root image user; the layer tars read from the
+store say what the image says (not the host ids the tree has on disk); the image runs with
+pyrunc (pybuild run, as the user). The same Dockerfile under buildah rootless is the oracle for
+the layers' ownership; crun and runc as the RUN steps' runtime give the same layers. The
+refusals (no subordinate ids, no newuidmap, the bridge network) are one line each.
+
+The user is tests/rootlesslib.py's (made and removed by the tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from rootless_buildlib import UserBuild, busybox_tar, host_owners, owners_of
+from rootlesslib import _ranges
+
+DOCKERFILE = """\
+FROM busybox
+RUN id && touch /f && chown 1000:1000 /f && mkdir /d && chown 1000:50 /d
+COPY --chown=1001:1002 f.txt /g.txt
+RUN cp /bin/busybox /suid && chmod 4755 /suid
+USER app
+RUN id && touch /home/app/mine && (touch /etc/nope 2>/dev/null && echo WROTE || echo DENIED)
+"""
+# What the layers after the base must say: (uid, gid, mode bits) of the paths the steps made.
+EXPECTED = {"f": (1000, 1000, 0o644), "d": (1000, 50, 0o755), "g.txt": (1001, 1002, 0o644),
+            "suid": (0, 0, 0o4755), "home/app/mine": (1000, 1000, 0o644)}
+
+
+@pytest.fixture(scope="module")
+def base_tar(rootless_user):
+    d = os.path.join(rootless_user.home, "base-build")  # /tmp/pytest-of-root is closed to the user
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    yield busybox_tar(d)
+    shutil.rmtree(d)
+
+
+@pytest.fixture
+def ub(rootless_user, base_tar):
+    b = UserBuild(rootless_user, base_tar)
+    yield b
+    shutil.rmtree(b.data_home)  # subordinate-owned files: root removes them (the user would use pybuild rmi)
+
+
+def _owners(layers: dict) -> dict:
+    return {p: (u, g, m & 0o7777) for p, (u, g, m) in layers.items() if p in EXPECTED}
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", pytest.param("crun", marks=pytest.mark.peer),
+                                     pytest.param("runc", marks=pytest.mark.peer)])
+def test_build_layers_carry_the_image_ids(ub, rootless_user, runtime):
+    if shutil.which(runtime) is None and runtime != "pyrunc":
+        pytest.skip(f"{runtime} is not installed")
+    ub.runtime = runtime
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": DOCKERFILE, "f.txt": "hello\n"})
+    p = ub("build", "--progress", "plain", "-t", "t", ctx)
+    out = p.stdout + p.stderr
+    assert "uid=0(root) gid=0(root)" in out            # the image's root is the user
+    assert "uid=1000(app) gid=1000(app)" in out
+    assert "\nDENIED\n" in out and "\nWROTE\n" not in out      # uid 1000 cannot write root's /etc in the step
+    # the default store: $XDG_DATA_HOME/pybuild
+    assert os.path.isfile(os.path.join(ub.data_home, "pybuild", "index.json"))
+    assert _owners(ub.layer_owners("t", skip=1)) == EXPECTED
+    base = ub.layer_owners("t")  # the base layer as the image says: root's files stay 0
+    assert base["bin/busybox"][:2] == (0, 0) and base["etc/passwd"][:2] == (0, 0)
+    assert base["home/app"][:2] == (1000, 1000)
+    # on disk the unpacked tree holds the mapped host ids: image 1000 = subuid start + 999
+    u = rootless_user
+    owners = host_owners(u, os.path.join(ub.root, "layers"))
+    assert u.uid in owners and u.subuid[0] + 999 in owners and 0 not in owners
+
+
+def test_the_image_runs_with_pyrunc_as_the_user(ub, rootless_user):
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": DOCKERFILE, "f.txt": "hello\n"})
+    ub("build", "-q", "-t", "t", ctx)
+    p = ub("run", "--rm", "-u", "root", "t", "sh", "-c",
+           "id -u; stat -c '%u:%g %a %n' /f /g.txt /suid /home/app/mine; cat /proc/self/uid_map")
+    lines = p.stdout.splitlines()
+    assert lines[:5] == ["0", "1000:1000 644 /f", "1001:1002 644 /g.txt", "0:0 4755 /suid",
+                         "1000:1000 644 /home/app/mine"], p.stdout
+    first = lines[5].split()
+    assert first == ["0", str(rootless_user.uid), "1"]   # the container's root is the user on the host
+    # pybuild run's runtime state is under $XDG_RUNTIME_DIR, and nothing is left of the container
+    state = os.path.join(rootless_user.xdg, "pybuild", "runtime")
+    assert os.path.isdir(state) and [n for n in os.listdir(state) if not n.startswith(".")] == []
+
+
+@pytest.mark.peer
+def test_same_ownership_as_buildah_rootless(ub, rootless_user, tmp_path):
+    for tool in ("buildah", "podman"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": DOCKERFILE, "f.txt": "hello\n"})
+    ub("build", "-q", "-t", "t", ctx)
+    mine = ub.layer_owners("t", skip=1)
+    env = ub.env()  # buildah/podman keep their storage under $XDG_DATA_HOME/containers too
+    u = rootless_user
+    imp = u.run(["podman", "import", ub.base_tar, "localhost/busybox"], env=env)
+    assert imp.returncode == 0, imp.stderr
+    with open(os.path.join(ctx, "Dockerfile.buildah"), "w") as fh:
+        fh.write(DOCKERFILE.replace("FROM busybox", "FROM localhost/busybox"))
+    bud = u.run(["buildah", "bud", "--isolation", "oci", "--network", "host", "--layers",
+                 "-f", os.path.join(ctx, "Dockerfile.buildah"), "-t", "localhost/t", ctx], env=env, timeout=300)
+    assert bud.returncode == 0, bud.stderr
+    assert "\nDENIED\n" in bud.stdout and "\nWROTE\n" not in bud.stdout
+    layout = u.mkdir("oci-out")
+    push = u.run(["buildah", "push", "localhost/t", f"oci:{layout}:t"], env=env)
+    assert push.returncode == 0, push.stderr
+    theirs = _oci_layer_owners(layout, skip=1)
+    assert _owners(theirs) == _owners(mine) == EXPECTED
+    common = set(mine) & set(theirs)
+    assert {p: mine[p][:2] for p in common} == {p: theirs[p][:2] for p in common}
+
+
+def _oci_layer_owners(layout: str, skip: int) -> dict:
+    import gzip
+
+    def blob(digest: str) -> bytes:
+        with open(os.path.join(layout, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as fh:
+            return fh.read()
+
+    with open(os.path.join(layout, "index.json")) as fh:
+        index = json.load(fh)
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    tars = []
+    for layer in manifest["layers"][skip:]:
+        data = blob(layer["digest"])
+        tars.append(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    return owners_of(tars)
+
+
+# ---------------------------------------------------------------- refusals, one line each
+def _one_line(p, prefix: str) -> None:
+    assert p.returncode != 0
+    assert p.stderr.startswith(prefix) and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_bridge_network_is_refused(ub):
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN true\n"})
+    _one_line(ub("build", "--network", "bridge", ctx, check=False),
+              "pybuild: rootless: --network=bridge needs root")
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN --network=bridge true\n"})
+    p = ub("build", "--progress", "quiet", ctx, check=False)
+    assert p.returncode != 0 and "--network=bridge needs root" in p.stderr, p.stderr
+    assert os.listdir(os.path.join(ub.root, "tmp")) == []
+
+
+def test_without_newuidmap(ub, rootless_user):
+    _one_line(ub("images", check=False, env=ub.env(PATH="/nonexistent")),
+              "pybuild: rootless: newuidmap is not installed or not on PATH (Debian package uidmap)")
+
+
+def test_without_subordinate_ids(ub, rootless_user):
+    u = rootless_user
+    ranges = {"/etc/subuid": ("--del-subuids", "--add-subuids"), "/etc/subgid": ("--del-subgids", "--add-subgids")}
+    removed = []
+    u.kill_all()  # usermod refuses a user with processes (podman's pause process of another test)
+    try:
+        for path, (dele, _) in ranges.items():
+            for start, count in _ranges(path, u.name):
+                subprocess.run(["usermod", dele, f"{start}-{start + count - 1}", u.name], check=True)
+                removed.append((path, start, count))
+        p = ub("images", check=False)
+        _one_line(p, f"pybuild: rootless: no subordinate ids for {u.name} in /etc/subuid")
+        assert "usermod --add-subuids" in p.stderr
+    finally:
+        for path, start, count in removed:
+            subprocess.run(["usermod", ranges[path][1], f"{start}-{start + count - 1}", u.name], check=True)
+    assert ub("images").returncode == 0
+
+
+def test_parse_needs_no_namespace(ub):
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN true\n"})
+    # parse touches no store: it works without subordinate ids or newuidmap on PATH
+    p = ub("parse", "-f", os.path.join(ctx, "Dockerfile"), env=ub.env(PATH="/nonexistent"))
+    assert p.returncode == 0
