@@ -1,13 +1,17 @@
 """The seeds' story end to end, as scripts/demo.sh tells it, from an empty store:
 python:3.11-slim from debootstrap (examples/flaskdemo/make-base.sh), `pybuild -t flaskdemo`
 with `RUN pip install` on the bridge (TLS through the host's CA bundle), `pybuild run -d -p`,
-GET /hello?name=… on 127.0.0.1, and the same image in podman with pyrunc as its runtime.
+GET /hello?name=… on 127.0.0.1, and the same image in podman with pyrunc as its runtime. The image
+is also built with `--runtime` of each runtime in RUNTIMES, unpacked with `pybuild bundle` and run
+by each runtime, the app asked from inside its container (what the README demo test did before the
+story replaced that demo).
 
 Skipped, with the reason, only when the package index cannot be reached from this host.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +21,7 @@ import urllib.request
 import pytest
 
 from netlib import Pb, free_port
-from test_build_common import needs_root
+from test_build_common import RUNTIMES, needs_root
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -87,6 +91,8 @@ def test_flask_story(tmp_path):
         assert pb("run", "--rm", "--network", "none", "flaskdemo:committed", "cat", "/app/NOTE").stdout == "note\n"
     finally:
         pb.cleanup()
+    for runtime in RUNTIMES:
+        _bundle_runs(pb, runtime, tmp_path / f"bundle-{runtime}")
     if shutil.which("podman") is None:
         return
     archive = str(tmp_path / "flaskdemo.tar")
@@ -109,3 +115,35 @@ def test_flask_story(tmp_path):
     finally:
         subprocess.run(["podman", "--runtime", PYRUNC, "rm", "-f", "-t", "0", name], capture_output=True)
         subprocess.run(["podman", "rmi", "-f", image_id], capture_output=True)  # every name the load gave it
+
+
+def _bundle_runs(pb: Pb, runtime: str, bundle) -> None:
+    """The image as `pybuild bundle` unpacks it, run by `runtime` itself: the config says what the
+    Dockerfile said (CMD, USER, WORKDIR, ENV) and the app answers from inside its container."""
+    pb("--runtime", runtime, "build", "--progress", "plain", "-t", "flaskdemo", EXAMPLE, timeout=900)
+    pb("bundle", "flaskdemo", str(bundle))
+    try:
+        with open(bundle / "config.json") as fh:
+            config = json.load(fh)
+        assert config["process"]["args"] == ["python", "app.py"]
+        assert config["process"]["user"]["uid"] == 0 and config["process"]["cwd"] == "/app"
+        assert "PYTHONUNBUFFERED=1" in config["process"]["env"]
+        probe = ("import time, urllib.request\n"
+                 "for _ in range(50):\n"
+                 "    try:\n"
+                 "        print(urllib.request.urlopen('http://127.0.0.1:1234/hello?name=bundle').read().decode())\n"
+                 "        break\n"
+                 "    except OSError:\n"
+                 "        time.sleep(0.2)\n")
+        config["process"]["args"] = ["/bin/sh", "-c", f"python app.py >/dev/null 2>&1 & python -c \"{probe}\""]
+        config["process"]["terminal"] = False
+        with open(bundle / "config.json", "w") as fh:
+            json.dump(config, fh)
+        runtime_bin = PYRUNC if runtime == "pyrunc" else runtime
+        res = subprocess.run([runtime_bin, "--root", str(bundle) + "-state", "run", "-b", str(bundle),
+                              f"pbtest-flask-{runtime}-{os.getpid()}"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout.startswith("<h1>Hello, bundle!</h1>"), res.stdout + res.stderr
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.rmtree(str(bundle) + "-state", ignore_errors=True)
