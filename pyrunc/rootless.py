@@ -25,6 +25,7 @@ import os
 import stat
 
 from pyrunc.errors import ConfigError, MissingFeature, PyruncError
+from pyrunc.spec_record import Record
 
 FULL_MAP = (0, 0, 4294967295)
 
@@ -114,16 +115,13 @@ def check_state_root(root: str, euid: int | None = None) -> None:
         raise PyruncError(f"state root {root}: writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})")
 
 
-class MapPlan:
-    """How the id maps of a rootless container are written."""
+class MapPlan(Record):
+    """How the id maps of a rootless container are written: `direct` (the caller's own id
+    alone: setgroups denied, then the map files written by the parent) or through the helpers."""
 
-    __slots__ = ("direct", "deny_setgroups", "uid_text", "gid_text")
-
-    def __init__(self, direct: bool, deny_setgroups: bool, uid_text: bytes, gid_text: bytes) -> None:
-        self.direct = direct                  # write /proc/PID/{uid,gid}_map ourselves
-        self.deny_setgroups = deny_setgroups  # required for an unprivileged gid_map write
-        self.uid_text = uid_text
-        self.gid_text = gid_text
+    direct: bool
+    uid_text: bytes
+    gid_text: bytes
 
 
 def _own_only(mappings: tuple, host_id: int) -> bool:
@@ -143,7 +141,7 @@ def plan_maps(uid_mappings: tuple, gid_mappings: tuple, euid: int | None = None,
     euid = os.geteuid() if euid is None else euid
     egid = os.getegid() if egid is None else egid
     direct = _own_only(uid_mappings, euid) and _own_only(gid_mappings, egid)
-    return MapPlan(direct, direct, id_map_text(uid_mappings), id_map_text(gid_mappings))
+    return MapPlan(direct, id_map_text(uid_mappings), id_map_text(gid_mappings))
 
 
 def check_config(ns_plan, uid_mappings: tuple, gid_mappings: tuple) -> None:
