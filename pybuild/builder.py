@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from pybuild import fault_point
-from pybuild.errors import DockerfileError, PybuildError, StepFailed
+from pybuild.errors import DockerfileError, InstructionError, PybuildError, StepFailed
 from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageConfig, Manifest, chain_id,
                            format_time, host_platform, parse_config)
 
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from pybuild.cache import StepInputs
     from pybuild.dockerfile.stages import ArgInstr, Stage
     from pybuild.dockerfile.shell_words import ShellLex
-    from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, Step
+    from pybuild.dockerfile.instructions import Instruction
+    from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState, Step
     from pybuild.store import StoredImage
 
 
@@ -180,14 +181,13 @@ class Builder:
         from pybuild.context import BuildContext
         from pybuild.dockerfile.shell_words import ShellLex, default_args, meta_arg_env, proxy_env
         from pybuild.buildtemp import BuildTemp
-        from pybuild.steps import BuildEnv
+        from pybuild.steps.contract import BuildEnv
 
         opts = self.opts
         data, self.df_name, df_path = _read_dockerfile(opts)
         result = dockerfile_parser.parse(data, self.df_name)
         meta, self.stages = instructions.parse_stages(result)
         utf8.check_dockerfile(result, self.df_name)  # before anything runs (issue 11 finding 8)
-        self.nodes = {n.start_line: n for n in result.nodes}
         target = instructions.select_target(self.stages, opts.target)
         self.stage_index = {s.name: s.index for s in self.stages if s.name}
         lex = ShellLex(result.escape)
@@ -205,7 +205,8 @@ class Builder:
                                 progress=self.progress, lex=lex, runtime=self.runtime, network=opts.network,
                                 secrets=opts.secrets, host_ca=opts.host_ca, build_args=opts.build_args,
                                 proxy_env=proxy_env(opts.build_args), lowers_of=self.lowers_of,
-                                key_of=self.key_of, ensure_lowers=self.ensure_lowers, stack=stack)
+                                key_of=self.key_of, ensure_lowers=self.ensure_lowers, stack=stack,
+                                dockerfile=self.df_name)
             stack.callback(self.cache.flush_meta)
             if opts.cache_from:
                 from pybuild import cache_transfer
@@ -281,7 +282,7 @@ class Builder:
         st, name = self._base_state_raw(stage, lex)
         if not any(e.startswith("PATH=") for e in st.container.env):
             from pybuild.runtime import DEFAULT_PATH
-            from pybuild.steps import with_container
+            from pybuild.steps.contract import with_container
 
             st.config = with_container(st, env=(DEFAULT_PATH,) + tuple(st.container.env))
         # The chain starts from the base's digest *and* the config the stage starts
@@ -293,7 +294,7 @@ class Builder:
 
     def _base_state_raw(self, stage: "Stage", lex: "ShellLex") -> "tuple[StageState, str]":
         from pybuild.errors import ImageNotFound
-        from pybuild.steps import StageState
+        from pybuild.steps.contract import StageState
 
         name = lex.process_word(stage.base_name, self.global_args)
         platform = lex.process_word(stage.platform, self.global_args) if stage.platform else ""
@@ -321,28 +322,25 @@ class Builder:
         return StageState(config=image.config, layers=tuple(d.with_annotations(None) for d in image.manifest.layers),
                           key=image.id, base_digest=image.id, global_args=dict(self.global_args)), name
 
-    def _instrs(self, stage: "Stage") -> "list[Instr]":
-        from pybuild.steps import instr_from_node
-
-        return [instr_from_node(self.nodes[i.line], self.df_name) for i in stage.instructions]
-
-    def _triggers(self, st: "StageState", stage: "Stage") -> "list[Instr]":
+    def _triggers(self, st: "StageState", stage: "Stage") -> "list[Instruction]":
         """ONBUILD triggers of the base image, as instructions at the FROM line."""
         import dataclasses
 
         from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
-        from pybuild.steps import instr_from_node, with_container
+        from pybuild.steps.contract import with_container
 
         out = []
         for trigger in st.container.on_build:
             result = dockerfile_parser.parse(trigger.encode(), self.df_name)
             for node in result.nodes:
-                instructions.parse_instruction(node, self.df_name)
                 node.start_line = stage.line
-                out.append(instr_from_node(node, self.df_name))
+                parsed = instructions.parse_instruction(node, self.df_name)
+                if isinstance(parsed, tuple):  # FROM: refused as a trigger when written, not in a base
+                    raise DockerfileError("FROM isn't allowed as an ONBUILD trigger", stage.line, self.df_name)
+                out.append(dataclasses.replace(parsed, line=stage.line, end_line=stage.line))
         if st.container.on_build:
             st.config = with_container(st, on_build=())
-        return [dataclasses.replace(i, line=stage.line) for i in out]
+        return out
 
     def _build_stage(self, stage: "Stage", n: int, total: int) -> StageResult:
         from pybuild.cache import StepInputs
@@ -355,7 +353,7 @@ class Builder:
         st, base_name = self._base_state(stage, b.lex)
         if time.monotonic() - started > 0.2:
             self.progress.done(f"base {base_name} resolved")
-        instrs = self._triggers(st, stage) + self._instrs(stage)
+        instrs = self._triggers(st, stage) + list(stage.instructions)
         steps_total = len(instrs) + 1
         stage_id = f"{b.context.root}\0{self.df_name}\0{stage.name or stage.index}"
         history = self.cache.stage_builds(stage_id) if self.opts.explain_cache else []
@@ -370,18 +368,20 @@ class Builder:
         self.cache.save_stage_build(stage_id, done)
         return StageResult(state=st, key=st.key)
 
-    def _run_step(self, b: "BuildEnv", st: "StageState", ins: "Instr", done: "list[StepInputs]",
+    def _run_step(self, b: "BuildEnv", st: "StageState", ins: "Instruction", done: "list[StepInputs]",
                   history: "list[list[StepInputs]]", rebuilt: bool) -> "tuple[StepInputs, bool]":
         from pybuild.cache import CacheRecord, StepInputs, step_key
-        from pybuild.steps import step_for
+        from pybuild.steps.table import step_for
 
-        step = step_for(ins.keyword)
         try:
+            step = step_for(ins)
             prep = step.prepare(b, st, ins)
         except (DockerfileError, StepFailed):
             raise
+        except InstructionError as err:
+            raise DockerfileError(str(err), ins.line, self.df_name) from None
         except PybuildError as err:
-            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, self.df_name) from None
         # A metadata step's inputs are its text and its parent's key: every ARG value in scope was
         # set by an ARG step of this stage whose key covers the resolved value. Hashing all ARGs
         # again at each step made a file of n ARG lines O(n²).
@@ -413,7 +413,7 @@ class Builder:
         try:
             detail = self._commit_step(st, outcome)
         except PybuildError as err:  # e.g. a file the step made that no layer can hold
-            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, self.df_name) from None
         st.key = key
         self.cache.record(key, CacheRecord(config=st.config.to_dict(),
                                            layers=[d.to_dict() for d in st.layers]))
@@ -430,16 +430,18 @@ class Builder:
             old = old_build[len(done)] if old_build and len(old_build) > len(done) else None
             self.progress.explain(explain(old, inputs, rebuilt))
 
-    @staticmethod
-    def _apply(b: "BuildEnv", st: "StageState", ins: "Instr", step: "Step", prep: "Prepared") -> "Outcome":
+    def _apply(self, b: "BuildEnv", st: "StageState", ins: "Instruction", step: "Step",
+               prep: "Prepared") -> "Outcome":
         try:
             return step.apply(b, st, ins, prep)
         except (DockerfileError, StepFailed):
             raise
+        except InstructionError as err:
+            raise DockerfileError(str(err), ins.line, self.df_name) from None
         except PybuildError as err:
-            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, ins.filename) from None
+            raise DockerfileError(f"{ins.keyword.upper()}: {err}", ins.line, self.df_name) from None
 
-    def _run_metadata_step(self, b: "BuildEnv", st: "StageState", ins: "Instr", step: "Step",
+    def _run_metadata_step(self, b: "BuildEnv", st: "StageState", ins: "Instruction", step: "Step",
                            prep: "Prepared", key: str, explain_miss: "Callable[[], None]") -> bool:
         """A config-only step: always recomputed in memory (cheap, and a pure function of what the key
         covers), with the history timestamp of the cached run on a hit, so a rebuild gives the same

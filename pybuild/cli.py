@@ -1,57 +1,22 @@
 """pybuild's command line: `pybuild [opts] -t NAME CONTEXT` builds; other verbs are subcommands.
 
-The verbs live in their own modules; this file only knows their names (COMMANDS)
-and imports a verb's module when that verb runs, so `pybuild parse` does not pay
-for the builder and vice versa. PybuildError is caught once, here.
+The verbs live in `pybuild.commands`, whose COMMANDS table is the one list of them; this
+file parses the global options, routes a docker-style `pybuild -t x .` to `build`, enters
+the user namespace for the verbs that need it, imports the verb's module when that verb
+runs, and is the one error handler every verb goes through: PybuildError, click's usage
+errors and OSError each become one `pybuild: …` line and an exit code.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 import click
 
 from pybuild import rootless
+from pybuild.commands import COMMANDS
 from pybuild.errors import PybuildError
-
-# verb -> "module:click_command_attribute". Each module defines a click.Command.
-COMMANDS: dict[str, str] = {
-    "build": "pybuild.commands.build:build",
-    "parse": "pybuild.commands.parse:parse",
-    "images": "pybuild.commands.images:images",
-    "inspect": "pybuild.commands.inspect:inspect",
-    "tag": "pybuild.commands.images:tag",
-    "rmi": "pybuild.commands.images:rmi",
-    "prune": "pybuild.commands.images:prune",
-    "fsck": "pybuild.commands.images:fsck",
-    "export": "pybuild.commands.images:export",
-    "import": "pybuild.commands.images:import_",
-    "bundle": "pybuild.commands.images:bundle",
-    "pull": "pybuild.commands.registry:pull",
-    "push": "pybuild.commands.registry:push",
-    "login": "pybuild.commands.registry:login",
-    "logout": "pybuild.commands.registry:logout",
-    "save": "pybuild.commands.archives:save",
-    "load": "pybuild.commands.archives:load",
-    "run": "pybuild.commands.run:run",
-    "ps": "pybuild.commands.containers:ps",
-    "stop": "pybuild.commands.containers:stop",
-    "rm": "pybuild.commands.containers:rm",
-    "logs": "pybuild.commands.containers:logs",
-    "commit": "pybuild.commands.containers:commit",
-    "exec": "pybuild.commands.exec:exec_",
-    "top": "pybuild.commands.lifecycle:top",
-    "port": "pybuild.commands.lifecycle:port",
-    "wait": "pybuild.commands.lifecycle:wait",
-    "kill": "pybuild.commands.lifecycle:kill",
-    "restart": "pybuild.commands.lifecycle:restart",
-    "volume": "pybuild.commands.volumes:volume",
-    "info": "pybuild.commands.info:info",
-    "system": "pybuild.commands.info:system",
-}
-
 
 class _Group(click.Group):
     """A group whose subcommands are imported on use; an unknown first word
@@ -61,11 +26,8 @@ class _Group(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        command = COMMANDS.get(name)
+        return None if command is None else command.load()
 
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         if args and args[0] not in COMMANDS and "build" in COMMANDS:
@@ -107,8 +69,9 @@ def route_build(argv: list[str]) -> list[str]:
     return argv
 
 
-# Verbs that never touch the store or run anything: an ordinary user runs them as themselves.
-_NO_NAMESPACE = ("parse", "login", "logout", "-h", "--help", "--version")
+# What an ordinary user runs as themselves: the verbs that never touch the store or run
+# anything (COMMANDS' userns=False), help and the version.
+_NO_NAMESPACE = (*(name for name, c in COMMANDS.items() if not c.userns), "-h", "--help", "--version")
 
 
 def _verb(argv: list[str]) -> str | None:

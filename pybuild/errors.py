@@ -20,6 +20,12 @@ class DockerfileError(PybuildError):
         super().__init__(prefix + message)
 
 
+class InstructionError(PybuildError):
+    """What one instruction asks for cannot be done (a value after expansion, an option pybuild
+    lacks); the message has no place: the builder, which knows the instruction's line, raises it
+    again as `DockerfileError` ("Dockerfile:LINE: message")."""
+
+
 class StepFailed(PybuildError):
     def __init__(self, message: str, line: int | None, exit_code: int) -> None:
         self.line = line

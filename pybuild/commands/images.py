@@ -1,6 +1,6 @@
 """Image verbs of the pybuild CLI: images, tag, rmi, prune, fsck, export, import, bundle (inspect: commands.inspect).
 
-Each is a click command registered by name in cli.COMMANDS; the store root is `ctx.obj["root"]`.
+Each is a click command registered by name in pybuild.commands.COMMANDS; the store root is `ctx.obj["root"]`.
 Errors are PybuildError subclasses, reported once by cli.main.
 """
 

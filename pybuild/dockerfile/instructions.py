@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Instruction:
-    """Common part: lowercased keyword, source lines (1-based) and the joined line."""
+    """Common part: lowercased keyword, source lines (1-based), the joined line and the flag
+    words as written (`--from=build`), for texts that quote the instruction (history, cache
+    keys); what the flags mean is in the typed fields of each record."""
 
     keyword: str
     line: int
     end_line: int
     original: str
+    flags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

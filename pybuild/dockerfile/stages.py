@@ -57,9 +57,6 @@ from pybuild.gostr import go_lower, go_quote, go_trim_space, go_upper, printable
 from pybuild.dockerfile.flags import FlagError, Flags, parse_go_duration, suggest
 
 
-INSTRUCTION_NAMES = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",
-                     "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
-
 
 _Err = FlagError  # one message-without-location error for the whole layer
 
@@ -77,7 +74,8 @@ class _Req:
     @property
     def base(self) -> dict[str, object]:
         n = self.node
-        return {"keyword": self.keyword, "line": n.start_line, "end_line": n.end_line, "original": n.original}
+        return {"keyword": self.keyword, "line": n.start_line, "end_line": n.end_line, "original": n.original,
+                "flags": tuple(n.flags)}
 
 
 def _node_args(node: Node) -> list[str]:
@@ -341,10 +339,15 @@ def _shell(r: _Req) -> Instruction:
     return ShellInstr(**r.base, shell=tuple(r.args))
 
 
-_PARSERS = {"env": _env, "maintainer": _maintainer, "label": _label, "add": _add, "copy": _copy,
+# The one table of what each keyword reads: keyword -> its parser (declares and checks its flags,
+# counts its arguments, returns its typed record). FROM is handled by parse_stages.
+PARSERS = {"env": _env, "maintainer": _maintainer, "label": _label, "add": _add, "copy": _copy,
             "onbuild": _onbuild, "workdir": _workdir, "run": _run, "cmd": _cmd, "healthcheck": _healthcheck,
             "entrypoint": _entrypoint, "expose": _expose, "user": _user, "volume": _volume,
             "stopsignal": _stopsignal, "arg": _arg, "shell": _shell}
+
+
+INSTRUCTION_NAMES = tuple(sorted([*PARSERS, "from"]))
 
 
 def _from(r: _Req) -> tuple[str, str, str]:
@@ -361,7 +364,7 @@ def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction |
     try:
         if keyword == "from":
             return _from(req)
-        parser = _PARSERS.get(keyword)
+        parser = PARSERS.get(keyword)
         if parser is None:
             raise _Err(suggest(f"unknown instruction: {node.value}", node.value,
                                 [go_upper(n) for n in INSTRUCTION_NAMES], case_sensitive=False))

@@ -16,9 +16,10 @@ import os
 from dataclasses import dataclass
 
 from pybuild.context import Source, has_glob
-from pybuild.errors import ContextError
+from pybuild.dockerfile.instructions import AddInstr, CopyInstr
+from pybuild.errors import ContextError, InstructionError
 from pybuild.overlay import mount_overlay
-from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
+from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState
 from pybuild.steps.archive import archive_kind, extract, fetch, is_url, url_filename
 from pybuild.steps.copytree import Placement, SourceTree, copy_sources, dest_is_dir, dest_path
 from pybuild.steps.fs import resolve_in_root
@@ -86,16 +87,33 @@ class RootfsTree:
         return sorted(out, key=lambda t: t[0])
 
 
-def _parse_chmod(ins: Instr, raw: str | None) -> int | None:
+def _parse_chmod(raw: str | None) -> int | None:
     if not raw:
         return None
     try:
         value = int(raw, 8)
     except ValueError:
-        raise ins.error(f"--chmod={raw}: expected an octal mode") from None
+        raise InstructionError(f"--chmod={raw}: expected an octal mode") from None
     if value > 0o7777:
-        raise ins.error(f"--chmod={raw}: mode out of range")
+        raise InstructionError(f"--chmod={raw}: mode out of range")
     return value
+
+
+def _unsupported(ins: CopyInstr | AddInstr) -> str | None:
+    """The first flag pybuild parses but cannot honour, or None."""
+    if ins.excludes:
+        return "exclude"
+    if isinstance(ins, CopyInstr) and ins.parents:
+        return "parents"
+    if isinstance(ins, AddInstr) and ins.unpack is not None:
+        return "unpack"
+    return None
+
+
+def _flag_text(word: str) -> str:
+    """A flag as the step's text shows it: `--name=value`, or `--name` when it has no value."""
+    name, _, value = word[2:].partition("=")
+    return f"--{name}={value}" if value else f"--{name}"
 
 
 class CopyStep:
@@ -105,52 +123,38 @@ class CopyStep:
         self.add = add
         self.name = "ADD" if add else "COPY"
 
-    def _words(self, b: BuildEnv, st: StageState, ins: Instr) -> tuple[list[str], str]:
-        if len(ins.args) < 2:
-            raise ins.error(f"{self.name} requires at least two arguments, but only one was provided. "
-                            "Destination could not be determined")
+    def prepare(self, b: BuildEnv, st: StageState, ins: CopyInstr | AddInstr) -> Prepared:
+        unsupported = _unsupported(ins)
+        if unsupported:
+            raise InstructionError(f"{self.name} --{unsupported} is not supported by pybuild")
         env = st.env()
-        words = [b.lex.process_word(w, env) for w in ins.args]
-        return words[:-1], words[-1]
-
-    def prepare(self, b: BuildEnv, st: StageState, ins: Instr) -> Prepared:
-        for unsupported in ("parents", "exclude"):
-            if ins.flag(unsupported) is not None:
-                raise ins.error(f"{self.name} --{unsupported} is not supported by pybuild")
-        srcs, dest = self._words(b, st, ins)
-        env = st.env()
-        from_ = ins.flag("from")
-        chown = b.lex.process_word(ins.flag("chown"), env) if ins.flag("chown") else None
-        chmod = _parse_chmod(ins, b.lex.process_word(ins.flag("chmod"), env) if ins.flag("chmod") else None)
-        checksum = ins.flag("checksum")
-        heredoc_names = {d.name for d in ins.heredocs}
+        srcs = [b.lex.process_word(w, env) for w in ins.sources]
+        dest = b.lex.process_word(ins.dest, env)
+        from_ = ins.from_ if isinstance(ins, CopyInstr) else ""
+        chown = b.lex.process_word(ins.chown, env) if ins.chown else None
+        chmod = _parse_chmod(b.lex.process_word(ins.chmod, env) if ins.chmod else None)
+        checksum = ins.checksum if isinstance(ins, AddInstr) else ""
         heredocs = []
+        for doc in ins.contents:
+            content = doc.data
+            if doc.expand and "$" in content:
+                # BuildKit expands heredoc bodies with quotes and escapes kept raw
+                import dataclasses as _dc
+
+                raw = _dc.replace(b.lex, raw_quotes=True, raw_escapes=True)
+                content = raw.process_word(content, env)
+            heredocs.append((doc.path, content))
         local_words = []
         url_words = []
         for word in srcs:
-            name = word[2:].lstrip("-").strip("'\"") if word.startswith("<<") else None
-            if name is not None and name in heredoc_names:
-                doc = next(d for d in ins.heredocs if d.name == name)
-                content = doc.content
-                if doc.chomp:
-                    from pybuild.dockerfile.parser import chomp_heredoc
-
-                    content = chomp_heredoc(content)
-                if doc.expand and "$" in content:
-                    # BuildKit expands heredoc bodies with quotes and escapes kept raw
-                    import dataclasses as _dc
-
-                    raw = _dc.replace(b.lex, raw_quotes=True, raw_escapes=True)
-                    content = raw.process_word(content, env)
-                heredocs.append((name, content))
-            elif is_url(word):
+            if is_url(word):
                 if not self.add:
-                    raise ins.error(f"COPY {word}: source can't be a URL (use ADD)")
+                    raise InstructionError(f"COPY {word}: source can't be a URL (use ADD)")
                 url_words.append(word)
             else:
                 local_words.append(word)
         if checksum and (not url_words or len(srcs) != 1):
-            raise ins.error("ADD --checksum requires exactly one http(s) source")
+            raise InstructionError("ADD --checksum requires exactly one http(s) source")
         files: dict[str, str] = {}
         h = hashlib.sha256()
         local: list[Source] = []
@@ -162,7 +166,7 @@ class CopyStep:
                 try:
                     found = b.context.resolve(word)
                 except ContextError as err:
-                    raise ins.error(f"{self.name} {word}: {str(err).split(': ', 1)[-1]}") from None
+                    raise InstructionError(f"{self.name} {word}: {str(err).split(': ', 1)[-1]}") from None
                 local.extend(found)
             digest = b.context.digest(local, for_layer=True)
             files.update(digest.files)
@@ -184,15 +188,16 @@ class CopyStep:
             urls.append((url, target, digest_url))
             files[url] = digest_url
             h.update(f"url {url} {digest_url}".encode())
-        plan = Plan(srcs=srcs, dest=dest, from_=from_, chown=chown, chmod=chmod, heredocs=heredocs,
+        plan = Plan(srcs=srcs, dest=dest, from_=from_ or None, chown=chown, chmod=chmod, heredocs=heredocs,
                     local=local, urls=urls)
-        flags = " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in ins.flags)
-        text = f"{self.name} {flags + ' ' if flags else ''}{' '.join(srcs)} {dest}"
+        flags = " ".join(_flag_text(word) for word in ins.flags)
+        words = srcs + [f"<<{doc.path}" for doc in ins.contents]
+        text = f"{self.name} {flags + ' ' if flags else ''}{' '.join(words)} {dest}"
         return Prepared(text=text, sources="sha256:" + h.hexdigest(), files=files,
                         extra={"user": st.container.user, "workdir": st.container.working_dir},
                         payload=plan)
 
-    def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
+    def apply(self, b: BuildEnv, st: StageState, ins: CopyInstr | AddInstr, prep: Prepared) -> Outcome:
         plan = prep.payload
         assert isinstance(plan, Plan)
         assert b.ensure_lowers is not None

@@ -15,54 +15,49 @@ import contextlib
 import os
 import secrets as _secrets
 
-from typing import TYPE_CHECKING
-
 from pybuild import runtime as rt
-from pybuild.errors import StepFailed
+from pybuild.dockerfile.instructions import InlineFile, RunInstr
+from pybuild.errors import InstructionError, StepFailed
 from pybuild.overlay import mount_overlay
 from pybuild.stubs import plan_stubs, prune_stubs
-from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState
+from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState
 from pybuild.steps.run_mounts import MountEnv, parse_mount, prepare as prepare_mounts
 from pybuild.steps.users import resolve_user
-
-if TYPE_CHECKING:
-    from pybuild.dockerfile.parser import Heredoc
 
 _SCRIPT_DIR = "/.pybuild-heredoc"
 
 
-def _heredoc_only(ins: Instr) -> bool:
-    if not ins.heredocs or ins.json or len(ins.args) != 1:
+def _heredoc_only(ins: RunInstr) -> bool:
+    if not ins.files or not ins.prepend_shell or len(ins.cmd) != 1:
         return False
-    word = ins.args[0].strip()
-    return word.startswith("<<") and len(ins.heredocs) == 1
+    return ins.cmd[0].strip().startswith("<<") and len(ins.files) == 1
 
 
-def _heredoc_body(doc: "Heredoc") -> str:
+def _heredoc_body(doc: InlineFile) -> str:
     if doc.chomp:
         from pybuild.dockerfile.parser import chomp_heredoc
 
-        return chomp_heredoc(doc.content)
-    return doc.content
+        return chomp_heredoc(doc.data)
+    return doc.data
 
 
-def command_args(st: StageState, ins: Instr) -> tuple[list[str], str | None]:
+def command_args(st: StageState, ins: RunInstr) -> tuple[list[str], str | None]:
     """(argv, heredoc script to place at _SCRIPT_DIR/script or None)."""
     shell = list(st.container.shell or ("/bin/sh", "-c"))
-    if ins.json:
-        if not ins.args:
-            raise ins.error("RUN requires at least one argument")
-        return list(ins.args), None
+    if not ins.prepend_shell:
+        if not ins.cmd:
+            raise InstructionError("RUN requires at least one argument")
+        return list(ins.cmd), None
     if _heredoc_only(ins):
-        body = _heredoc_body(ins.heredocs[0])
+        body = _heredoc_body(ins.files[0])
         if body.startswith("#!"):
             return [f"{_SCRIPT_DIR}/script"], body
         return shell + [body], None
-    if not ins.args or not ins.args[0].strip():
-        raise ins.error("RUN requires at least one argument")
-    cmdline = ins.args[0]
-    for doc in ins.heredocs:
-        cmdline += "\n" + doc.content + doc.name
+    if not ins.cmd or not ins.cmd[0].strip():
+        raise InstructionError("RUN requires at least one argument")
+    cmdline = ins.cmd[0]
+    for doc in ins.files:
+        cmdline += "\n" + doc.data + doc.name
     return shell + [cmdline], None
 
 
@@ -78,16 +73,15 @@ def history_text(st: StageState, argv: list[str]) -> str:
 class RunStep:
     metadata_only = False
 
-    def prepare(self, b: BuildEnv, st: StageState, ins: Instr) -> Prepared:
+    def prepare(self, b: BuildEnv, st: StageState, ins: RunInstr) -> Prepared:
         argv, script = command_args(st, ins)
+        if ins.devices:
+            raise InstructionError("RUN --device is not supported by pybuild")
+        if ins.security != "sandbox":
+            raise InstructionError(f"RUN --security={ins.security}: only sandbox is supported")
         env = st.env()
-        mounts = [parse_mount(b.lex.process_word(m, env)) for m in ins.flag_all("mount")]
-        network = ins.flag("network") or "default"
-        if network not in ("default", "bridge", "host", "none"):
-            raise ins.error(f"RUN --network={network}: expected default, bridge, host or none")
-        security = ins.flag("security")
-        if security not in (None, "sandbox"):
-            raise ins.error(f"RUN --security={security}: only sandbox is supported")
+        mounts = [parse_mount(b.lex.process_word(m, env)) for m in ins.mounts]
+        network = ins.network
         # The key covers what the command is and how it sees the world, never a
         # secret's content (only its id, which is in the instruction text).
         extra = {"argv": argv, "script": script, "network": network, "user": st.container.user,
@@ -104,7 +98,7 @@ class RunStep:
                 extra.setdefault("bind_context", []).append(b.context.digest(b.context.resolve(m.source or ".")).digest)
         return Prepared(text=ins.original, extra=extra, payload=(argv, script, mounts, network))
 
-    def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
+    def apply(self, b: BuildEnv, st: StageState, ins: RunInstr, prep: Prepared) -> Outcome:
         assert isinstance(prep.payload, tuple)
         argv, script, mounts, network = prep.payload
         assert b.ensure_lowers is not None
@@ -155,7 +149,7 @@ class RunStep:
             text = " ".join(ins.original.split())
             if len(text) > 80:
                 text = text[:77] + "..."
-            raise StepFailed(f"{ins.filename}:{ins.line}: {text}: exit code {code}", ins.line, code)
+            raise StepFailed(f"{b.dockerfile}:{ins.line}: {text}: exit code {code}", ins.line, code)
         prune_stubs(ov.upper, list(reversed(lowers)), stubs)
         return Outcome(config=st.config, created_by=history_text(st, argv), diff=ov.upper, base_lowers=lowers)
 

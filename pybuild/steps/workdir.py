@@ -7,7 +7,8 @@ from __future__ import annotations
 import posixpath
 
 from pybuild.overlay import mount_overlay
-from pybuild.steps import BuildEnv, Instr, Outcome, Prepared, StageState, with_container
+from pybuild.dockerfile.instructions import WorkdirInstr
+from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState, with_container
 from pybuild.steps.fs import makedirs_in_root
 from pybuild.steps.users import resolve_user
 
@@ -20,13 +21,11 @@ def workdir_path(st: StageState, word: str) -> str:
 class WorkdirStep:
     metadata_only = False
 
-    def prepare(self, b: BuildEnv, st: StageState, ins: Instr) -> Prepared:
-        if len(ins.args) != 1:
-            raise ins.error("WORKDIR requires exactly one argument")
-        path = workdir_path(st, b.lex.process_word(ins.args[0], st.env()))
+    def prepare(self, b: BuildEnv, st: StageState, ins: WorkdirInstr) -> Prepared:
+        path = workdir_path(st, b.lex.process_word(ins.path, st.env()))
         return Prepared(text=f"WORKDIR {path}", extra={"user": st.container.user}, payload=path)
 
-    def apply(self, b: BuildEnv, st: StageState, ins: Instr, prep: Prepared) -> Outcome:
+    def apply(self, b: BuildEnv, st: StageState, ins: WorkdirInstr, prep: Prepared) -> Outcome:
         path = prep.payload
         assert isinstance(path, str)
         config = with_container(st, working_dir=path)

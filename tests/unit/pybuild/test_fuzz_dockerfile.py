@@ -22,7 +22,8 @@ from pybuild.builder import _stage_refs
 from pybuild.errors import PybuildError
 from pybuild.image import ImageConfig, to_json
 from pybuild.dockerfile.shell_words import ShellLex, default_args, meta_arg_env
-from pybuild.steps import BuildEnv, StageState, instr_from_node, step_for
+from pybuild.steps.contract import BuildEnv, StageState
+from pybuild.steps.table import step_for
 
 EXAMPLES = int(os.environ.get("PYRUNC_FUZZ_EXAMPLES", "0")) or 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,7 +87,6 @@ def front(data: bytes) -> list[ImageConfig]:
     lex = ShellLex(result.escape)
     global_args = meta_arg_env([(a.key, a.default) for m in meta for a in m.args], {}, lex,
                                default_args(target=stages[target].name))
-    nodes = {n.start_line: n for n in result.nodes}
     env = BuildEnv(store=None, cache=None, context=None, temp=None, progress=None, lex=lex,  # type: ignore[arg-type]
                    runtime=["pyrunc"])
     configs = []
@@ -96,12 +96,11 @@ def front(data: bytes) -> list[ImageConfig]:
         st_ = StageState(config=ImageConfig(architecture="amd64", os="linux"), layers=(), key="scratch",
                          base_digest="scratch", global_args=dict(global_args))
         for ins in stage.instructions:
-            instr = instr_from_node(nodes[ins.line], "Dockerfile")
-            step = step_for(instr.keyword)
+            step = step_for(ins)
             if not step.metadata_only:
                 continue
-            prep = step.prepare(env, st_, instr)
-            st_.config = step.apply(env, st_, instr, prep).config
+            prep = step.prepare(env, st_, ins)
+            st_.config = step.apply(env, st_, ins, prep).config
         configs.append(st_.config)
     return configs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from pybuild.image import ContainerConfig, ImageConfig
-from pybuild.steps import StageState, with_container
+from pybuild.steps.contract import StageState, with_container
 
 
 def _state(env=(), labels=None) -> StageState:
