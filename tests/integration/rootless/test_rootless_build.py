@@ -183,3 +183,37 @@ def test_parse_needs_no_namespace(ub):
     # parse touches no store: it works without subordinate ids or newuidmap on PATH
     p = ub("parse", "-f", os.path.join(ctx, "Dockerfile"), env=ub.env(PATH="/nonexistent"))
     assert p.returncode == 0
+
+
+def test_an_image_id_beyond_the_range_is_one_line(ub, rootless_user):
+    import io
+    import tarfile
+
+    u = rootless_user
+    far = u.subuid[1] + 1000  # the namespace maps 0..count: this one has no host id
+    path = os.path.join(u.home, f"far-{os.urandom(4).hex()}.tar")
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("far")
+        info.size, info.uid, info.gid, info.mode = 2, far, far, 0o644
+        tar.addfile(info, io.BytesIO(b"x\n"))
+    os.chown(path, u.uid, u.gid)
+    try:
+        ub("import", path, "-t", "far")
+        ctx = ub.context({"Dockerfile": "FROM far\nRUN true\n"})
+        p = ub("build", "--progress", "quiet", ctx, check=False)
+        _one_line(p, "pybuild: ")
+        assert f"unpack: far: owner {far}:{far} is not mapped in this user namespace" in p.stderr
+        assert os.listdir(os.path.join(ub.root, "tmp")) == []
+    finally:
+        os.unlink(path)
+
+
+def test_rmi_and_prune_remove_subordinate_owned_layers(ub, rootless_user):
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": DOCKERFILE, "f.txt": "hello\n"})
+    ub("build", "-q", "-t", "t", ctx)
+    assert rootless_user.subuid[0] + 999 in host_owners(rootless_user, os.path.join(ub.root, "layers"))
+    ub("rmi", "t")
+    ub("rmi", "busybox")
+    ub("prune")
+    assert os.listdir(os.path.join(ub.root, "layers")) == []
