@@ -1,105 +1,83 @@
-"""pyrunc's command line, runc-compatible.
+"""The click half of pyrunc's command line: help, usage errors, and the verbs
+fastcli does not parse.
 
-Verbs live in their own modules; COMMANDS maps each verb to the click command
-that implements it, imported only when that verb runs. Global flags land in
-`ctx.obj` (a GlobalOptions). PyruncError is caught once, in `main`, and printed
-as `pyrunc: <message>` or as a runc JSON log line with `--log-format json`.
+Nothing here runs a verb. `parse(argv)` builds the click commands from the one
+table, verbs.VERBS (global options from verbs.GLOBAL_OPTS), lets click parse
+argv, and hands back (GlobalOptions, Verb, values) for fastcli.main to run, or
+the exit code when click answered by itself (help, --version, a usage error).
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 import click
 
-from pyrunc.errors import PyruncError
-from pyrunc.verbs import VERBS, state_root
-from pyrunc.verbs import GlobalOptions as _GlobalOptions
+from pyrunc.verbs import GLOBAL_OPTS, VERBS, GlobalOptions, Opt, Verb
 
-# verb -> "module:attribute" of a click.Command
-COMMANDS: dict[str, str] = {
-    "seccomp": "pyrunc.seccomp.tool:seccomp",
-    "spec": "pyrunc.spec_cmd:spec",
-    "features": "pyrunc.features:features",
-    "pause": "pyrunc.pause:pause",
-    "resume": "pyrunc.pause:resume",
-    "update": "pyrunc.update:update",
-    "events": "pyrunc.events:events",
-    "ps": "pyrunc.ps:ps",
-}
+Parsed = tuple[GlobalOptions, Verb, dict]
 
 
-GlobalOptions = _GlobalOptions  # the object every command finds in ctx.obj
+def _option(opt: Opt) -> click.Option:
+    if opt.kind == "flag":
+        return click.Option([*opt.names, opt.dest], is_flag=True, default=False, help=opt.help,
+                            hidden=opt.hidden)
+    if opt.kind == "list":
+        return click.Option([*opt.names, opt.dest], multiple=True, help=opt.help, hidden=opt.hidden)
+    kind: click.ParamType | type = click.Choice(list(opt.choices)) if opt.choices else \
+        int if opt.kind == "int" else str
+    return click.Option([*opt.names, opt.dest], type=kind, default=opt.default, help=opt.help,
+                        hidden=opt.hidden)
 
 
-def _verb_command(verb) -> click.Command:
-    """A click command for a lifecycle verb of verbs.VERBS (help and usage errors)."""
-    params: list[click.Parameter] = []
-    for opt in verb.options:
-        if opt.kind == "flag":
-            params.append(click.Option(list(opt.names), opt.dest, is_flag=True, default=False, help=opt.help))
-        elif opt.kind == "list":
-            params.append(click.Option(list(opt.names), opt.dest, multiple=True, help=opt.help))
-        else:
-            params.append(click.Option(list(opt.names), opt.dest, type=int if opt.kind == "int" else str,
-                                       default=opt.default, help=opt.help))
-    for arg in verb.args:
+def _command(verb: Verb) -> click.Command:
+    """The click command (or group, for a verb with subverbs) of one table row."""
+    if verb.subverbs:
+        group = click.Group(verb.name, help=verb.help, short_help=verb.short_help)
+        for sub in verb.subverbs:
+            group.add_command(_command(sub))
+        return group
+    params: list[click.Parameter] = [_option(opt) for opt in verb.options]
+    for i, arg in enumerate(verb.args):
+        metavar = verb.metavars[i] if i < len(verb.metavars) else None
+        name = arg.rstrip("?*")
         if arg.endswith("*"):
-            params.append(click.Argument([arg.rstrip("*")], nargs=-1))
+            params.append(click.Argument([name], nargs=-1, metavar=metavar,
+                                         type=click.UNPROCESSED if verb.passthrough else None))
         else:
-            params.append(click.Argument([arg.rstrip("?")], required=not arg.endswith("?")))
+            params.append(click.Argument([name], required=not arg.endswith("?"), metavar=metavar))
 
     @click.pass_context
-    def callback(ctx: click.Context, **values: object) -> None:
-        code = verb.handler(ctx.obj, values)
-        if code:
-            ctx.exit(code)
+    def callback(ctx: click.Context, **values: object) -> Parsed:
+        return ctx.find_root().obj, verb, values
 
-    return click.Command(verb.name, params=params, callback=callback, help=verb.help)
+    settings = {"ignore_unknown_options": True, "allow_interspersed_args": False} if verb.passthrough else {}
+    return click.Command(verb.name, params=params, callback=callback, help=verb.help,
+                         short_help=verb.short_help, context_settings=settings)
 
 
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(VERBS))
+        return sorted(VERBS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in VERBS:
-            return _verb_command(VERBS[name])
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _command(VERBS[name]) if name in VERBS else None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default=None,
-              help="Directory for container state [default: /run/pyrunc; $XDG_RUNTIME_DIR/pyrunc without root].")
-@click.option("--log", default=None, help="Log file (default: stderr).")
-@click.option("--log-format", default="text", help="'text' (default) or 'json'.")
-@click.option("--debug", is_flag=True, help="Debug logging.")
-@click.option("--systemd-cgroup", is_flag=True, help="cgroupsPath is slice:prefix:name (systemd).")
-@click.option("--rootless", default="auto", help="Ignore cgroup permission errors (true|false|auto).")
-@click.option("--criu", default=None, help="Path to criu (checkpoint/restore is not supported).")
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             params=[_option(o) for o in GLOBAL_OPTS])
 @click.version_option(package_name="pyrunc", prog_name="pyrunc")
 @click.pass_context
-def cli(ctx: click.Context, root: str, log: str | None, log_format: str, debug: bool,
-        systemd_cgroup: bool, rootless: str, criu: str | None) -> None:
+def cli(ctx: click.Context, **g: object) -> None:
     """An OCI runtime with runc's command line."""
     from pyrunc import logs
 
-    logs.configure(log, log_format, debug)
-    ctx.obj = GlobalOptions(root, log, log_format, debug, systemd_cgroup, rootless, criu)
-    if ctx.invoked_subcommand not in ("spec", "features", None):
-        state_root(ctx.obj)
+    ctx.obj = GlobalOptions(**g)
+    logs.configure(ctx.obj.log, ctx.obj.log_format, ctx.obj.debug)
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> Parsed | int:
+    """argv parsed by click; an int when click answered itself (help, --version: 0; usage error: 2)."""
     try:
-        cli.main(args=argv, prog_name="pyrunc", standalone_mode=False)
-    except PyruncError as err:
-        report_error(str(err), argv)
-        return err.exit_code
+        parsed = cli.main(args=argv, prog_name="pyrunc", standalone_mode=False)
     except click.ClickException as err:
         err.show()
         return err.exit_code
@@ -107,10 +85,11 @@ def main(argv: list[str]) -> int:
         return err.exit_code
     except click.exceptions.Abort:
         return 130
-    return 0
+    return parsed if isinstance(parsed, tuple) else 0
 
 
-def report_error(message: str, argv: list[str]) -> None:
-    from pyrunc import logs
+def main(argv: list[str]) -> int:
+    """Run argv as the pyrunc command does (tests call this)."""
+    from pyrunc.fastcli import main as run
 
-    logs.error(message)
+    return run(argv)

@@ -25,6 +25,7 @@ from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_val
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status, proc_start_time
 from pyrunc.undo import Undo
+from pyrunc.verbs import GlobalOptions
 
 
 class CreateOptions(MutableRecord):
@@ -290,3 +291,19 @@ def _kill_init(launch: Launch) -> None:
     pid = launch.extra.get("init_pid")
     if pid:
         monitor.kill(pid)
+
+
+def create_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc create [--bundle B] ID`."""
+    from pyrunc.verbs import bundle_and_id, rootless_cgroups, store
+
+    bundle, cid = bundle_and_id(v)
+    create(store(g), cid, create_options(v, bundle), systemd_cgroup=g.systemd_cgroup, rootless=rootless_cgroups(g))
+    return 0
+
+
+def create_options(v: dict, bundle: str) -> CreateOptions:
+    """The CreateOptions of create's and run's parsed flags."""
+    return CreateOptions(bundle=bundle, pid_file=v.get("pid_file"), console_socket=v.get("console_socket"),
+                         no_pivot=bool(v.get("no_pivot")), no_new_keyring=bool(v.get("no_new_keyring")),
+                         preserve_fds=int(v.get("preserve_fds") or 0))

@@ -16,6 +16,7 @@ import select
 from pyrunc import fault_point, syscalls as s
 from pyrunc.errors import ContainerNotFound, InvalidState, PyruncError
 from pyrunc.state import CorruptState, State, StateStore, Status
+from pyrunc.verbs import GlobalOptions
 
 
 def delete(store: StateStore, container_id: str, force: bool = False) -> None:
@@ -112,3 +113,11 @@ def destroy(store: StateStore, state: State) -> None:
     store.remove(state.id)
     if error is not None:
         raise error
+
+
+def delete_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc delete [-f] ID`."""
+    from pyrunc.verbs import store
+
+    delete(store(g), v["container_id"], bool(v.get("force")))
+    return 0

@@ -14,9 +14,8 @@ import select
 import sys
 import time
 
-import click
-
 from pyrunc.errors import InvalidState, PyruncError
+from pyrunc.verbs import GlobalOptions, state_root
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _SCALE = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -82,10 +81,7 @@ def stream(root: str, container_id: str, stats_only: bool, interval: float) -> N
             watcher.close()
 
 
-@click.command("events", help="Display container events such as OOM notifications and resource usage statistics.")
-@click.option("--interval", default="5s", help="set the stats collection interval (default: 5s)")
-@click.option("--stats", "stats_only", is_flag=True, help="display the container's stats then exit")
-@click.argument("container_id", metavar="ID")
-@click.pass_context
-def events(ctx: click.Context, interval: str, stats_only: bool, container_id: str) -> None:
-    stream(ctx.obj.root, container_id, stats_only, parse_duration(interval))
+def events_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc events [--interval D] [--stats] ID`."""
+    stream(state_root(g), v["container_id"], bool(v["stats_only"]), parse_duration(v["interval"]))
+    return 0

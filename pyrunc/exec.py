@@ -24,6 +24,7 @@ from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, plan_console, prepare_process
 from pyrunc.spec_record import MutableRecord
 from pyrunc.state import StateStore, Status
+from pyrunc.verbs import GlobalOptions
 
 EXIT_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
 _MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "unchanged" to the kernel
@@ -245,3 +246,18 @@ def _same_ns(ns_type: str, path: str) -> bool:
         return os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
     except FileNotFoundError:
         raise InvalidState(f"container init is gone ({path} missing)") from None
+
+
+def exec_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc exec [options] ID COMMAND...` (or -p process.json): the process's exit code."""
+    from pyrunc.verbs import store
+
+    opts = ExecOptions(args=tuple(v.get("command") or ()), process_json=v.get("process"),
+                       env=tuple(v.get("env") or ()), cwd=v.get("cwd"), user=v.get("user"),
+                       additional_gids=tuple(v.get("additional_gids") or ()), caps=tuple(v.get("cap") or ()),
+                       no_new_privs=bool(v.get("no_new_privs")), tty=bool(v.get("tty")),
+                       detach=bool(v.get("detach")), pid_file=v.get("pid_file"),
+                       preserve_fds=int(v.get("preserve_fds") or 0), console_socket=v.get("console_socket"),
+                       apparmor=v.get("apparmor"), process_label=v.get("process_label"),
+                       ignore_paused=bool(v.get("ignore_paused")), cgroup=tuple(v.get("cgroup") or ()))
+    return exec_process(store(g), v["container_id"], opts)

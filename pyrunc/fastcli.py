@@ -1,10 +1,13 @@
-"""argv parsing for the lifecycle verbs without importing click.
+"""pyrunc's entry point: argv parsing for the fast verbs without click, and the
+one place a verb's errors are caught.
 
 containerd, podman and pybuild call `create/start/run/state/kill/delete` for
 every container; click costs ≈ 25 ms to import, close to a whole `runc run`.
-This parser handles exactly the table in verbs.py; anything it does not
-understand (help, usage errors, the other verbs) goes to the click CLI, which
-owns all help and error texts.
+This parser handles the verbs of verbs.VERBS marked `fast`; anything it does not
+understand (help, usage errors, the other verbs) goes to `cli.parse`, which
+owns all help and usage texts. Either way the verb runs in `main`, where
+PyruncError, OSError and ^C become one line (or a runc JSON log line with
+`--log-format json`) and an exit code.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from pyrunc.errors import PyruncError
-from pyrunc.verbs import GLOBAL_OPTS, VERBS, GlobalOptions, Opt
+from pyrunc.verbs import GLOBAL_OPTS, VERBS, GlobalOptions, Opt, Verb
 
 
 class _Fallback(Exception):
@@ -61,7 +64,7 @@ def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
         if found is None:
             raise _Fallback
         i = _take(found[0], found[1], argv, i + 1, g)
-    if i >= len(argv) or argv[i] not in VERBS:
+    if i >= len(argv) or argv[i] not in VERBS or not VERBS[argv[i]].fast:
         raise _Fallback
     verb = VERBS[argv[i]]
     values: dict = {o.dest: o.default for o in verb.options}
@@ -96,26 +99,34 @@ def parse(argv: list[str]) -> tuple[GlobalOptions, str, dict]:
     return GlobalOptions(**g), verb.name, values
 
 
+def _with_verb(parsed: tuple[GlobalOptions, str, dict]) -> tuple[GlobalOptions, Verb, dict]:
+    return parsed[0], VERBS[parsed[1]], parsed[2]
+
+
 def main(argv: list[str], early_error: PyruncError | None = None) -> int:
-    """Run argv; `early_error` (the interpreter guard's, raised before the CLI was
+    """Parse argv (here, or with click for what this parser leaves), then run the
+    verb; `early_error` (the interpreter guard's, raised before the CLI was
     imported) is reported here, through the log settings argv asks for."""
     try:
-        parsed: tuple[GlobalOptions, str, dict] | None = parse(argv)
+        parsed: tuple[GlobalOptions, Verb, dict] | int | None = _with_verb(parse(argv))
     except _Fallback:
         parsed = None
     from pyrunc import logs
 
-    verb = parsed[1] if parsed is not None else "pyrunc"
+    name = parsed[1].name if isinstance(parsed, tuple) else "pyrunc"
     try:
-        if parsed is not None:
+        if isinstance(parsed, tuple):
             logs.configure(parsed[0].log, parsed[0].log_format, parsed[0].debug)
         if early_error is not None:
             raise early_error
         if parsed is None:
-            from pyrunc.cli import main as click_main
+            from pyrunc.cli import parse as click_parse
 
-            return click_main(argv)
-        return VERBS[verb].handler(parsed[0], parsed[2])
+            parsed = click_parse(argv)  # configures logs; an int: help shown or a usage error
+            if isinstance(parsed, int):
+                return parsed
+            name = parsed[1].name
+        return parsed[1].call(parsed[0], parsed[2])
     except PyruncError as err:
         logs.error(str(err))
         return err.exit_code
@@ -124,7 +135,7 @@ def main(argv: list[str], early_error: PyruncError | None = None) -> int:
     except OSError as err:
         # Unexpected kernel errors still get one line, naming the call's path.
         where = f"{err.filename}: " if err.filename else ""
-        logs.error(f"{verb}: {where}{err.strerror or err}")
+        logs.error(f"{name}: {where}{err.strerror or err}")
         return 1
 
 

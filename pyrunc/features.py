@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import errno
 import json
+import sys
 
-import click
+from pyrunc.verbs import GlobalOptions
 
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 OCI_VERSION_MIN = "1.0.0"
@@ -115,11 +116,7 @@ def _version() -> str:
         return "unknown"
 
 
-@click.command("features", short_help="show the enabled features")
-def features() -> None:
-    """Show the enabled features.
-
-    The result is parsable as a JSON. See the OCI runtime spec (features.md)
-    for the type definition. The output is experimental and subject to change.
-    """
-    click.echo(json.dumps(collect(), indent=4))
+def features_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc features`: the report as runc prints it."""
+    sys.stdout.write(json.dumps(collect(), indent=4) + "\n")
+    return 0

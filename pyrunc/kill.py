@@ -12,6 +12,7 @@ import _signal  # not `signal`: its enum conversions cost ms per kill
 from pyrunc import syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.state import State, StateStore, Status, proc_start_time
+from pyrunc.verbs import GlobalOptions
 
 
 def parse_signal(text: str) -> int:
@@ -57,3 +58,11 @@ def signal_init(state: State, sig: int) -> bool:
         return False
     finally:
         os.close(pidfd)
+
+
+def kill_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc kill [-a] ID [SIGNAL]`."""
+    from pyrunc.verbs import store
+
+    kill(store(g), v["container_id"], parse_signal(v.get("signal") or "SIGTERM"), bool(v.get("all")))
+    return 0

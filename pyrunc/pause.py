@@ -8,10 +8,9 @@ freezer, so these commands only flip the freezer, under the container lock.
 
 from __future__ import annotations
 
-import click
-
 from pyrunc.errors import InvalidState
 from pyrunc.rootless import warn_rootless_cgroups
+from pyrunc.verbs import GlobalOptions, state_root
 
 
 def pause_container(root: str, container_id: str) -> None:
@@ -40,15 +39,13 @@ def resume_container(root: str, container_id: str) -> None:
         load_manager(state.cgroup).thaw()
 
 
-@click.command("pause", help="Suspend all processes inside the container (cgroup freezer).")
-@click.argument("container_id", metavar="ID")
-@click.pass_context
-def pause(ctx: click.Context, container_id: str) -> None:
-    pause_container(ctx.obj.root, container_id)
+def pause_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc pause ID`."""
+    pause_container(state_root(g), v["container_id"])
+    return 0
 
 
-@click.command("resume", help="Resume all processes that were suspended by pause.")
-@click.argument("container_id", metavar="ID")
-@click.pass_context
-def resume(ctx: click.Context, container_id: str) -> None:
-    resume_container(ctx.obj.root, container_id)
+def resume_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc resume ID`."""
+    resume_container(state_root(g), v["container_id"])
+    return 0

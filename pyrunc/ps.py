@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-
-import click
+import sys
 
 from pyrunc.errors import PyruncError
 from pyrunc.rootless import warn_rootless_cgroups
+from pyrunc.verbs import GlobalOptions, state_root
 
 
 def container_pids(root: str, container_id: str) -> list[int]:
@@ -53,22 +53,18 @@ def filter_ps(output: str, pids: list[int]) -> str:
     return "\n".join(out) + "\n"
 
 
-@click.command("ps", help="Display the processes running inside a container.",
-               context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              help="select one of: table or json")
-@click.argument("container_id", metavar="ID")
-@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def ps(ctx: click.Context, fmt: str, container_id: str, ps_args: tuple[str, ...]) -> None:
-    pids = container_pids(ctx.obj.root, container_id)
-    if fmt == "json":
-        click.echo(json.dumps(pids or None, separators=(",", ":")))  # Go encodes an empty slice as null
-        return
+def ps_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc ps [-f table|json] ID [PS_ARGS...]`."""
+    ps_args = tuple(v.get("ps_args") or ())
+    pids = container_pids(state_root(g), v["container_id"])
+    if v.get("fmt") == "json":
+        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")  # Go encodes an empty slice as null
+        return 0
     try:
         proc = subprocess.run(["ps", *(ps_args or ("-ef",))], capture_output=True, text=True)
     except FileNotFoundError:
         raise PyruncError("ps: the ps command is not installed") from None
     if proc.returncode != 0:
         raise PyruncError(f"ps {' '.join(ps_args or ('-ef',))}: {(proc.stderr or proc.stdout).strip()}")
-    click.echo(filter_ps(proc.stdout, pids), nl=False)
+    sys.stdout.write(filter_ps(proc.stdout, pids))
+    return 0

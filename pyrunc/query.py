@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyrunc import jsonfast
 
 from pyrunc.errors import ContainerNotFound
 from pyrunc.state import CorruptState, State, StateStore
+from pyrunc.verbs import GlobalOptions
 
 
 def state_json(store: StateStore, container_id: str) -> str:
@@ -64,3 +66,23 @@ def tabwrite(rows: list[list[str]], minwidth: int = 12, padding: int = 3) -> str
         cells = [c.ljust(widths[i]) if i < ncols - 1 else c for i, c in enumerate(r)]
         lines.append("".join(cells))
     return "\n".join(lines) + "\n"
+
+
+def state_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc state ID`."""
+    from pyrunc.verbs import store
+
+    sys.stdout.write(state_json(store(g), v["container_id"]))
+    return 0
+
+
+def list_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc list [-f table|json] [-q]`."""
+    from pyrunc.errors import PyruncError
+    from pyrunc.verbs import store
+
+    fmt = v.get("format") or "table"
+    if fmt not in ("table", "json"):
+        raise PyruncError(f"invalid format option: {fmt}")
+    sys.stdout.write(list_output(store(g), fmt, bool(v.get("quiet"))))
+    return 0

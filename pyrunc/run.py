@@ -16,6 +16,7 @@ from pyrunc.delete import destroy, stop
 from pyrunc.errors import PyruncError
 from pyrunc.start import _poststart, release
 from pyrunc.state import StateStore, Status
+from pyrunc.verbs import GlobalOptions
 
 FORWARDED = monitor.FORWARDED  # the signals `run` forwards (kept here for callers of the old name)
 
@@ -63,3 +64,13 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
 def _wait(pid: int) -> int:
     """Wait for init (monitor.wait; kept for callers of the old name)."""
     return monitor.wait(pid)
+
+
+def run_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc run [--bundle B] [-d] [--keep] ID`: the container's exit code."""
+    from pyrunc.create import create_options
+    from pyrunc.verbs import bundle_and_id, rootless_cgroups, store
+
+    bundle, cid = bundle_and_id(v)
+    return run(store(g), cid, create_options(v, bundle), detach=bool(v.get("detach")), keep=bool(v.get("keep")),
+               systemd_cgroup=g.systemd_cgroup, rootless=rootless_cgroups(g))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-import click
-
 from pyrunc.errors import PyruncError
+from pyrunc.verbs import GlobalOptions
 
 
 class SpecExists(PyruncError):
@@ -47,17 +46,7 @@ def write_spec(bundle: str | None, rootless: bool) -> str:
     return path
 
 
-_HELP = """Create a new specification file named "config.json" for the bundle.
-
-The spec generated is just a starter file, the same one `runc spec` writes:
-its args call "sh", so edit it for the container you want to run. With
---rootless the config maps the current user to root in a user namespace and
-does without the network namespace and cgroup device rules.
-"""
-
-
-@click.command("spec", help=_HELP, short_help="create a new specification file")
-@click.option("--bundle", "-b", default=None, help="path to the root of the bundle directory")
-@click.option("--rootless", is_flag=True, help="generate a configuration for a rootless container")
-def spec(bundle: str | None, rootless: bool) -> None:
-    write_spec(bundle, rootless)
+def spec_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc spec [--bundle DIR] [--rootless]`."""
+    write_spec(v.get("bundle"), bool(v.get("rootless")))
+    return 0

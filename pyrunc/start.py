@@ -13,6 +13,7 @@ import select
 from pyrunc import fault_point, syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.state import State, StateStore, Status
+from pyrunc.verbs import GlobalOptions
 
 
 def start(store: StateStore, container_id: str) -> State:
@@ -160,3 +161,11 @@ def _poststart(state: State, store: StateStore | None = None) -> None:
         if store is not None:  # run destroys it itself
             destroy(store, state)
         raise
+
+
+def start_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc start ID`."""
+    from pyrunc.verbs import store
+
+    start(store(g), v["container_id"])
+    return 0

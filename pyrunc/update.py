@@ -12,9 +12,8 @@ import re
 import sys
 from typing import Any
 
-import click
-
 from pyrunc.errors import ConfigError, InvalidState, MissingFeature
+from pyrunc.verbs import GlobalOptions, state_root
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
@@ -76,28 +75,10 @@ def update_container(root: str, container_id: str, resources: dict[str, Any], so
         load_manager(state.cgroup).update(resources, source=source, prefix="")
 
 
-@click.command("update", help="Update container resource constraints.")
-@click.option("-r", "--resources", "resources_path", default=None,
-              help="path to the file containing the resources to update or '-' to read from the standard input")
-@click.option("--blkio-weight", type=int, default=None, help="per cgroup weight, range is from 10 to 1000")
-@click.option("--cpu-period", type=int, default=None, help="CPU CFS period to be used for hardcapping (in usecs)")
-@click.option("--cpu-quota", type=int, default=None, help="CPU CFS hardcap limit (in usecs) per period")
-@click.option("--cpu-share", "--cpu-shares", "cpu_share", type=int, default=None, help="CPU shares (relative weight)")
-@click.option("--cpu-rt-period", type=int, default=None, help="CPU realtime period (in usecs)")
-@click.option("--cpu-rt-runtime", type=int, default=None, help="CPU realtime hardcap limit (in usecs)")
-@click.option("--cpuset-cpus", default=None, help="CPU(s) to use")
-@click.option("--cpuset-mems", default=None, help="Memory node(s) to use")
-@click.option("--memory", default=None, help="Memory limit (in bytes, or with a k/m/g suffix)")
-@click.option("--memory-reservation", default=None, help="Memory reservation or soft_limit")
-@click.option("--memory-swap", default=None, help="Total memory usage (memory + swap); '-1' for unlimited swap")
-@click.option("--kernel-memory", default=None, hidden=True)
-@click.option("--kernel-memory-tcp", default=None, hidden=True)
-@click.option("--pids-limit", type=int, default=None, help="Maximum number of pids allowed in the container")
-@click.option("--l3-cache-schema", default=None, help="Intel RDT/CAT L3 cache schema (not supported)")
-@click.option("--mem-bw-schema", default=None, help="Intel RDT/MBA memory bandwidth schema (not supported)")
-@click.argument("container_id", metavar="ID")
-@click.pass_context
-def update(ctx: click.Context, resources_path: str | None, container_id: str, **flags: Any) -> None:
+def update_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc update [-r FILE|-] [--memory ...] ID`."""
+    flags = {k: val for k, val in v.items() if k not in ("resources_path", "container_id")}
+    resources_path = v.get("resources_path")
     if resources_path is not None:
         resources = read_resources(resources_path)
         source = "<stdin>" if resources_path == "-" else resources_path
@@ -106,4 +87,5 @@ def update(ctx: click.Context, resources_path: str | None, container_id: str, **
             raise MissingFeature("Intel RDT (--l3-cache-schema, --mem-bw-schema)", "pyrunc has no resctrl support")
         resources = resources_from_flags(flags)
         source = "pyrunc update"
-    update_container(ctx.obj.root, container_id, resources, source)
+    update_container(state_root(g), v["container_id"], resources, source)
+    return 0

@@ -1,16 +1,22 @@
-"""The lifecycle verbs clients call on every container, declared once.
+"""Every pyrunc verb, declared once: VERBS.
 
-VERBS is the single table of these verbs, their options and arguments. From it
-`fastcli` parses argv without importing click (the hot path of containerd,
-podman and pybuild), and `cli` builds the click commands that give help and
-usage errors. Each handler takes (GlobalOptions, parsed values) and returns
-the exit code.
+One table gives each verb its options, arguments, help text and the function
+that runs it ("module:function", imported only when that verb runs, so
+`pyrunc state` never loads the seccomp compiler). From the table `fastcli`
+parses argv without importing click for the verbs marked `fast` (the hot path
+of containerd, podman and pybuild), and `cli` builds the click commands that
+parse the rest and give every help text and usage error. Whichever parsed it,
+the verb runs through `fastcli.main`, the one place errors are caught.
+
+A verb function takes (GlobalOptions, values by option/argument name) and
+returns the exit code; it never imports click. To add a runc verb: write that
+function in the verb's module, add a Verb row below.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import sys
 
 from pyrunc.spec_record import MutableRecord, Record
 
@@ -18,17 +24,29 @@ from pyrunc.spec_record import MutableRecord, Record
 class Opt(Record):
     names: tuple[str, ...]
     dest: str
-    kind: str = "flag"          # flag | str | int
+    kind: str = "flag"          # flag | str | int | list
     default: object = None
     help: str = ""
+    choices: tuple[str, ...] | None = None
+    hidden: bool = False
 
 
 class Verb(Record):
     name: str
-    handler: object  # (GlobalOptions, dict) -> int
+    function: str               # "module:function", (GlobalOptions, dict) -> int
     options: tuple[Opt, ...]
-    args: tuple[str, ...]       # positional names; a trailing "?" means optional
+    args: tuple[str, ...]       # positional names; "?" optional, "*" the rest
     help: str
+    fast: bool = False          # parsed by fastcli, without click
+    short_help: str | None = None
+    subverbs: tuple[Verb, ...] = ()  # `pyrunc seccomp compile ...`
+    passthrough: bool = False   # options after the first argument belong to it (ps ARGS)
+    metavars: tuple[str, ...] = ()   # how help names the arguments, when not by their names
+
+    def call(self, g: GlobalOptions, values: dict) -> int:
+        """Import the verb's module and run it."""
+        module, _, attr = self.function.partition(":")
+        return getattr(importlib.import_module(module), attr)(g, values) or 0
 
 
 class GlobalOptions(MutableRecord):
@@ -62,13 +80,21 @@ def state_root(g: GlobalOptions) -> str:
     return g.root
 
 
-def _store(g: GlobalOptions):
+def store(g: GlobalOptions):
+    """The state store under the resolved --root."""
     from pyrunc.state import StateStore
 
     return StateStore(state_root(g))
 
 
-def _bundle_and_id(g: GlobalOptions, v: dict) -> tuple[str, str]:
+def rootless_cgroups(g: GlobalOptions) -> bool:
+    """--rootless resolved for this caller (rootless.rootless_cgroups)."""
+    from pyrunc.rootless import rootless_cgroups as resolve
+
+    return resolve(g.rootless, g.systemd_cgroup)
+
+
+def bundle_and_id(v: dict) -> tuple[str, str]:
     """runc semantics, plus `pyrunc run mybundle` typed in the bundle's parent
     folder when the current folder has no config.json: ID = folder name."""
     cid = v["container_id"]
@@ -80,90 +106,6 @@ def _bundle_and_id(g: GlobalOptions, v: dict) -> tuple[str, str]:
         else:
             bundle = "."
     return bundle, cid
-
-
-def _create_opts(v: dict, bundle: str):
-    from pyrunc.create import CreateOptions
-
-    return CreateOptions(bundle=bundle, pid_file=v.get("pid_file"), console_socket=v.get("console_socket"),
-                         no_pivot=bool(v.get("no_pivot")), no_new_keyring=bool(v.get("no_new_keyring")),
-                         preserve_fds=int(v.get("preserve_fds") or 0))
-
-
-def _rootless(g: GlobalOptions) -> bool:
-    from pyrunc.rootless import rootless_cgroups
-
-    return rootless_cgroups(g.rootless, g.systemd_cgroup)
-
-
-def do_create(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.create import create
-
-    bundle, cid = _bundle_and_id(g, v)
-    create(_store(g), cid, _create_opts(v, bundle), systemd_cgroup=g.systemd_cgroup, rootless=_rootless(g))
-    return 0
-
-
-def do_run(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.run import run
-
-    bundle, cid = _bundle_and_id(g, v)
-    return run(_store(g), cid, _create_opts(v, bundle), detach=bool(v.get("detach")), keep=bool(v.get("keep")),
-               systemd_cgroup=g.systemd_cgroup, rootless=_rootless(g))
-
-
-def do_start(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.start import start
-
-    start(_store(g), v["container_id"])
-    return 0
-
-
-def do_state(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.query import state_json
-
-    sys.stdout.write(state_json(_store(g), v["container_id"]))
-    return 0
-
-
-def do_list(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.query import list_output
-
-    fmt = v.get("format") or "table"
-    if fmt not in ("table", "json"):
-        from pyrunc.errors import PyruncError
-
-        raise PyruncError(f"invalid format option: {fmt}")
-    sys.stdout.write(list_output(_store(g), fmt, bool(v.get("quiet"))))
-    return 0
-
-
-def do_kill(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.kill import kill, parse_signal
-
-    kill(_store(g), v["container_id"], parse_signal(v.get("signal") or "SIGTERM"), bool(v.get("all")))
-    return 0
-
-
-def do_delete(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.delete import delete
-
-    delete(_store(g), v["container_id"], bool(v.get("force")))
-    return 0
-
-
-def do_exec(g: GlobalOptions, v: dict) -> int:
-    from pyrunc.exec import ExecOptions, exec_process
-
-    opts = ExecOptions(args=tuple(v.get("command") or ()), process_json=v.get("process"),
-                       env=tuple(v.get("env") or ()), cwd=v.get("cwd"), user=v.get("user"),
-                       additional_gids=tuple(v.get("additional_gids") or ()), caps=tuple(v.get("cap") or ()),
-                       no_new_privs=bool(v.get("no_new_privs")), tty=bool(v.get("tty")),
-                       detach=bool(v.get("detach")), pid_file=v.get("pid_file"),
-                       preserve_fds=int(v.get("preserve_fds") or 0), console_socket=v.get("console_socket"),
-                       apparmor=v.get("apparmor"), process_label=v.get("process_label"),
-                       ignore_paused=bool(v.get("ignore_paused")), cgroup=tuple(v.get("cgroup") or ()))
-    return exec_process(_store(g), v["container_id"], opts)
 
 
 _CREATE_OPTS = (
@@ -180,22 +122,41 @@ _CREATE_OPTS = (
         "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
 )
 
+_SECCOMP_ARCHES = ("x86_64", "x86", "x32", "aarch64", "arm", "riscv64", "s390x", "ppc64le", "ppc64", "s390")
+
+_SPEC_HELP = """Create a new specification file named "config.json" for the bundle.
+
+The spec generated is just a starter file, the same one `runc spec` writes:
+its args call "sh", so edit it for the container you want to run. With
+--rootless the config maps the current user to root in a user namespace and
+does without the network namespace and cgroup device rules.
+"""
+
+_FEATURES_HELP = """Show the enabled features.
+
+The result is parsable as a JSON. See the OCI runtime spec (features.md)
+for the type definition. The output is experimental and subject to change.
+"""
+
 VERBS: dict[str, Verb] = {v.name: v for v in (
-    Verb("create", do_create, _CREATE_OPTS, ("container_id",), "create a container"),
-    Verb("run", do_run, _CREATE_OPTS + (
+    # ------------------------------------------------ lifecycle (fast: clients call them per container)
+    Verb("create", "pyrunc.create:create_verb", _CREATE_OPTS, ("container_id",), "create a container", fast=True),
+    Verb("run", "pyrunc.run:run_verb", _CREATE_OPTS + (
         Opt(("--detach", "-d"), "detach", "flag", False, "detach from the container's process"),
         Opt(("--keep",), "keep", "flag", False, "do not delete the container after it exits"),
-    ), ("container_id",), "create and run a container"),
-    Verb("start", do_start, (), ("container_id",), "executes the user defined process in a created container"),
-    Verb("state", do_state, (), ("container_id",), "output the state of a container"),
-    Verb("list", do_list, (
+    ), ("container_id",), "create and run a container", fast=True),
+    Verb("start", "pyrunc.start:start_verb", (), ("container_id",),
+         "executes the user defined process in a created container", fast=True),
+    Verb("state", "pyrunc.query:state_verb", (), ("container_id",), "output the state of a container", fast=True),
+    Verb("list", "pyrunc.query:list_verb", (
         Opt(("--format", "-f"), "format", "str", "table", "select one of: table or json"),
         Opt(("--quiet", "-q"), "quiet", "flag", False, "display only container IDs"),
-    ), (), "lists containers started by pyrunc with the given root"),
-    Verb("kill", do_kill, (
+    ), (), "lists containers started by pyrunc with the given root", fast=True),
+    Verb("kill", "pyrunc.kill:kill_verb", (
         Opt(("--all", "-a"), "all", "flag", False, "send the specified signal to all processes inside the container"),
-    ), ("container_id", "signal?"), "kill sends the specified signal (default: SIGTERM) to the container's init process"),
-    Verb("exec", do_exec, (
+    ), ("container_id", "signal?"),
+        "kill sends the specified signal (default: SIGTERM) to the container's init process", fast=True),
+    Verb("exec", "pyrunc.exec:exec_verb", (
         Opt(("--console-socket",), "console_socket", "str", None, "path to an AF_UNIX socket for the pty master"),
         Opt(("--cwd",), "cwd", "str", None, "current working directory in the container"),
         Opt(("--env", "-e"), "env", "list", None, "set environment variables"),
@@ -214,8 +175,67 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt(("--cgroup",), "cgroup", "list", None,
             "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
         Opt(("--ignore-paused",), "ignore_paused", "flag", False, "allow exec in a paused container"),
-    ), ("container_id", "command*"), "execute new process inside the container"),
-    Verb("delete", do_delete, (
+    ), ("container_id", "command*"), "execute new process inside the container", fast=True),
+    Verb("delete", "pyrunc.delete:delete_verb", (
         Opt(("--force", "-f"), "force", "flag", False, "Forcibly deletes the container if it is still running (uses SIGKILL)"),
-    ), ("container_id",), "delete any resources held by the container often used with detached container"),
+    ), ("container_id",), "delete any resources held by the container often used with detached container", fast=True),
+    # ------------------------------------------------ the others (parsed by click)
+    Verb("pause", "pyrunc.pause:pause_verb", (), ("container_id",),
+         "Suspend all processes inside the container (cgroup freezer).", metavars=("ID",)),
+    Verb("resume", "pyrunc.pause:resume_verb", (), ("container_id",),
+         "Resume all processes that were suspended by pause.", metavars=("ID",)),
+    Verb("ps", "pyrunc.ps:ps_verb", (
+        Opt(("-f", "--format"), "fmt", "str", "table", "select one of: table or json", choices=("table", "json")),
+    ), ("container_id", "ps_args*"), "Display the processes running inside a container.",
+        passthrough=True, metavars=("ID",)),
+    Verb("events", "pyrunc.events:events_verb", (
+        Opt(("--interval",), "interval", "str", "5s", "set the stats collection interval (default: 5s)"),
+        Opt(("--stats",), "stats_only", "flag", False, "display the container's stats then exit"),
+    ), ("container_id",), "Display container events such as OOM notifications and resource usage statistics.",
+        metavars=("ID",)),
+    Verb("update", "pyrunc.update:update_verb", (
+        Opt(("-r", "--resources"), "resources_path", "str", None,
+            "path to the file containing the resources to update or '-' to read from the standard input"),
+        Opt(("--blkio-weight",), "blkio_weight", "int", None, "per cgroup weight, range is from 10 to 1000"),
+        Opt(("--cpu-period",), "cpu_period", "int", None, "CPU CFS period to be used for hardcapping (in usecs)"),
+        Opt(("--cpu-quota",), "cpu_quota", "int", None, "CPU CFS hardcap limit (in usecs) per period"),
+        Opt(("--cpu-share", "--cpu-shares"), "cpu_share", "int", None, "CPU shares (relative weight)"),
+        Opt(("--cpu-rt-period",), "cpu_rt_period", "int", None, "CPU realtime period (in usecs)"),
+        Opt(("--cpu-rt-runtime",), "cpu_rt_runtime", "int", None, "CPU realtime hardcap limit (in usecs)"),
+        Opt(("--cpuset-cpus",), "cpuset_cpus", "str", None, "CPU(s) to use"),
+        Opt(("--cpuset-mems",), "cpuset_mems", "str", None, "Memory node(s) to use"),
+        Opt(("--memory",), "memory", "str", None, "Memory limit (in bytes, or with a k/m/g suffix)"),
+        Opt(("--memory-reservation",), "memory_reservation", "str", None, "Memory reservation or soft_limit"),
+        Opt(("--memory-swap",), "memory_swap", "str", None,
+            "Total memory usage (memory + swap); '-1' for unlimited swap"),
+        Opt(("--kernel-memory",), "kernel_memory", "str", None, hidden=True),
+        Opt(("--kernel-memory-tcp",), "kernel_memory_tcp", "str", None, hidden=True),
+        Opt(("--pids-limit",), "pids_limit", "int", None, "Maximum number of pids allowed in the container"),
+        Opt(("--l3-cache-schema",), "l3_cache_schema", "str", None, "Intel RDT/CAT L3 cache schema (not supported)"),
+        Opt(("--mem-bw-schema",), "mem_bw_schema", "str", None,
+            "Intel RDT/MBA memory bandwidth schema (not supported)"),
+    ), ("container_id",), "Update container resource constraints.", metavars=("ID",)),
+    Verb("spec", "pyrunc.spec_cmd:spec_verb", (
+        Opt(("--bundle", "-b"), "bundle", "str", None, "path to the root of the bundle directory"),
+        Opt(("--rootless",), "rootless", "flag", False, "generate a configuration for a rootless container"),
+    ), (), _SPEC_HELP, short_help="create a new specification file"),
+    Verb("features", "pyrunc.features:features_verb", (), (), _FEATURES_HELP,
+         short_help="show the enabled features"),
+    Verb("seccomp", "", (), (), "Compile, check and disassemble seccomp profiles (pyrunc's own compiler).", subverbs=(
+        Verb("compile", "pyrunc.seccomp.tool:compile_verb", (
+            Opt(("--arch",), "arch", "str", None, "Target architecture (default: this machine).",
+                choices=_SECCOMP_ARCHES),
+            Opt(("--caps",), "caps", "str", None,
+                "Bounding capabilities for Docker profiles, e.g. CAP_SYS_ADMIN,CAP_KILL."),
+            Opt(("-o", "--output"), "output", "str", None, "Output file (default: stdout)."),
+        ), ("profile",), "Write the raw filter: struct sock_filter[] (8 bytes each, native byte order)."),
+        Verb("check", "pyrunc.seccomp.tool:check_verb", (
+            Opt(("--arch",), "arch", "str", None, "Architecture of the call (default: this machine).",
+                choices=_SECCOMP_ARCHES),
+            Opt(("--caps",), "caps", "str", None, "Bounding capabilities for Docker profiles."),
+            Opt(("-v", "--verbose"), "verbose", "flag", False, "Also print the number of instructions run."),
+        ), ("profile", "syscall", "args*"), "Print the action the filter gives SYSCALL (a name or number) with ARGS."),
+        Verb("disasm", "pyrunc.seccomp.tool:disasm_verb", (), ("filter_file",),
+             "List a raw filter (as written by `compile` or libseccomp's export) readably.", metavars=("FILE",)),
+    )),
 )}

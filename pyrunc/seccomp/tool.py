@@ -12,12 +12,8 @@ import os
 import sys
 from typing import Any
 
-import click
-
-from pyrunc.errors import ConfigError
-
-_ARCH_CHOICE = click.Choice(["x86_64", "x86", "x32", "aarch64", "arm", "riscv64", "s390x",
-                             "ppc64le", "ppc64", "s390"])
+from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.verbs import GlobalOptions
 
 
 def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, Any, list[Any]]:
@@ -40,69 +36,73 @@ def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, A
                                            libseccomp_tree=compiler.libseccomp_tree_layout(profile))
 
 
-@click.group("seccomp")
-def seccomp() -> None:
-    """Compile, check and disassemble seccomp profiles (pyrunc's own compiler)."""
+class UsageError(PyruncError):
+    """A bad argument (click's usage errors exit 2; so do these)."""
+
+    exit_code = 2
 
 
-@seccomp.command("compile")
-@click.argument("profile", type=click.Path(dir_okay=False))
-@click.option("--arch", type=_ARCH_CHOICE, help="Target architecture (default: this machine).")
-@click.option("--caps", help="Bounding capabilities for Docker profiles, e.g. CAP_SYS_ADMIN,CAP_KILL.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: stdout).")
-def compile_cmd(profile: str, arch: str | None, caps: str | None, output: str | None) -> None:
-    """Write the raw filter: struct sock_filter[] (8 bytes each, native byte order)."""
+def _file(path: str, name: str) -> str:
+    """click.Path(dir_okay=False)'s check, in the verb."""
+    if os.path.isdir(path):
+        raise UsageError(f"Invalid value for '{name}': File '{path}' is a directory.")
+    return path
+
+
+def compile_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc seccomp compile PROFILE [--arch A] [--caps C] [-o FILE]`."""
     from pyrunc.seccomp import bpf
 
-    _, _, program = _compile(profile, arch, caps)
+    output = v.get("output")
+    _, _, program = _compile(_file(v["profile"], "PROFILE"), v.get("arch"), v.get("caps"))
     data = bpf.encode(program)
     if output:
-        with open(output, "wb") as f:
+        with open(_file(output, "-o"), "wb") as f:
             f.write(data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+    return 0
 
 
-@seccomp.command("check")
-@click.argument("profile", type=click.Path(dir_okay=False))
-@click.argument("syscall")
-@click.argument("args", nargs=-1)
-@click.option("--arch", type=_ARCH_CHOICE, help="Architecture of the call (default: this machine).")
-@click.option("--caps", help="Bounding capabilities for Docker profiles.")
-@click.option("-v", "--verbose", is_flag=True, help="Also print the number of instructions run.")
-def check_cmd(profile: str, syscall: str, args: tuple[str, ...], arch: str | None, caps: str | None,
-              verbose: bool) -> None:
-    """Print the action the filter gives SYSCALL (a name or number) with ARGS."""
+def check_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc seccomp check PROFILE SYSCALL [ARGS...] [-v]`."""
     from pyrunc.seccomp import bpf
 
-    target, _, program = _compile(profile, arch, caps)
+    syscall, args = v["syscall"], tuple(v.get("args") or ())
+    target, _, program = _compile(_file(v["profile"], "PROFILE"), v.get("arch"), v.get("caps"))
     if syscall.isdigit() or syscall.startswith("0x"):
         nr = int(syscall, 0)
     else:
         number = target.number(syscall)
         if number is None:
-            raise click.BadParameter(f"{syscall!r} is not a syscall on {target.name}", param_hint="SYSCALL")
+            raise UsageError(f"Invalid value for SYSCALL: {syscall!r} is not a syscall on {target.name}")
         nr = number
     try:
         values = tuple(int(a, 0) & 0xFFFFFFFFFFFFFFFF for a in args)
     except ValueError:
-        raise click.BadParameter("arguments must be integers (decimal, 0x…, 0o…)", param_hint="ARGS") from None
+        raise UsageError("Invalid value for ARGS: arguments must be integers (decimal, 0x…, 0o…)") from None
     if len(values) > 6:
-        raise click.BadParameter("at most 6 arguments", param_hint="ARGS")
+        raise UsageError("Invalid value for ARGS: at most 6 arguments")
     data = bpf.seccomp_data(nr, target.audit, values, big_endian=target.big_endian)
     ret, steps = bpf.run(program, data, big_endian=target.big_endian)
-    click.echo(bpf.action_name(ret) + (f"  ({steps} instructions)" if verbose else ""))
+    sys.stdout.write(bpf.action_name(ret) + (f"  ({steps} instructions)" if v.get("verbose") else "") + "\n")
+    return 0
 
 
-@seccomp.command("disasm")
-@click.argument("filter_file", metavar="FILE", type=click.File("rb"))
-def disasm_cmd(filter_file: Any) -> None:
-    """List a raw filter (as written by `compile` or libseccomp's export) readably."""
+def disasm_verb(g: GlobalOptions, v: dict) -> int:
+    """`pyrunc seccomp disasm FILE`."""
     from pyrunc.seccomp import bpf
 
+    path = v["filter_file"]
     try:
-        program = bpf.decode(filter_file.read())
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise UsageError(f"Invalid value for 'FILE': '{path}': {err.strerror}") from None
+    try:
+        program = bpf.decode(data)
     except bpf.BPFError as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(bpf.disassemble(program))
+        raise PyruncError(str(err)) from None
+    sys.stdout.write(bpf.disassemble(program) + "\n")
+    return 0

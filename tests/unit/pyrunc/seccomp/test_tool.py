@@ -6,12 +6,13 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
 from pyrunc.errors import ConfigError
 from pyrunc.seccomp import bpf, profiles
 from pyrunc.seccomp.arches import ARCHES
-from pyrunc.seccomp.tool import seccomp
+from pyrunc.cli import main
+from pyrunc.seccomp.tool import compile_verb
+from pyrunc.verbs import GlobalOptions
 
 from .oracle import DATA, load_profile
 
@@ -20,9 +21,14 @@ COMMON = os.path.join(DATA, "containers-common-seccomp.json")
 
 
 def run(*args: str) -> str:
-    result = CliRunner().invoke(seccomp, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output.strip()
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["seccomp", *args])
+    assert code == 0, out.getvalue() + err.getvalue()
+    return out.getvalue().strip()
 
 
 @pytest.mark.parametrize("path", [DOCKER, COMMON])
@@ -80,7 +86,7 @@ def test_bad_profile_is_one_line_naming_the_field(tmp_path) -> None:  # type: ig
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match=r"^bad.json: \.syscalls\[0\]\.args\[0\]\.index: "):
-        CliRunner().invoke(seccomp, ["compile", str(path)], catch_exceptions=False)
+        compile_verb(GlobalOptions(), {"profile": str(path)})
 
 
 def test_docker_resolution_rules() -> None:
