@@ -195,6 +195,31 @@ def enter(argv0: str = "pybuild") -> None:
     _unshare_and_map(tools, uid_args, gid_args)
 
 
+def join(pid: int) -> None:
+    """Become root of the user namespace `pid` lives in (pybuild exec, single-threaded): each
+    pybuild makes a namespace of its own, and a container's namespaces belong to the one of the
+    `pybuild run` that started it; a sibling namespace may not enter them. The kernel lets the
+    user join only a namespace they own (they hold every capability there from outside), so
+    this gives nothing beyond it. No-op for root."""
+    from pyrunc import syscalls
+
+    if os.geteuid() == 0:
+        return
+    try:
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise RootlessError(f"rootless: the container's user namespace (/proc/{pid}/ns/user): {err.strerror}") from None
+    try:
+        syscalls.setns(fd, syscalls.CLONE_NEWUSER)
+    except OSError as err:
+        raise RootlessError(f"rootless: join the container's user namespace: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
 def _unshare_and_map(tools: dict[str, str], uid_args: list[str], gid_args: list[str]) -> None:
     """The helper forked before the unshare (it stays in the host's namespace, where the
     setuid helpers work) maps us once we say we have unshared; its exit status and stderr

@@ -51,7 +51,7 @@ COMMANDS: dict[str, Command] = {
     "rm": Command("pybuild.commands.containers:rm"),
     "logs": Command("pybuild.commands.containers:logs"),
     "commit": Command("pybuild.commands.containers:commit"),
-    "exec": Command("pybuild.commands.exec:exec_"),
+    "exec": Command("pybuild.commands.exec:exec_", userns=False),  # joins the container's (rootless.join)
     "top": Command("pybuild.commands.lifecycle:top"),
     "port": Command("pybuild.commands.lifecycle:port"),
     "wait": Command("pybuild.commands.lifecycle:wait"),

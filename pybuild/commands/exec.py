@@ -280,6 +280,9 @@ def exec_(ctx: click.Context, interactive: bool, tty: bool, detach: bool, user: 
     if detach and interactive:
         raise ExecError("-d and -i cannot be used together")
     c, state = running_container(ctx.obj["root"], container, "exec")
+    from pybuild.rootless import join
+
+    join(int(state["pid"]))  # rootless: the namespace `run` made (the verb table does not make one for exec)
     ids = _resolve_user(int(state["pid"]), user) if user else None
     process = plan_process(_base_process(c), list(command), extra_env, tty, workdir, ids)
     session = _Session(c, process)

@@ -217,3 +217,19 @@ def test_rmi_and_prune_remove_subordinate_owned_layers(ub, rootless_user):
     ub("rmi", "busybox")
     ub("prune")
     assert os.listdir(os.path.join(ub.root, "layers")) == []
+
+
+def test_run_detached_exec_and_rm(ub, rootless_user):
+    """exec joins the user namespace of the `run` that started the container (each pybuild makes
+    its own; a sibling one could not enter the container's namespaces)."""
+    ub.import_base()
+    ub("run", "-d", "--name", "c1", "busybox", "sleep", "100")
+    try:
+        p = ub("exec", "c1", "sh", "-c", "id -u; touch /made; stat -c %u /made; cat /proc/self/uid_map")
+        lines = p.stdout.splitlines()
+        assert lines[:2] == ["0", "0"] and lines[2].split() == ["0", str(rootless_user.uid), "1"], p.stdout
+        assert ub("exec", "-u", "app", "c1", "id", "-u").stdout == "1000\n"
+        assert ub("exec", "c1", "sh", "-c", "exit 3", check=False).returncode == 3
+    finally:
+        ub("rm", "-f", "c1")
+    assert "c1" not in ub("ps", "-a").stdout
