@@ -37,7 +37,7 @@ from pybuild.image import (MT_CONFIG, MT_MANIFEST, Descriptor, History, ImageCon
 
 if TYPE_CHECKING:
     from pybuild.cache import StepInputs
-    from pybuild.dockerfile.stages import ArgInstr, Stage
+    from pybuild.dockerfile.instructions import ArgInstr, Stage
     from pybuild.dockerfile.shell_words import ShellLex
     from pybuild.dockerfile.instructions import Instruction
     from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState, Step
@@ -91,7 +91,7 @@ def _read_dockerfile(opts: BuildOptions) -> tuple[bytes, str, str]:
 
 def _stage_refs(stage: "Stage") -> list[str]:
     """Names another stage may be referenced by from this stage's instructions."""
-    from pybuild.dockerfile.stages import CopyInstr, RunInstr
+    from pybuild.dockerfile.instructions import CopyInstr, RunInstr
     from pybuild.steps.run_mounts import parse_mount
 
     refs = []
@@ -243,7 +243,7 @@ class Builder:
 
     def _warn_unused_args(self, meta: "list[ArgInstr]") -> None:
         """docker's warning for --build-arg values no ARG declared (a typo, usually)."""
-        from pybuild.dockerfile.stages import ArgInstr
+        from pybuild.dockerfile.instructions import ArgInstr
         from pybuild.dockerfile.shell_words import PROXY_ARGS
 
         declared = {a.key for m in meta for a in m.args}

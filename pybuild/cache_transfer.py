@@ -88,7 +88,7 @@ def cache_mount_keys(builder: Builder, stage_indices: list[int]) -> list[str]:
     """ROOT/cache-mounts/<key> names of the `RUN --mount=type=cache` of the given stages."""
     import hashlib
 
-    from pybuild.dockerfile.stages import RunInstr
+    from pybuild.dockerfile.instructions import RunInstr
     from pybuild.steps.run_mounts import parse_mount
 
     keys: list[str] = []

@@ -30,7 +30,7 @@ _DEFAULTS = {"prepend_shell": True, "network": "default", "security": "sandbox"}
 
 
 def _value(value: object) -> str:
-    from pybuild.dockerfile import stages as ins
+    from pybuild.dockerfile import instructions as ins
 
     if isinstance(value, tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
@@ -47,7 +47,7 @@ def _value(value: object) -> str:
 
 def _describe(instr: object) -> str:
     """`field=value` for every field that differs from its default."""
-    skip = {"keyword", "line", "end_line", "original"}
+    skip = {"keyword", "line", "end_line", "original", "flags"}  # flags: shown by the typed fields
     parts = []
     for name in type(instr).__dataclass_fields__:  # type: ignore[attr-defined]
         value = getattr(instr, name)

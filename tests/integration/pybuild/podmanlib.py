@@ -17,6 +17,7 @@ import tarfile
 import pytest
 
 ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
+SLEEP = ("sleep", "600")
 
 
 def add_data(rootfs: str) -> str:
@@ -112,3 +113,21 @@ def one_line(res: subprocess.CompletedProcess) -> str:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pybuild: "), res.stderr
     return lines[0]
+
+
+@pytest.fixture(name="pb")
+def busybox_pb(tmp_path):
+    """pybuild on a store of its own holding the busybox image (+ /data) as `busybox`; the
+    containers a test left are removed at teardown. A test module imports it; tests ask for `pb`."""
+    from netlib import Pb
+    from test_build_common import make_busybox_rootfs
+
+    p = Pb(str(tmp_path / "store"))
+    tar = tar_of(add_data(make_busybox_rootfs(str(tmp_path / "rootfs"))), str(tmp_path / "bb.tar"))
+    p("import", tar, "-t", "busybox", "-c", 'CMD ["sh"]')
+    yield p
+    p.cleanup()
+
+
+def container_id(pb, name: str) -> str:
+    return pb("inspect", "--type", "container", "-f", "{{.Id}}", name).stdout.strip()

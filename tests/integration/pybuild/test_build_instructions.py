@@ -1,4 +1,6 @@
-"""Each instruction, built for real: the image config, history and files it produces."""
+"""Every instruction in one Dockerfile, built for real: the image config, history and files it
+produces; ONBUILD triggers in a child; build args, labels, --iidfile, -q. One instruction's own
+cases are in test_instr_<keyword>.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tarfile
 import pytest
 
 from test_build_common import base_image_tar, history, pb, write_context  # noqa: F401
+
 
 ALL_INSTRUCTIONS = """\
 FROM busybox
@@ -141,103 +144,6 @@ def test_onbuild_triggers_run_in_child(pb, full_context, tmp_path):
     assert "OnBuild" not in pb.config("child")["config"]
 
 
-@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zst"])
-def test_add_extracts_compressed_tars(pb, tmp_path, kind):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("inner/file.txt")
-        payload = f"{kind} payload\n".encode()
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    raw = buf.getvalue()
-    data = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-            "zst": lambda b: subprocess.run(["zstd", "-c"], input=b, capture_output=True, check=True).stdout}[kind](raw)
-    ctx = write_context(tmp_path / "ctx", {f"a.tar.{kind}": data,
-                                           "Dockerfile": f"FROM busybox\nADD a.tar.{kind} /x/\nCOPY a.tar.{kind} /y/\n"})
-    pb.build(ctx, "-t", "added")
-    files = pb.flatten("added")
-    assert files["x/inner/file.txt"][1] == f"{kind} payload\n".encode()
-    assert files[f"y/a.tar.{kind}"][1] == data   # COPY never unpacks
-
-
-def test_copy_destination_semantics(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {
-        "f.txt": "F", "dir/one": "1", "dir/two/three": "3",
-        "Dockerfile": "FROM busybox\n"
-                      "COPY f.txt /renamed\n"         # file → new name
-                      "COPY f.txt /newdir/\n"         # file → into dir (trailing slash)
-                      "COPY f.txt /tmp\n"             # file → into existing dir
-                      "COPY dir /copied\n"            # dir contents → dest
-                      "WORKDIR /rel\n"
-                      "COPY f.txt .\n",               # relative to WORKDIR
-    })
-    pb.build(ctx, "-t", "dests")
-    files = pb.flatten("dests")
-    assert files["renamed"][1] == b"F"
-    assert files["newdir/f.txt"][1] == b"F"
-    assert files["tmp/f.txt"][1] == b"F"
-    assert files["copied/one"][1] == b"1" and files["copied/two/three"][1] == b"3"
-    assert files["rel/f.txt"][1] == b"F"
-
-
-def test_copy_follows_image_symlinks_inside_rootfs(pb, tmp_path):
-    """A symlink in the image pointing at an absolute path must resolve inside the rootfs."""
-    ctx = write_context(tmp_path / "ctx", {
-        "f.txt": "payload",
-        "Dockerfile": "FROM busybox\nRUN mkdir -p /real && ln -s /real /link && ln -s /etc/../../.. /up\n"
-                      "COPY f.txt /link/\nCOPY f.txt /up/escaped.txt\n",
-    })
-    pb.build(ctx, "-t", "links")
-    files = pb.flatten("links")
-    assert files["real/f.txt"][1] == b"payload"
-    assert files["escaped.txt"][1] == b"payload"   # clamped at the image root, not the host's /
-    assert not os.path.exists("/escaped.txt")
-
-
-def test_dockerignore_applies_to_copy(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {
-        ".dockerignore": "*.secret\nbuild/\n!build/keep.txt\n",
-        "app.py": "print()", "key.secret": "s3cr3t", "build/junk.o": "x", "build/keep.txt": "keep",
-        "Dockerfile": "FROM busybox\nCOPY . /src/\n",
-    })
-    pb.build(ctx, "-t", "ignored")
-    files = pb.flatten("ignored")
-    assert "src/app.py" in files and "src/build/keep.txt" in files
-    assert "src/key.secret" not in files and "src/build/junk.o" not in files
-
-
-def test_run_exec_form_network_none_and_tmpfs_cache_mounts(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": (
-        "FROM busybox\n"
-        'RUN ["/bin/sh", "-c", "echo exec > /exec.txt"]\n'
-        "RUN --network=none ip -o link | grep -v ' lo' | wc -l > /ifaces\n"
-        "RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && grep -q ' /scratch ' /proc/mounts\n"
-        "RUN --mount=type=cache,target=/cache,id=c1 echo $$ >> /cache/log && wc -l < /cache/log > /cachecount\n")})
-    pb.build(ctx, "-t", "runs")
-    files = pb.flatten("runs")
-    assert files["exec.txt"][1] == b"exec\n"
-    assert files["ifaces"][1].strip() == b"0"
-    assert "scratch" not in files and "cache" not in files
-    assert files["cachecount"][1].strip() == b"1"
-    pb.build(ctx, "-t", "runs2", "--no-cache")
-    assert pb.flatten("runs2")["cachecount"][1].strip() == b"2"   # the cache mount persisted
-
-
-def test_bind_mount_from_context_is_read_only_view(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {
-        ".dockerignore": "hidden\n", "hidden": "h", "shown": "s",
-        "Dockerfile": "FROM busybox\n"
-                      "RUN --mount=type=bind,target=/ctx ls /ctx > /listing && ! touch /ctx/new\n"
-                      "RUN --mount=type=bind,target=/ctx,rw touch /ctx/new && ls /ctx > /listing2\n",
-    })
-    pb.build(ctx, "-t", "binds")
-    files = pb.flatten("binds")
-    assert files["listing"][1].split() == [b"Dockerfile", b"shown"]
-    assert b"new" in files["listing2"][1]
-    assert not os.path.exists(os.path.join(ctx, "new"))   # rw writes are discarded
-    assert "ctx" not in files
-
-
 def test_build_args_labels_iidfile_and_quiet(pb, tmp_path):
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nARG NAME=default\n"
                                                          "RUN echo $NAME > /name\n"})
@@ -250,28 +156,3 @@ def test_build_args_labels_iidfile_and_quiet(pb, tmp_path):
     assert res.stderr == ""
     assert pb.flatten("args")["name"][1] == b"given\n"
     assert pb.config("args")["config"]["Labels"] == {"team": "core"}
-
-
-def test_heredoc_script_with_shebang_and_heredoc_feeding_a_command(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": (
-        "FROM busybox\n"
-        "RUN <<EOF\n#!/bin/sh -e\necho \"shebang $0\" > /sb.txt\nEOF\n"
-        "RUN cat <<EOT > /fed.txt\nfed by heredoc\nEOT\n"
-        "RUN <<-EOF\n\techo chomped > /chomp.txt\nEOF\n")})
-    pb.build(ctx, "-t", "heredocs")
-    files = pb.flatten("heredocs")
-    assert files["sb.txt"][1].startswith(b"shebang /")
-    assert files["fed.txt"][1] == b"fed by heredoc\n"
-    assert files["chomp.txt"][1] == b"chomped\n"
-    assert not any(p.startswith(".pybuild-heredoc") for p in files)
-
-
-def test_copy_dir_merges_through_an_image_symlink(pb, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {
-        "d/static/a.css": "css",
-        "Dockerfile": "FROM busybox\nRUN mkdir -p /srv/static /app && ln -s /srv/static /app/static\n"
-                      "COPY d /app/\n"})
-    pb.build(ctx, "-t", "symdir")
-    files = pb.flatten("symdir")
-    assert files["app/static"][0].issym()
-    assert files["srv/static/a.css"][1] == b"css"

@@ -2,7 +2,7 @@
 
 The expected outputs are Go's (text/template with docker's functions, over typed inspect data):
 each case was written from Go's documented semantics, and the constant ones are also checked
-against podman's real Go templates in tests/integration/pybuild/test_container_verbs.py.
+against podman's real Go templates in tests/integration/pybuild/test_cmd_inspect.py.
 """
 
 from __future__ import annotations
