@@ -233,3 +233,48 @@ def test_run_detached_exec_and_rm(ub, rootless_user):
     finally:
         ub("rm", "-f", "c1")
     assert "c1" not in ub("ps", "-a").stdout
+
+
+def test_a_killed_build_leaves_nothing(ub, rootless_user):
+    """SIGKILL of a rootless build: its watcher (in the build's namespaces) deletes the RUN
+    container and the build's temp dir, as for root (pybuild/sandbox.py)."""
+    import signal
+    import time
+
+    from rootless_buildlib import PYBUILD
+
+    u = rootless_user
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
+    proc = subprocess.Popen([PYBUILD, "build", "--no-cache", "--progress", "plain", ctx], env=ub.env(),
+                            cwd=u.home, user=u.uid, group=u.gid, extra_groups=[],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            if b"STEP 2/2" in line:
+                break
+        time.sleep(1)  # the step's container is running
+        sleeping = [p for p in u.pids() if _comm(p) == "sleep"]
+        assert sleeping, "the RUN step did not start"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (any(_comm(p) == "sleep" for p in u.pids())
+                                                or os.listdir(os.path.join(ub.root, "tmp"))):
+            time.sleep(0.1)
+        assert not any(_comm(p) == "sleep" for p in u.pids())
+        assert os.listdir(os.path.join(ub.root, "tmp")) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
