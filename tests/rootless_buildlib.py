@@ -44,6 +44,25 @@ def busybox_tar(workdir: str) -> str:
     return path
 
 
+def base_tar_fixture(user, name: str):
+    """Body of a `base_tar` fixture: the busybox tar in the user's home (/tmp/pytest-of-root is
+    closed to the user), removed after."""
+    d = os.path.join(user.home, name)
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    yield busybox_tar(d)
+    shutil.rmtree(d)
+
+
+def user_build_fixture(user, base_tar: str, import_base: bool = False):
+    """Body of a `ub` fixture: a UserBuild with its own store, removed after by root (subordinate-
+    owned files: the user would use pybuild rmi/prune)."""
+    b = UserBuild(user, base_tar)
+    if import_base:
+        b.import_base()
+    yield b
+    shutil.rmtree(b.data_home)
+
+
 class UserBuild:
     """pybuild run by `user` with its own XDG_DATA_HOME (so its own default store)."""
 

@@ -24,7 +24,7 @@ import stat
 
 import pytest
 
-from rootless_buildlib import UserBuild, busybox_tar
+from rootless_buildlib import base_tar_fixture, user_build_fixture
 from rootlesslib import rootless_user_fixture
 
 
@@ -35,18 +35,12 @@ def rootless_user():
 
 @pytest.fixture(scope="module")
 def base_tar(rootless_user):
-    d = os.path.join(rootless_user.home, "base-sec")
-    os.makedirs(d, mode=0o755, exist_ok=True)
-    yield busybox_tar(d)
-    shutil.rmtree(d)
+    yield from base_tar_fixture(rootless_user, "base-sec")
 
 
 @pytest.fixture
 def ub(rootless_user, base_tar):
-    b = UserBuild(rootless_user, base_tar)
-    b.import_base()
-    yield b
-    shutil.rmtree(b.data_home)
+    yield from user_build_fixture(rootless_user, base_tar, import_base=True)
 
 
 def _one_line_failure(p) -> None:

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from rootless_buildlib import UserBuild, busybox_tar, host_owners, owners_of
+from rootless_buildlib import base_tar_fixture, host_owners, owners_of, user_build_fixture
 from rootlesslib import _ranges
 
 DOCKERFILE = """\
@@ -34,17 +34,12 @@ EXPECTED = {"f": (1000, 1000, 0o644), "d": (1000, 50, 0o755), "g.txt": (1001, 10
 
 @pytest.fixture(scope="module")
 def base_tar(rootless_user):
-    d = os.path.join(rootless_user.home, "base-build")  # /tmp/pytest-of-root is closed to the user
-    os.makedirs(d, mode=0o755, exist_ok=True)
-    yield busybox_tar(d)
-    shutil.rmtree(d)
+    yield from base_tar_fixture(rootless_user, "base-build")
 
 
 @pytest.fixture
 def ub(rootless_user, base_tar):
-    b = UserBuild(rootless_user, base_tar)
-    yield b
-    shutil.rmtree(b.data_home)  # subordinate-owned files: root removes them (the user would use pybuild rmi)
+    yield from user_build_fixture(rootless_user, base_tar)
 
 
 def _owners(layers: dict) -> dict:
