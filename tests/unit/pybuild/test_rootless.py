@@ -70,3 +70,41 @@ def test_network_and_spec_adaptation(monkeypatch):
 ])
 def test_the_verb_decides_whether_to_enter_the_namespace(argv, verb):
     assert cli._verb(argv) == verb
+
+
+def test_no_user_namespaces_is_one_line_and_the_helper_is_reaped(monkeypatch):
+    import errno
+    import os
+
+    from pyrunc import syscalls
+
+    def refuse(flags):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(syscalls, "unshare", refuse)
+    with pytest.raises(rootless.RootlessError, match=r"^rootless: cannot create a user namespace: Operation not "
+                                                     r"permitted \(unprivileged user namespaces disabled\?"):
+        rootless._unshare_and_map({"newuidmap": "/bin/false", "newgidmap": "/bin/false"}, [], [])
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the helper was waited for
+
+
+def test_userns_overlay_refusal_names_the_kernel_feature(monkeypatch, tmp_path):
+    import errno
+    import os
+
+    from pybuild import overlay
+    from pyrunc import syscalls
+
+    def refuse(*args):
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(rootless, "active", lambda: True)
+    monkeypatch.setattr(syscalls, "mount", refuse)
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    with pytest.raises(overlay.OverlayError, match=r"Invalid argument \(rootless: overlay in a user namespace "
+                                                   r"needs Linux >= 5.11 with userxattr\)"):
+        with overlay.mount_overlay(str(tmp_path / "ov"), [str(lower)]):
+            pass
+    assert overlay._opts().endswith(",userxattr") and "redirect_dir=nofollow" in overlay._opts()
