@@ -181,9 +181,11 @@ def enter(argv0: str = "pybuild") -> None:
         return
     uid, gid = os.getuid(), os.getgid()
     try:
-        name = pwd.getpwuid(uid).pw_name
+        pw = pwd.getpwuid(uid)
     except KeyError:
         raise RootlessError(f"rootless: uid {uid} has no passwd entry (needed to find its subordinate ids)") from None
+    name = pw.pw_name
+    os.environ.setdefault("HOME", pw.pw_dir)  # the store's default; inside, uid 0 is root's passwd entry
     tools = {}
     for tool in ("newuidmap", "newgidmap"):
         found = shutil.which(tool)

@@ -273,3 +273,17 @@ def _comm(pid: int) -> str:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def test_network_none_and_host(ub):
+    """none: a namespace of the step's own with only lo (sysfs mounted: the netns is its own);
+    host, the rootless default: the host's interfaces (the one of the default route here)."""
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN echo links: $(ip -o link | cut -d: -f2) sys=$(ls /sys | wc -l)\n"})
+    none = ub("build", "--no-cache", "--progress", "plain", "--network", "none", ctx)
+    assert "\nlinks: lo sys=" in none.stdout + none.stderr
+    host = ub("build", "--no-cache", "--progress", "plain", ctx)
+    with open("/proc/net/route") as f:
+        default = [ln.split()[0] for ln in f.readlines()[1:] if ln.split()[1] == "00000000"]
+    line = next(ln for ln in (host.stdout + host.stderr).splitlines() if ln.startswith("links: "))
+    assert "lo" in line.split() and (not default or default[0] in line.split()), line
