@@ -94,8 +94,11 @@ class Soak:
                 raise RuntimeError(f"{peer}: not installed")
             self.runtimes[peer] = path
         self.exec_containers: dict[str, str] = {}   # runtime -> the container execs go into
+        self.last_temps: list[str] = []             # the temp dirs of the last count, named
         self.null = os.open(os.devnull, os.O_RDWR)
         self.rss_file = os.path.join(work, "rss")
+        # a bridge of the soak's own: other work on this machine may hold or remove pybuild0 meanwhile
+        self.env = dict(os.environ, PYBUILD_BRIDGE=f"pbs{self.tag[-6:]}")
         if not os.access(GNU_TIME, os.X_OK):
             raise RuntimeError(f"{GNU_TIME} (Debian's time package) is needed to read each command's peak RSS")
         self._make_bundle()
@@ -128,7 +131,7 @@ class Soak:
         time (a fork and an exec more, the same for every runtime)."""
         timed = [GNU_TIME, "-q", "-f", "%M", "-o", self.rss_file, *argv]
         started = time.perf_counter()
-        pid = os.posix_spawn(GNU_TIME, timed, os.environ, file_actions=[
+        pid = os.posix_spawn(GNU_TIME, timed, self.env, file_actions=[
             (os.POSIX_SPAWN_DUP2, self.null, 0), (os.POSIX_SPAWN_DUP2, self.null, 1),
             (os.POSIX_SPAWN_DUP2, self.null, 2)])
         _, status = os.waitpid(pid, 0)
@@ -169,9 +172,10 @@ class Soak:
             root = self.root(runtime)
             state = [n for n in os.listdir(root) if n != "@seccomp"] if os.path.isdir(root) else []
             out[f"state dirs ({runtime})"] = len(state)
+        scratch = sorted(os.listdir(store_tmp)) if os.path.isdir(store_tmp) else []
         out.update({"veths (all vpb*)": veths, "IPAM leases (all)": len(leases),
-                    "temp dirs (/tmp, store tmp/)": len(temps) + (len(os.listdir(store_tmp))
-                                                                  if os.path.isdir(store_tmp) else 0)})
+                    "temp dirs (/tmp pyrunc-*/pybuild-*, all)": len(temps), "temp dirs (store tmp/)": len(scratch)})
+        self.last_temps = sorted(temps) + [f"store tmp/{n}" for n in scratch]
         for runtime, cid in self.exec_containers.items():
             procs = glob.glob(f"/sys/fs/cgroup/pids/{cid}/cgroup.procs") + \
                 glob.glob(f"/sys/fs/cgroup/pids/*/{cid}/cgroup.procs")
@@ -296,6 +300,8 @@ def main(argv: list[str]) -> int:
             loop = run(n)
             settle(soak, loop)
             print(report(loop), flush=True)
+            if loop.leaks() and soak.last_temps:
+                print(f"  temp dirs now: {' '.join(soak.last_temps)}", flush=True)
             failed |= bool(loop.leaks())
     except RuntimeError as exc:
         print(f"soak: {exc}", file=sys.stderr)

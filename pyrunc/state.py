@@ -245,7 +245,11 @@ class StateStore:
             fd = os.open(os.path.join(tmp, STATE_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, state.to_json())
+                view = memoryview(state.to_json())
+                while view:  # a write cut short by a full disk must not leave a truncated pre-state
+                    view = view[os.write(fd, view):]
+            except OSError as err:  # ENOSPC, EDQUOT: named after the file, not the staging dir
+                raise OSError(err.errno, err.strerror, os.path.join(path, STATE_FILE)) from None
             finally:
                 os.close(fd)
             syscalls.renameat2(syscalls.AT_FDCWD, tmp, syscalls.AT_FDCWD, path, syscalls.RENAME_NOREPLACE)

@@ -1,5 +1,5 @@
 """Full and read-only disks: the state root or the store on a small tmpfs that fills in the middle of a
-create, a commit and an export.
+create (its inodes or its pages), a commit (a build step's or a container's) and an export.
 
 Each failure is one line naming the file and saying "No space left on device" (or "Read-only file
 system"), nothing half-written is kept (no container in `list`, no cgroup, no process; a store whose
@@ -90,6 +90,54 @@ def test_state_root_fills_mid_create(tmp_path, busybox_rootfs) -> None:
         assert _pyrunc(root, "delete", "-f", cid).returncode == 0
 
 
+def _fill(mnt: str, leave_pages: int) -> str:
+    """Take every free block of the tmpfs at `mnt` but `leave_pages` pages (inodes stay free)."""
+    filler = os.path.join(mnt, "filler")
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 16))
+                fh.flush()
+        except OSError:
+            pass
+    with open(filler, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.truncate(max(0, size - leave_pages * os.sysconf("SC_PAGE_SIZE")))
+    return filler
+
+
+def test_state_root_fills_mid_create_by_bytes(tmp_path, busybox_rootfs) -> None:
+    """Inodes free, 0, 1, 2... pages: create dies writing the data of each file it makes in turn."""
+    b = Bundle(str(tmp_path / "bundle"), busybox_rootfs)
+    b.config["process"]["args"] = ["sleep", "100"]
+    b.write()
+    cid = f"t-{uuid.uuid4().hex[:10]}"
+    mnt = str(tmp_path / "state")
+    root = os.path.join(mnt, "root")
+    failures = []
+    with tmpfs(mnt, size="1m"):
+        for pages in range(0, 40):
+            filler = _fill(mnt, pages)
+            res = _pyrunc(root, "create", "-b", b.path, cid)
+            if res.returncode == 0:
+                break
+            failures.append(one_line(res, "pyrunc", "No space left on device"))
+            assert f"{cid}/" in failures[-1], f"the line does not name the file: {failures[-1]}"
+            listed = _pyrunc(root, "list", "-q")
+            assert listed.returncode == 0 and cid.encode() not in listed.stdout, listed
+            assert not glob.glob(f"/sys/fs/cgroup/*/pyrunc/{cid}") and not pids_with(cid), failures[-1]
+            assert not os.path.lexists(os.path.join(root, cid)), failures[-1]
+            os.unlink(filler)
+        else:
+            pytest.fail(f"create never succeeded: {failures[-3:]}")
+        assert failures, "create succeeded with no page free: the test filled nothing"
+        os.unlink(filler)  # space freed: the same ID works
+        assert _pyrunc(root, "delete", "-f", cid).returncode == 0
+        res = _pyrunc(root, "create", "-b", b.path, cid)
+        assert res.returncode == 0, res.stderr
+        assert _pyrunc(root, "delete", "-f", cid).returncode == 0
+
+
 def test_read_only_state_root(tmp_path, busybox_rootfs) -> None:
     b = Bundle(str(tmp_path / "bundle"), busybox_rootfs)
     b.config["process"]["args"] = ["true"]
@@ -136,6 +184,26 @@ def test_store_fills_mid_commit(small_store, tmp_path) -> None:
     assert "big " not in store.ok("images").stdout
     _remount(mnt, size="64m")  # space freed
     store.ok("build", "--network", "none", "-t", "big", ctx)
+    _assert_clean(store)
+
+
+def test_store_fills_mid_container_commit(small_store, tmp_path) -> None:
+    """`pybuild commit` of a container whose change (random: incompressible) fits in its upper dir
+    but whose layer blob does not fit beside it."""
+    store, mnt = small_store
+    free_kib = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize // 1024
+    store.ok("run", "--name", "filler", "--network", "none", "warm", "sh", "-c",
+             f"head -c {int(free_kib * 0.6)}k /dev/urandom > /big")
+    try:
+        line = one_line(store("commit", "filler", "big"), "pybuild", "No space left on device")
+        _assert_clean(store)
+        assert "big " not in store.ok("images").stdout, line
+        _remount(mnt, size="64m")  # space freed
+        store.ok("commit", "filler", "big")
+        size = store.ok("run", "--rm", "--network", "none", "big", "wc", "-c", "/big").stdout.split()[0]
+        assert int(size) == int(free_kib * 0.6) * 1024
+    finally:
+        store("rm", "-f", "filler")
     _assert_clean(store)
 
 

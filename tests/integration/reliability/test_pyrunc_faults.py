@@ -6,7 +6,9 @@ there as under `kill -9`. Then, for every step:
   state dir and before delete removed it), and `state` agrees;
 - `start`, what a client retries, ends: it succeeds exactly when the container shows as created;
 - `delete -f` succeeds and nothing is left: no process (the container's, an exec'd one, create's
-  forks), no cgroup, no mount under the bundle, no state dir or staging entry;
+  forks), no cgroup, no mount under the bundle, no state dir or staging entry, and in the `net`
+  variant (pybuild's bridge network made by a createRuntime hook, removed by a poststop hook, as
+  `pybuild bundle -p` writes them) no veth, no IPAM lease, no bridge;
 - the same ID is created again, and deleted cleanly.
 tests/security/test_killed_create.py kills create at every syscall with strace; this file kills each
 verb at its named steps, through the hook the code carries.
@@ -26,6 +28,9 @@ import pytest
 from rellib import fault_env, killed, pids_with
 from testlib import PYRUNC, Bundle
 
+from pybuild.net.hook import hook_config
+from pybuild.net.model import NetSettings, link_name
+from pybuild.net.plumbing import NetRequest, teardown
 from pyrunc.faults import STEPS
 
 # the verb that runs the step, and what runs before it (a created or a running container)
@@ -51,8 +56,12 @@ def _run(root: str, *args: str, env: dict | None = None, timeout: float = 60) ->
     return res
 
 
-def _leftovers(root: str, bundle: Bundle, cid: str, marker: str) -> list[str]:
+def _leftovers(root: str, bundle: Bundle, cid: str, marker: str, net: NetSettings | None = None) -> list[str]:
     left = [f"pid {p}" for p in pids_with(marker) + pids_with(f" {cid}")]
+    if net is not None:
+        left += [f"link {n}" for n in (link_name(cid), net.bridge) if os.path.exists(f"/sys/class/net/{n}")]
+        leases = os.path.join(net.state_dir, net.bridge)
+        left += [f"lease {n}" for n in (os.listdir(leases) if os.path.isdir(leases) else ()) if not n.startswith(".")]
     left += glob.glob(f"/sys/fs/cgroup/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/*/{cid}")
     if os.path.lexists(os.path.join(root, cid)):
         left.append("state dir")
@@ -64,28 +73,35 @@ def _leftovers(root: str, bundle: Bundle, cid: str, marker: str) -> list[str]:
     return left
 
 
-def _settled(root: str, bundle: Bundle, cid: str, marker: str, timeout: float = 10) -> list[str]:
+def _settled(root: str, bundle: Bundle, cid: str, marker: str, net: NetSettings | None = None,
+             timeout: float = 10) -> list[str]:
     deadline = time.monotonic() + timeout
-    while (left := _leftovers(root, bundle, cid, marker)) and time.monotonic() < deadline:
+    while (left := _leftovers(root, bundle, cid, marker, net)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
 
-@pytest.fixture
-def setup(tmp_path, busybox_rootfs):
+@pytest.fixture(params=[False, True], ids=["plain", "net"])
+def setup(request, tmp_path, busybox_rootfs):
     marker = f"sleep {100000 + uuid.uuid4().int % 800000}"
     bundle = Bundle(str(tmp_path / "bundle"), busybox_rootfs)
     bundle.config["process"]["args"] = ["sh", "-c", f"{marker}; true"]
+    net = None
+    if request.param:
+        net = NetSettings(bridge=f"pbf{uuid.uuid4().hex[:8]}", state_dir=str(tmp_path / "net"))
+        bundle.config["hooks"] = hook_config(net)
     bundle.write()
     root = str(tmp_path / "state")
-    yield root, bundle, marker
+    yield root, bundle, marker, net
     for cid in os.listdir(root) if os.path.isdir(root) else ():
         _run(root, "delete", "-f", cid)
+    if net is not None and os.path.exists(f"/sys/class/net/{net.bridge}"):  # a failed case's
+        teardown(NetRequest("", net.bridge, state_dir=net.state_dir))
 
 
 @pytest.mark.parametrize("step", sorted(CASES))
 def test_pyrunc_killed_at(setup, step: str) -> None:
-    root, bundle, marker = setup
+    root, bundle, marker, net = setup
     verb = CASES[step]
     cid = f"t-{uuid.uuid4().hex[:10]}"
     env = fault_env(step)
@@ -122,13 +138,15 @@ def test_pyrunc_killed_at(setup, step: str) -> None:
     assert "Traceback" not in retry.stderr
     delete = _run(root, "delete", "-f", cid)
     assert delete.returncode == 0, f"{step}: delete -f: {delete.stderr}"
-    left = _settled(root, bundle, cid, marker)
+    left = _settled(root, bundle, cid, marker, net)
     assert not left, f"{step}: left after delete -f: {left}"
 
     again = _run(root, "create", "-b", bundle.path, cid)
     assert again.returncode == 0, f"{step}: the same ID cannot be created again: {again.stderr}"
+    if net is not None:  # the hook did make the network that the checks above found gone
+        assert os.path.exists(f"/sys/class/net/{link_name(cid)}"), f"{step}: no veth after create"
     assert _run(root, "delete", "-f", cid).returncode == 0
-    assert not _settled(root, bundle, cid, marker), step
+    assert not _settled(root, bundle, cid, marker, net), step
 
 
 def test_every_pyrunc_step_is_exercised() -> None:
