@@ -246,17 +246,18 @@ def export_image(store: Store, image: StoredImage, dest: str, fmt: str = "oci", 
     save_images(store, [(image, [name] if name else [])], dest, "oci-archive" if fmt == "oci" else "docker-archive")
 
 
-def flatten(store: Store, image: StoredImage | None, dest_dir: str) -> None:
+def flatten(store: Store, image: StoredImage | None, dest_dir: str, keep_owner: bool | None = None) -> None:
     """Apply every layer in order into dest_dir (created if missing); whiteouts remove what they hide.
     Into a directory that already holds files (`--output type=local` over an existing tree), a
     whiteout removes only what an earlier layer of this flatten wrote there, never the user's own
-    files, as BuildKit, which copies the finished tree, never deletes anything in dest."""
+    files, as BuildKit, which copies the finished tree, never deletes anything in dest.
+    `keep_owner` as unpack's (None: when root)."""
     os.makedirs(dest_dir, exist_ok=True)
     if image is None:
         return
     owned: set[tuple[int, int]] | None = set() if os.listdir(dest_dir) else None
     for desc, diff_id in zip(image.manifest.layers, image.config.rootfs.diff_ids):
-        actual, _ = store.unpack(desc, dest_dir, mode="apply", owned=owned)
+        actual, _ = store.unpack(desc, dest_dir, mode="apply", owned=owned, keep_owner=keep_owner)
         if actual != diff_id:
             raise DigestMismatch(diff_id, actual, what=f"layer {desc.digest} diffID")
 
@@ -282,7 +283,11 @@ def write_output(store: Store, image: StoredImage | None, spec: str | dict[str, 
         spec = parse_output(spec)
     kind, dest = spec["type"], spec["dest"]
     if kind == "local":
-        flatten(store, image, dest)
+        # Rootless: the files are the user's (as BuildKit rootless writes them), not the image's ids
+        # mapped to subordinate ids the user could not remove or edit outside pybuild.
+        from pybuild.rootless import active
+
+        flatten(store, image, dest, keep_owner=False if active() else None)
         return
     if kind == "tar":
         scratch = os.path.join(store.root, "tmp")

@@ -322,14 +322,14 @@ class Store:
             raise
 
     def unpack(self, blob: Descriptor, dest: str, mode: str = "overlay",
-               owned: set[tuple[int, int]] | None = None) -> tuple[str, int]:
+               owned: set[tuple[int, int]] | None = None, keep_owner: bool | None = None) -> tuple[str, int]:
         """Unpack a layer blob into dest (pybuild.unpack modes, `owned` as there); returns (diffID, tar
         size). A blob that fails to decompress or parse is re-verified, so corruption is reported as
         DigestMismatch."""
         from pybuild.unpack import unpack_blob
         try:
             with self.open_blob(blob.digest, blob.size) as reader:
-                return unpack_blob(reader, blob.media_type, dest, mode=mode, owned=owned)
+                return unpack_blob(reader, blob.media_type, dest, mode=mode, owned=owned, keep_owner=keep_owner)
         except PybuildError as err:
             if not isinstance(err, DigestMismatch):
                 self.verify_blob(blob.digest)

@@ -287,3 +287,20 @@ def test_network_none_and_host(ub):
         default = [ln.split()[0] for ln in f.readlines()[1:] if ln.split()[1] == "00000000"]
     line = next(ln for ln in (host.stdout + host.stderr).splitlines() if ln.startswith("links: "))
     assert "lo" in line.split() and (not default or default[0] in line.split()), line
+
+
+def test_local_output_is_the_users(ub, rootless_user, tmp_path):
+    """-o type=local: the user's files (BuildKit rootless alike), which they can edit and remove;
+    -o type=tar keeps the image's owners."""
+    import tarfile
+
+    u = rootless_user
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN touch /f && chown 1000:1000 /f\n"})
+    out = os.path.join(u.home, f"out-{os.urandom(4).hex()}")
+    tar = out + ".tar"
+    ub("build", "-q", "-o", f"type=local,dest={out}", "-o", f"type=tar,dest={tar}", ctx)
+    assert host_owners(u, out) == {u.uid}
+    with tarfile.open(tar) as t:
+        assert (t.getmember("f").uid, t.getmember("f").gid) == (1000, 1000)
+    assert u.run(["rm", "-rf", out, tar]).returncode == 0 and not os.path.exists(out)
