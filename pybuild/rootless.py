@@ -173,7 +173,7 @@ def _ranges(path: str, name: str, uid: int) -> list[tuple[int, int]]:
     return found
 
 
-def enter(argv0: str = "pybuild") -> None:
+def enter() -> None:
     """Move this (single-threaded) process into a new user namespace mapped as the module
     docstring says, and become its root. No-op for root (and so once entered: a pybuild that
     this one starts, a hook, is root of the namespace already)."""
