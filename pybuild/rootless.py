@@ -123,6 +123,30 @@ def adapt_spec(spec: dict, network: str) -> dict:
     return spec
 
 
+def ids_in_map(map_text: str) -> list[range]:
+    """The inside ids of a /proc/PID/uid_map or gid_map text."""
+    out = []
+    for line in map_text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out.append(range(int(parts[0]), int(parts[0]) + int(parts[2])))
+    return out
+
+
+def check_mapped(uid: int, gid: int, what: str) -> None:
+    """An id the build would give a file must exist in the namespace (rootless): say so in one line
+    instead of the kernel's EINVAL. No-op as root."""
+    if not active():
+        return
+    for kind, value in (("uid", uid), ("gid", gid)):
+        with open(f"/proc/self/{kind}_map") as f:
+            ranges = ids_in_map(f.read())
+        if not any(value in r for r in ranges):
+            top = max((r.stop for r in ranges), default=1) - 1
+            raise RootlessError(f"{what}: {kind} {value} is not mapped in this user namespace "
+                                f"(rootless: ids 0-{top} are, the user and their subordinate ids)")
+
+
 def overlay_xattr_ns() -> str:
     """Where overlay keeps its opaque markers: `user.` in a user namespace (mount option userxattr)."""
     return "user" if active() else "trusted"

@@ -206,6 +206,10 @@ class CopyStep:
         with contextlib.ExitStack() as stack:
             ov = stack.enter_context(mount_overlay(b.temp.new_dir("step"), list(reversed(lowers))))
             ids = resolve_chown(ov.merged, plan.chown) if plan.chown else None
+            if ids is not None:
+                from pybuild.rootless import check_mapped
+
+                check_mapped(ids.uid, ids.gid, f"--chown={plan.chown}")
             place = Placement(uid=ids.uid if ids else 0, gid=ids.gid if ids else 0, chmod=plan.chmod)
             if plan.from_:
                 assert b.lowers_of is not None

@@ -304,3 +304,13 @@ def test_local_output_is_the_users(ub, rootless_user, tmp_path):
     with tarfile.open(tar) as t:
         assert (t.getmember("f").uid, t.getmember("f").gid) == (1000, 1000)
     assert u.run(["rm", "-rf", out, tar]).returncode == 0 and not os.path.exists(out)
+
+
+def test_copy_chown_beyond_the_range_is_one_line(ub, rootless_user):
+    far = rootless_user.subuid[1] + 1000
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": f"FROM busybox\nCOPY --chown={far}:{far} f.txt /f\n", "f.txt": "x\n"})
+    p = ub("build", "--progress", "quiet", ctx, check=False)
+    _one_line(p, "pybuild: ")
+    assert f"--chown={far}:{far}: uid {far} is not mapped in this user namespace" in p.stderr, p.stderr
+    assert os.listdir(os.path.join(ub.root, "tmp")) == []

@@ -108,3 +108,9 @@ def test_userns_overlay_refusal_names_the_kernel_feature(monkeypatch, tmp_path):
         with overlay.mount_overlay(str(tmp_path / "ov"), [str(lower)]):
             pass
     assert overlay._opts().endswith(",userxattr") and "redirect_dir=nofollow" in overlay._opts()
+
+
+def test_ids_in_map():
+    text = "         0       1000          1\n         1     100000      65536\n"
+    assert rootless.ids_in_map(text) == [range(0, 1), range(1, 65537)]
+    assert rootless.ids_in_map("") == []
