@@ -108,6 +108,10 @@ class RunStep:
         with contextlib.ExitStack() as stack:
             ov = stack.enter_context(mount_overlay(b.temp.new_dir("step"), list(reversed(lowers))))
             ids = resolve_user(ov.merged, config.user)
+            if config.user:
+                from pybuild.rootless import check_mapped
+
+                check_mapped(ids.uid, ids.gid, f"USER {config.user}")
             menv = MountEnv(store_root=b.store.root, temp_dir=b.temp.new_dir,
                             context_lowers=lambda sub: _context_lowers(b, sub),
                             from_lowers=lambda name: list(reversed(b.lowers_of(name))) if b.lowers_of else [],

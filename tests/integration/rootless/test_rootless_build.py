@@ -314,3 +314,12 @@ def test_copy_chown_beyond_the_range_is_one_line(ub, rootless_user):
     _one_line(p, "pybuild: ")
     assert f"--chown={far}:{far}: uid {far} is not mapped in this user namespace" in p.stderr, p.stderr
     assert os.listdir(os.path.join(ub.root, "tmp")) == []
+
+
+def test_run_as_a_user_beyond_the_range_is_one_line(ub, rootless_user):
+    far = rootless_user.subuid[1] + 1000
+    ub.import_base()
+    ctx = ub.context({"Dockerfile": f"FROM busybox\nUSER {far}\nRUN true\n"})
+    p = ub("build", "--progress", "quiet", ctx, check=False)
+    _one_line(p, "pybuild: ")
+    assert f"USER {far}: uid {far} is not mapped in this user namespace" in p.stderr, p.stderr
