@@ -97,6 +97,8 @@ class Soak:
         self.last_temps: list[str] = []             # the temp dirs of the last count, named
         self.null = os.open(os.devnull, os.O_RDWR)
         self.rss_file = os.path.join(work, "rss")
+        self.err_file = os.path.join(work, "stderr")   # the last command's, quoted when it fails
+        self.last_error = [""]
         # a bridge of the soak's own: other work on this machine may hold or remove pybuild0 meanwhile
         self.env = dict(os.environ, PYBUILD_BRIDGE=f"pbs{self.tag[-6:]}")
         if not os.access(GNU_TIME, os.X_OK):
@@ -133,9 +135,12 @@ class Soak:
         started = time.perf_counter()
         pid = os.posix_spawn(GNU_TIME, timed, self.env, file_actions=[
             (os.POSIX_SPAWN_DUP2, self.null, 0), (os.POSIX_SPAWN_DUP2, self.null, 1),
-            (os.POSIX_SPAWN_DUP2, self.null, 2)])
+            (os.POSIX_SPAWN_OPEN, 2, self.err_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)])
         _, status = os.waitpid(pid, 0)
         ms = (time.perf_counter() - started) * 1000
+        if status:
+            with open(self.err_file, errors="replace") as fh:
+                self.last_error = fh.read().strip().splitlines()[-1:] or [""]
         with open(self.rss_file) as fh:
             rss = int(fh.read().split()[-1])
         return os.waitstatus_to_exitcode(status), ms, rss
@@ -143,7 +148,7 @@ class Soak:
     def _rt(self, runtime: str, *args: str) -> tuple[float, int]:
         code, ms, rss = self._spawn([self.runtimes[runtime], "--root", self.root(runtime), *args])
         if code != 0:
-            raise RuntimeError(f"{runtime} {' '.join(args)}: exit {code}")
+            raise RuntimeError(f"{runtime} {' '.join(args)}: exit {code}: {self.last_error[0]}")
         return ms, rss
 
     def _status(self, runtime: str, cid: str) -> str:
@@ -242,7 +247,7 @@ class Soak:
                 code, ms, rss = self._spawn([PYBUILD, "--root", self.store, "--runtime", self.runtimes[rt], "build",
                                              "--no-cache", "-q", "--network", self.network, "-t", "soak", ctx])
                 if code:
-                    raise RuntimeError(f"pybuild --runtime {rt} build: exit {code}")
+                    raise RuntimeError(f"pybuild --runtime {rt} build: exit {code}: {self.last_error[0]}")
                 loop.series[rt].latencies.append(ms)
                 loop.series[rt].rss.append(rss)
         subprocess.run([PYBUILD, "--root", self.store, "prune"], capture_output=True, check=True)

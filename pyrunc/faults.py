@@ -63,6 +63,8 @@ STEPS: dict[str, str] = {
     "build.cache-recorded": "the step's cache record is written",
     "build.image-written": "the image config and manifest blobs are written; nothing tagged",
     "build.tagged": "the tags are moved; the build has not cleaned up yet",
+    # pybuild's bridge network (a RUN step's, a container's), made by its set-up
+    "net.bridge-added": "the bridge link exists under its temporary name; not marked as pybuild's, not named",
     # store internals every verb goes through
     "blob.synced": "a blob's temp file is complete and fsynced; not renamed to its digest",
     "layer.unpacked": "a layer blob is unpacked into a temp dir; not verified, not published",

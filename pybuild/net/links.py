@@ -20,6 +20,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import re
 import socket
 import time
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ from typing import Any, Iterator
 from pybuild.net.model import NetworkError
 
 ALIAS_PREFIX = "pybuild "
+UNFINISHED_PREFIX = "pbn"   # a bridge being made: pbn<pid>-<4 hex>, renamed when marked as pybuild's
 
 
 def _attr(msg: Any, name: str) -> Any:
@@ -76,6 +78,15 @@ class Links:
                 out.append(ipaddress.IPv4Network(f"{ip}/{addr.get('prefixlen')}", strict=False))
         return out
 
+    def sweep_unfinished(self) -> None:
+        """Remove the bridges a set-up was making when it died: named pbn<pid>-<4 hex> (never a
+        name of pybuild's networks: those are checked by check_ifname and chosen by the user), of
+        kind bridge, and their pid is gone."""
+        for link in self.ipr.get_links():
+            match = re.fullmatch(UNFINISHED_PREFIX + r"(\d+)-[0-9a-f]{4}", _attr(link, "IFLA_IFNAME") or "")
+            if match and _kind(link) == "bridge" and not os.path.exists(f"/proc/{match[1]}"):
+                self.delete(_attr(link, "IFLA_IFNAME"))
+
     def bridge_subnet(self, name: str) -> ipaddress.IPv4Network | None:
         """The range of pybuild's bridge `name`, None when there is no such link;
         NetworkError when the name is held by something else."""
@@ -94,11 +105,28 @@ class Links:
             raise NetworkError(f"bridge {name}: unreadable alias {alias!r}") from None
 
     def create_bridge(self, name: str, net: ipaddress.IPv4Network) -> None:
+        """Make pybuild's bridge `name` for `net`. The link is made and marked (alias, gateway
+        address) under a temporary name, pbn<pid>-<hex>, and renamed only then: the kernel takes no
+        alias in the message that adds a link, and a set-up SIGKILLed between the add and the alias
+        once left a bridge under the real name without it, which every later set-up refused as 'not
+        pybuild's' until someone removed it by hand. A temporary bridge whose maker is gone is
+        removed by the next set-up (sweep_unfinished)."""
+        from pybuild import fault_point
+
+        self.sweep_unfinished()
         gw = net.network_address + 1
-        self.ipr.link("add", ifname=name, kind="bridge")
-        idx = self._index(name)
-        self.ipr.link("set", index=idx, ifalias=f"{ALIAS_PREFIX}{net}")
-        self.ipr.addr("add", index=idx, address=str(gw), prefixlen=net.prefixlen)
+        tmp = f"{UNFINISHED_PREFIX}{os.getpid()}-{os.urandom(2).hex()}"
+        self.ipr.link("add", ifname=tmp, kind="bridge")
+        idx = self._index(tmp)
+        try:
+            fault_point("net.bridge-added")
+            self.ipr.link("set", index=idx, ifalias=f"{ALIAS_PREFIX}{net}")
+            self.ipr.addr("add", index=idx, address=str(gw), prefixlen=net.prefixlen)
+            self.ipr.link("set", index=idx, ifname=name)  # only while down
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.ipr.link("del", index=idx)
+            raise
         self.ipr.link("set", index=idx, state="up")
         # Published ports answer on 127.0.0.1 through DNAT (firewall.py): the
         # kernel routes 127/8 sources out of this interface only with route_localnet.

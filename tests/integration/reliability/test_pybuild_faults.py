@@ -157,8 +157,56 @@ def test_push_killed_at(pb, big, registry, tmp_path, step: str) -> None:
     assert_store_sound(pb, f"{step}, pushed again")
 
 
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def test_build_killed_while_making_its_bridge(pb, tmp_path) -> None:
+    """A RUN step's set-up SIGKILLed after adding the bridge link, before marking it as pybuild's:
+    the next build on that bridge works (the link was once left under the bridge's own name, and
+    every later set-up refused it as 'not pybuild's'), and the unfinished link goes."""
+    import uuid
+
+    bridge = f"pbk{uuid.uuid4().hex[:8]}"
+    ctx = _context(tmp_path)
+    env = {"PYBUILD_BRIDGE": bridge}
+    try:
+        res = pb.build(ctx, "--network", "bridge", "-t", "img", env={**env, **fault_env("net.bridge-added@1")})
+        unfinished = {n for n in _links() if n.startswith("pbn")}  # (other work may sweep it first)
+        assert bridge not in _links(), "the bridge's own name was taken by an unmarked link"
+        _after_kill(pb, res, "net.bridge-added")
+        again = pb.build(ctx, "--network", "bridge", "-t", "img", env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        left = _links() & unfinished
+        assert not left, f"the dead set-up's bridge is still there: {left}"
+        assert bridge not in _links(), "the build's bridge outlived its last RUN step"
+    finally:
+        if bridge in _links():
+            subprocess.run(["ip", "link", "del", bridge], check=False)
+
+
+def test_unfinished_bridges_of_dead_set_ups_are_swept() -> None:
+    from pybuild.net.links import Links
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone, alive = f"pbn{dead.pid}-{os.urandom(2).hex()}", f"pbn{os.getpid()}-{os.urandom(2).hex()}"
+    try:
+        for name in (gone, alive):
+            subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+        links = Links()
+        try:
+            links.sweep_unfinished()
+        finally:
+            links.close()
+        assert gone not in _links() and alive in _links()
+    finally:
+        for name in (gone, alive):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
 def test_every_pybuild_step_is_exercised() -> None:
-    cases = set(BUILD_CASES) | {"commit.layer-blob@1", "commit.image-written@1", "export.blob@1", "export.written@1",
+    cases = set(BUILD_CASES) | {"net.bridge-added@1", "commit.layer-blob@1", "commit.image-written@1", "export.blob@1", "export.written@1",
                                 "pull.manifest@1", "pull.chunk@2", "pull.blobs@1", "push.chunk@2", "push.blobs@1"}
     named = {c.partition("@")[0] for c in cases}
     assert {s for s in STEPS if not s.startswith(("create.", "start.", "run.", "exec.", "delete."))} <= named
