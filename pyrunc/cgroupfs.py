@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from pyrunc import mountopts, safepath, syscalls as s
+from pyrunc import safepath, syscalls as s
 from pyrunc.errors import KernelError
 
 
@@ -57,12 +57,14 @@ def _controllers_of(fstype: str, superopts: str) -> str:
     return ",".join(o for o in superopts.split(",") if o not in known and not o.startswith("release_agent"))
 
 
-def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_ns: bool,
-                  known_dirs: tuple[str, ...] = ()) -> None:
-    """`known_dirs`: the container's cgroup directories from its manager; init
-    may not have been moved into them yet (the parent does that concurrently),
-    so they win over /proc/self/cgroup."""
-    flags = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_RDONLY)
+def mount_cgroups(root_fd: int, dest: str, mount_flags: int, cgroup_ns: bool,
+                  known_dirs: tuple[str, ...] = ()) -> list[str]:
+    """Mount them on `dest` (`mount_flags`: the entry's MS_* flags) and return
+    the paths the caller remounts read-only (MS_RDONLY asked: each hierarchy,
+    then `dest`). `known_dirs`: the container's cgroup directories from its
+    manager; init may not have been moved into them yet (the parent does that
+    concurrently), so they win over /proc/self/cgroup."""
+    flags = mount_flags & ~(s.MS_BIND | s.MS_REC | s.MS_RDONLY)
     hier = host_hierarchies()
     own = own_cgroups()
     target = safepath.create_target(root_fd, dest, True)
@@ -88,12 +90,10 @@ def mount_cgroups(root_fd: int, dest: str, opts: mountopts.MountOptions, cgroup_
                 raise KernelError("mount cgroup", err.errno or 5, sub) from None
             finally:
                 os.close(fd)
-    if opts.flags & s.MS_RDONLY:
-        from pyrunc.rootfs import remount_readonly
-
-        for h in hier if not pure_v2 else ():
-            remount_readonly(root_fd, os.path.join(dest, os.path.basename(h[0])))
-        remount_readonly(root_fd, dest)
+    if not mount_flags & s.MS_RDONLY:
+        return []
+    subs = [] if pure_v2 else [os.path.join(dest, os.path.basename(h[0])) for h in hier]
+    return subs + [dest]
 
 
 def _mount_one(target: int, h: tuple[str, str, str, str], own_path: str, flags: int, cgroup_ns: bool,

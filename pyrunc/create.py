@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrunc import fault_point, monitor, namespaces, process, spec as specmod, syscalls as s
+from pyrunc import fault_point, monitor, namespaces, process, rootfs, spec as specmod, syscalls as s
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, plan_console, prepare_process, rootfs_path
@@ -65,7 +65,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
 
     # runc: inside a user namespace (podman rootless runs the runtime there) device nodes are
     # bind mounts of the host's: mknod is refused.
-    launch.extra["in_userns"] = in_user_namespace()
+    launch.rootfs_ops = rootfs_plan(spec, bundle, ns, in_user_namespace())
 
     manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
     me = os.getpid()
@@ -170,15 +170,15 @@ def _prepare(spec, bundle: str, rootfs: str, ns, opts: CreateOptions, state_root
     hk = spec.hooks
     launch.has_runtime_hooks = bool(hk.prestart or hk.create_runtime or hk.create_container
                                     or hk.start_container)
-    if any((hk.prestart, hk.create_runtime, hk.create_container, hk.start_container, hk.poststart)):
-        import subprocess  # noqa: F401  (init runs createContainer/startContainer hooks after fork)
-
-        from pyrunc import hooks  # noqa: F401
-    if any("tmpcopyup" in m.options for m in spec.mounts):
-        from pyrunc import copyup  # noqa: F401  (init runs it)
-    if any(m.type in ("cgroup", "cgroup2") for m in spec.mounts):
-        from pyrunc import cgroupfs  # noqa: F401
     return launch
+
+
+def rootfs_plan(spec, bundle: str, ns, in_userns: bool) -> tuple:
+    """rootfs.plan with this host's facts: device nodes are binds of the host's
+    in a new or joined user namespace, or when pyrunc itself runs in one."""
+    return rootfs.plan(spec, bundle, mount_ns=ns.has("mount"), cgroup_ns=ns.has("cgroup"),
+                       bind_devices=ns.new_user or bool(ns.join and ns.join[0][0] == "user") or in_userns,
+                       kcore=os.path.exists("/proc/kcore"))
 
 
 def _listen_fds() -> int:

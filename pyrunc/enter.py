@@ -30,7 +30,7 @@ import os
 import resource
 import _socket
 
-from pyrunc import capabilities, fds, lsm, procattrs, sync, syscalls as s, tty
+from pyrunc import capabilities, fds, lsm, procattrs, sync, sysctl, syscalls as s, tty
 from pyrunc.errors import PyruncError
 from pyrunc.launch import Launch
 
@@ -229,8 +229,6 @@ def _labels(launch: Launch) -> None:
     proc = launch.spec.process
     if not proc.apparmor_profile and not proc.selinux_label:
         return
-    from pyrunc import sysctl  # imported by create.py before fork when labels are set
-
     proc_fd = sysctl.trusted_proc()
     try:
         lsm.apply_exec_labels(proc_fd, proc.apparmor_profile, proc.selinux_label)

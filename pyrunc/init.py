@@ -109,13 +109,10 @@ def _build_rootfs_in_host_ns(launch: Launch, sock: _socket.socket) -> None:
     mount namespace, as runc does. They are recorded (mount id and point) in
     the state dir, so `delete` detaches exactly these and nothing else; a
     failure here detaches them at once."""
-    if launch.spec.root.readonly:
-        raise ConfigError(".root.readonly", "needs a mount namespace: the remount would make the host's "
-                          "mount of the rootfs read-only")
     before = rootfs.mounts_under(launch.rootfs)
     root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _populate(launch, sock, root_fd)
+        _populate(launch, sock, root_fd)  # root.readonly was refused by rootfs.plan
         rootfs.record_host_mounts(launch.fifo_fd, before, launch.rootfs)
     except BaseException:
         rootfs.detach_new_mounts(before, launch.rootfs)
@@ -132,8 +129,7 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
     root_fd = rootfs.prepare_root(launch.rootfs, linux.rootfs_propagation if linux else None)
     try:
         _populate(launch, sock, root_fd)
-        if spec.root.readonly:
-            rootfs.remount_readonly(root_fd, "/")
+        rootfs.execute(root_fd, launch.rootfs_ops, rootfs.LAST)
     finally:
         os.close(root_fd)
     # From here on the image's files are what a path import would find: refuse
@@ -144,27 +140,18 @@ def _build_rootfs(launch: Launch, sock: _socket.socket) -> None:
 
 
 def _populate(launch: Launch, sock: _socket.socket, root_fd: int) -> None:
-    """mounts, /dev, hooks barrier, createContainer hooks, sysctls, masks, cwd."""
+    """The rootfs plan's mounts and /dev, hooks barrier, createContainer hooks,
+    sysctls, then its read-only and masked paths and cwd, the console."""
     spec = launch.spec
-    linux = spec.linux
-    for i, m in enumerate(spec.mounts):
-        rootfs.mount_entry(root_fd, m, i, launch.bundle, launch.ns.has("cgroup"), launch.ns.new_user,
-                           launch.cgroup_dirs, launch.mount_fds.get(i))
-    if not rootfs.bind_dev_mounted(spec.mounts):
-        rootfs.create_devices(root_fd, linux.devices if linux else (), launch.ns.new_user or
-                              bool(launch.ns.join and launch.ns.join[0][0] == "user") or launch.extra["in_userns"])
-        rootfs.dev_symlinks(root_fd)
+    rootfs.execute(root_fd, launch.rootfs_ops, rootfs.BUILD, mount_fds=launch.mount_fds,
+                   cgroup_dirs=launch.cgroup_dirs)
     if launch.has_runtime_hooks:
         _hooks_barrier(launch, sock)
     if spec.hooks.create_container:
         hooks.run_all("createContainer", spec.hooks.create_container, launch.hook_state)
     if launch.sysctl_writer is not None:
         launch.sysctl_writer(root_fd)
-    if linux:
-        rootfs.readonly_paths(root_fd, linux.readonly_paths)
-        rootfs.mask_paths(root_fd, linux.masked_paths)
-    if spec.process.cwd:
-        rootfs.make_cwd(root_fd, spec.process.cwd)
+    rootfs.execute(root_fd, launch.rootfs_ops, rootfs.AFTER_HOOKS)
     if launch.console is not None:  # after the config's mounts, as runc: its devpts is the one used
         enter.terminal(launch, root_fd, console=True)
 

@@ -48,6 +48,7 @@ class Launch(MutableRecord):
     proc_attrs: Any = None
     cgroup_dirs: tuple = ()
     mount_fds: dict = NEW_DICT  # mount index -> detached bind source (mountsrc)
+    rootfs_ops: tuple = ()  # rootfs.plan: what init mounts and makes, in order
     console: Any = None  # consolesock.Console: where the pty master goes (process.terminal)
     extra: dict = NEW_DICT
 
@@ -129,7 +130,7 @@ def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, e
         launch.extra["keep_groups"] = True
     launch.proc_attrs = procattrs.plan(proc, linux if container_attrs else None)
     if proc.apparmor_profile or proc.selinux_label:
-        from pyrunc import lsm, sysctl  # noqa: F401  (the process applies the labels, sysctl.trusted_proc)
+        from pyrunc import lsm
 
         lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
     if linux is not None and linux.seccomp_raw is not None:

@@ -115,3 +115,39 @@ def statvfs_locked_flags(path: str) -> int:
         if st.f_flag & vfs_bit:
             keep |= ms_bit
     return keep
+
+
+_MS_NAMES = ((s.MS_RDONLY, "ro"), (s.MS_NOSUID, "nosuid"), (s.MS_NODEV, "nodev"), (s.MS_NOEXEC, "noexec"),
+             (s.MS_SYNCHRONOUS, "sync"), (s.MS_REMOUNT, "remount"), (s.MS_MANDLOCK, "mand"),
+             (s.MS_DIRSYNC, "dirsync"), (s.MS_NOSYMFOLLOW, "nosymfollow"), (s.MS_NOATIME, "noatime"),
+             (s.MS_NODIRATIME, "nodiratime"), (s.MS_BIND, "bind"), (s.MS_REC, "rec"),
+             (s.MS_SILENT, "silent"), (s.MS_UNBINDABLE, "unbindable"), (s.MS_PRIVATE, "private"),
+             (s.MS_SLAVE, "slave"), (s.MS_SHARED, "shared"), (s.MS_RELATIME, "relatime"),
+             (1 << 23, "iversion"), (s.MS_STRICTATIME, "strictatime"), (s.MS_LAZYTIME, "lazytime"))
+_ATTR_NAMES = ((s.MOUNT_ATTR_RDONLY, "rdonly"), (s.MOUNT_ATTR_NOSUID, "nosuid"), (s.MOUNT_ATTR_NODEV, "nodev"),
+               (s.MOUNT_ATTR_NOEXEC, "noexec"), (0x10, "noatime"), (0x20, "strictatime"),
+               (0x70, "atime-mask"), (0x80, "nodiratime"), (MOUNT_ATTR_NOSYMFOLLOW, "nosymfollow"))
+
+
+def flag_names(flags: int) -> list[str]:
+    """MS_* bits as mount(8)-like words ("rec" for MS_REC), in bit order; an
+    unknown bit as hex. For plans shown to people (golden tests, explain)."""
+    out = []
+    for bit, name in _MS_NAMES:
+        if flags & bit:
+            out.append(name)
+            flags &= ~bit
+    return out + ([hex(flags)] if flags else [])
+
+
+def attr_names(attrs: int) -> list[str]:
+    """MOUNT_ATTR_* bits (mount_setattr) as words; the atime mask as one word."""
+    out = []
+    if attrs & 0x70 == 0x70:
+        out.append("atime-mask")
+        attrs &= ~0x70
+    for bit, name in _ATTR_NAMES:
+        if attrs & bit and bit != 0x70:
+            out.append(name)
+            attrs &= ~bit
+    return out + ([hex(attrs)] if attrs else [])
