@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 
-from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
+from pyrunc.seccomp import bpf, codegen, ruledb, profiles, rules
 from pyrunc.seccomp.arches import ARCHES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,8 +38,8 @@ def main(path: str) -> None:
     times = []
     for _ in range(20):
         start = time.perf_counter()
-        program = codegen.generate(compiler.build(profile), profile.default_action,
-                                   libseccomp_tree=compiler.libseccomp_tree_layout(profile))
+        program = codegen.generate(ruledb.build(profile), profile.default_action,
+                                   libseccomp_tree=ruledb.libseccomp_tree_layout(profile))
         times.append(time.perf_counter() - start)
     rows = [("pyrunc", program)]
     try:

@@ -22,7 +22,7 @@ from pyrunc import fault_point, monitor, namespaces, process, rootfs, spec as sp
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, needs_mount_sources, personality_value, plan_console, prepare_process, rootfs_path
-from pyrunc.spec_record import MutableRecord
+from pyrunc.record import MutableRecord
 from pyrunc.state import FIFO_NAME, State, StateStore, Status, proc_start_time
 from pyrunc.undo import Undo
 from pyrunc.verbs import GlobalOptions

@@ -22,7 +22,7 @@ from pyrunc import fault_point, monitor, namespaces, process, spec as specmod, s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write
 from pyrunc.launch import Launch, env_dict, plan_console, prepare_process
-from pyrunc.spec_record import MutableRecord
+from pyrunc.record import MutableRecord
 from pyrunc.state import StateStore, Status
 from pyrunc.verbs import GlobalOptions
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from pyrunc.errors import ConfigError
 from pyrunc.namespaces import NamespacePlan
-from pyrunc.spec_record import NEW_DICT, MutableRecord
+from pyrunc.record import NEW_DICT, MutableRecord
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 

@@ -12,7 +12,7 @@ import os
 
 from pyrunc import syscalls as s
 from pyrunc.errors import ConfigError
-from pyrunc.spec_record import Record
+from pyrunc.record import Record
 
 # option -> (clear?, flag)
 FLAGS: dict[str, tuple[bool, int]] = {

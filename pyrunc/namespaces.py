@@ -12,7 +12,7 @@ import os
 
 from pyrunc import syscalls
 from pyrunc.errors import ConfigError, KernelError
-from pyrunc.spec_record import Record
+from pyrunc.record import Record
 
 FLAGS: dict[str, int] = {
     "user": syscalls.CLONE_NEWUSER,

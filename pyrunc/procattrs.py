@@ -10,7 +10,7 @@ import os
 
 from pyrunc import syscalls as s
 from pyrunc.errors import ConfigError, KernelError
-from pyrunc.spec_record import Record
+from pyrunc.record import Record
 
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
             "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}

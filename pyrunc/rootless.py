@@ -25,7 +25,7 @@ import os
 import stat
 
 from pyrunc.errors import ConfigError, MissingFeature, PyruncError
-from pyrunc.spec_record import Record
+from pyrunc.record import Record
 
 FULL_MAP = (0, 0, 4294967295)
 

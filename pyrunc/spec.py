@@ -33,20 +33,19 @@ uid/gid mappings stay None when absent: for them "not given" and "empty"
 mean different things.
 
 The record classes are frozen and slotted like `@dataclass(frozen=True,
-slots=True)` ones but built by the small metaclass in spec_record (see why
+slots=True)` ones but built by the small metaclass in record (see why
 there); `fields()`, `replace()` and `to_json()` come from there too.
 """
 
 from __future__ import annotations
 
+from pyrunc import OCI_VERSION  # noqa: F401  (runc 1.1's; `pyrunc spec` writes it)
 from pyrunc import jsonfast as json  # json without its re import (hot path)
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec_record import (  # noqa: F401  (fields, replace, to_json are part of this API)
+from pyrunc.record import (  # noqa: F401  (fields, replace, to_json are part of this API)
     NEW_DICT, FrozenInstanceError, Record, fields, replace, to_json,
 )
-
-OCI_VERSION = "1.0.2-dev"  # what runc 1.1 writes and reports; `pyrunc spec` matches it
 
 
 # ---------------------------------------------------------------- process
@@ -400,7 +399,7 @@ def read_json(path: str, source: str | None = None) -> object:
 
 def parse(obj: object, source: str = "config.json") -> Spec:
     """Check `obj` (the decoded config.json) field by field and build the Spec."""
-    from pyrunc.spec_parse import Invalid, parse_spec
+    from pyrunc.config.parse import Invalid, parse_spec
 
     try:
         return parse_spec(obj)
@@ -410,6 +409,6 @@ def parse(obj: object, source: str = "config.json") -> Spec:
 
 def default_config(rootless: bool = False) -> dict:
     """The config.json that `runc spec` (or `runc spec --rootless`) writes, key order included."""
-    from pyrunc.spec_default import default_config as make
+    from pyrunc.config.default import default_config as make
 
     return make(rootless)

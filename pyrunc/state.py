@@ -29,7 +29,7 @@ import os
 from pyrunc import OCI_VERSION
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write, rmtree_nofollow
-from pyrunc.spec_record import NEW_DICT, MutableRecord
+from pyrunc.record import NEW_DICT, MutableRecord
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
@@ -155,8 +155,8 @@ class State(MutableRecord):
         except ValueError:
             raise CorruptState(where, f".status {fields['status']!r} is not a container status") from None
         if fields.get("hooks"):
-            from pyrunc.spec_check import Invalid
-            from pyrunc.spec_parse import parse_hooks
+            from pyrunc.config.checks import Invalid
+            from pyrunc.config.parse import parse_hooks
 
             try:
                 parse_hooks(fields["hooks"], ".hooks")

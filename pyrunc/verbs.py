@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from pyrunc.spec_record import MutableRecord, Record
+from pyrunc.record import MutableRecord, Record
 
 
 class Opt(Record):
@@ -215,7 +215,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt(("--mem-bw-schema",), "mem_bw_schema", "str", None,
             "Intel RDT/MBA memory bandwidth schema (not supported)"),
     ), ("container_id",), "Update container resource constraints.", metavars=("ID",)),
-    Verb("spec", "pyrunc.spec_cmd:spec_verb", (
+    Verb("spec", "pyrunc.spec_verb:spec_verb", (
         Opt(("--bundle", "-b"), "bundle", "str", None, "path to the root of the bundle directory"),
         Opt(("--rootless",), "rootless", "flag", False, "generate a configuration for a rootless container"),
     ), (), _SPEC_HELP, short_help="create a new specification file"),

@@ -13,7 +13,7 @@ refusing rules that v1 would silently ignore (punching a hole in a wildcard).
 from __future__ import annotations
 
 import struct
-from pyrunc.spec_record import tuple_record  # namedtuple without importing collections
+from pyrunc.record import tuple_record  # namedtuple without importing collections
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ means a unified (v2) host; otherwise the v1 mounts come from
 from __future__ import annotations
 
 import os
-from pyrunc.spec_record import tuple_record  # namedtuple without importing collections
+from pyrunc.record import tuple_record  # namedtuple without importing collections
 
 ROOT = "/sys/fs/cgroup"
 

@@ -4,7 +4,7 @@ Two phases, because the container's init must not import or read files after
 pivot_root:
 
 * `prepare()` runs in the parent before fork: it validates the profile, builds
-  libseccomp-equivalent rule trees for every architecture (`compiler`), emits
+  libseccomp-equivalent rule trees for every architecture (`ruledb`), emits
   the filter (`codegen`) and probes the kernel for the filter flags.
 * `load()` runs in init as the last step before execve and only makes the
   seccomp(2) call; with NOTIFY rules it returns the listener fd, which init
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from pyrunc.errors import ConfigError, KernelError, MissingFeature, SeccompError
-from pyrunc.spec_record import tuple_record
+from pyrunc.record import tuple_record
 from pyrunc.syscalls import seccomp_set_mode_filter
 
 SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
@@ -35,16 +35,16 @@ Prepared = tuple_record("Prepared", "program flags listener_path listener_metada
 def compile_profile(seccomp: dict[str, Any], *, arch: Any = None, field: str = ".linux.seccomp",
                     bounding_caps: list[str] | None = None) -> tuple[Any, bytes, bool]:
     """(Profile, program bytes, uses NOTIFY) for an OCI or Docker-style object."""
-    from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
+    from pyrunc.seccomp import bpf, codegen, ruledb, profiles, rules
     from pyrunc.seccomp.arches import native
 
     target = arch or native()
     if isinstance(seccomp, dict) and profiles.is_docker_profile(seccomp):
         seccomp = profiles.to_oci(seccomp, target, bounding_caps, field=field, source="config.json")
     profile = rules.parse(seccomp, field, target)
-    dbs = compiler.build(profile)
+    dbs = ruledb.build(profile)
     program = bpf.encode(codegen.generate(dbs, profile.default_action,
-                                          libseccomp_tree=compiler.libseccomp_tree_layout(profile)))
+                                          libseccomp_tree=ruledb.libseccomp_tree_layout(profile)))
     notify = any(entry_uses(adb.db, bpf.RET_USER_NOTIF) for adb in dbs)
     return profile, program, notify
 

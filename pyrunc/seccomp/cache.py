@@ -33,7 +33,7 @@ import os
 import _json
 
 from pyrunc import jsonfast
-from pyrunc.spec_record import tuple_record
+from pyrunc.record import tuple_record
 
 try:
     from _sha256 import sha256  # CPython <= 3.11: 40 us to import, where hashlib costs ~10 ms (OpenSSL)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pyrunc.seccomp import bpf
 from pyrunc.seccomp.arches import OFFSET_ARCH, OFFSET_NR, X32_SYSCALL_BIT, Arch
-from pyrunc.seccomp.compiler import ArchDB
+from pyrunc.seccomp.ruledb import ArchDB
 from pyrunc.seccomp.chains import JEQ, JGE, JGT, ChainBuilder, LBlock, place
 from pyrunc.seccomp.tables.syscalls import ARCHES as COLUMNS
 from pyrunc.seccomp.tables.syscalls import SYSCALLS

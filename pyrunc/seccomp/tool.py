@@ -17,7 +17,7 @@ from pyrunc.verbs import GlobalOptions
 
 
 def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, Any, list[Any]]:
-    from pyrunc.seccomp import codegen, compiler, profiles, rules
+    from pyrunc.seccomp import codegen, ruledb, profiles, rules
     from pyrunc.seccomp.arches import ARCHES, native
 
     arch = ARCHES[arch_name] if arch_name else native()
@@ -29,11 +29,11 @@ def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, A
     oci, field = profiles.load_any(obj, arch, cap_list, source=source)
     try:
         profile = rules.parse(oci, field, arch)
-        dbs = compiler.build(profile)
+        dbs = ruledb.build(profile)
     except ConfigError as err:
         raise ConfigError(err.field, str(err).split(": ", 2)[-1], source) from None
     return arch, profile, codegen.generate(dbs, profile.default_action,
-                                           libseccomp_tree=compiler.libseccomp_tree_layout(profile))
+                                           libseccomp_tree=ruledb.libseccomp_tree_layout(profile))
 
 
 class UsageError(PyruncError):

@@ -204,3 +204,41 @@ def test_process_gets_the_containers_seccomp_filter(runtime, bundle, cid):
     finally:
         runtime("delete", "-f", cid)
     assert proc.stdout.decode().split() == ["Seccomp:", "2", "refused"], proc.stderr
+
+
+def test_exec_in_running_container(runtime, bundle, cid):
+    bundle.set_args("sleep", "30")
+    runtime("run", "-d", "-b", bundle.path, cid, check=True)
+    try:
+        proc = runtime("exec", cid, "sh", "-c", "echo $$; hostname; exit 3")
+        assert proc.returncode == 3
+        pid, host = proc.stdout.decode().split()
+        assert int(pid) > 1 and host == "runc"
+        proc = runtime("exec", "--user", "1000:1000", "--env", "X=1", "--cwd", "/tmp", cid,
+                       "sh", "-c", "id -u; echo $X; pwd")
+        assert proc.stdout.decode().split() == ["1000", "1", "/tmp"], proc.stderr
+        assert runtime("exec", cid, "/nonexistent").returncode != 0
+    finally:
+        runtime("delete", "-f", cid)
+
+
+def test_exec_process_json(pyrunc, bundle, cid, tmp_path):
+    bundle.set_args("sleep", "30")
+    pyrunc("run", "-d", "-b", bundle.path, cid, check=True)
+    spec = tmp_path / "process.json"
+    spec.write_text(json.dumps({"args": ["sh", "-c", "grep CapEff /proc/self/status"], "cwd": "/",
+                                "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}))
+    try:
+        proc = pyrunc("exec", "--process", str(spec), cid)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.decode().split() == ["CapEff:", "0000000000000000"]
+    finally:
+        pyrunc("delete", "-f", cid)
+
+
+def test_exec_in_stopped_container_fails(pyrunc, bundle, cid):
+    bundle.set_args("true")
+    pyrunc("run", "--keep", "-b", bundle.path, cid, check=True)
+    proc = pyrunc("exec", cid, "true")
+    assert proc.returncode != 0 and b"stopped" in proc.stderr
+    pyrunc("delete", cid, check=True)

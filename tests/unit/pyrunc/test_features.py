@@ -10,7 +10,7 @@ import pytest
 
 from pyrunc import features, spec
 from pyrunc.errors import MissingFeature, PyruncError
-from pyrunc.spec_check import NAMESPACE_TYPES
+from pyrunc.config.checks import NAMESPACE_TYPES
 
 REPORT = features.collect()
 

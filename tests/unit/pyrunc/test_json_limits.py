@@ -10,7 +10,7 @@ import pytest
 
 from pyrunc import jsonfast, spec
 from pyrunc.errors import ConfigError
-from pyrunc.spec_check import Invalid, _c_string
+from pyrunc.config.checks import Invalid, _c_string
 from pyrunc.state import CorruptState, State
 
 

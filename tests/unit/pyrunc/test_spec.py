@@ -139,7 +139,7 @@ def test_unknown_properties_are_ignored():
 def test_schema_is_a_valid_2020_12_schema_with_the_loaders_enums():
     import jsonschema
 
-    from pyrunc import spec_check as C
+    from pyrunc.config import checks as C
 
     schema = VALIDATOR.schema
     jsonschema.Draft202012Validator.check_schema(schema)

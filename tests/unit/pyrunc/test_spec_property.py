@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyrunc import spec
-from pyrunc import spec_check as C
+from pyrunc.config import checks as C
 from pyrunc.errors import ConfigError
 
 try:

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from pyrunc.seccomp import bpf, codegen, compiler, profiles, rules
+from pyrunc.seccomp import bpf, codegen, ruledb, profiles, rules
 from pyrunc.seccomp.arches import ARCHES, X32_SYSCALL_BIT, Arch
 from pyrunc.seccomp.reference import libseccomp_program_or_hang
 from pyrunc.seccomp.tables.syscalls import NEWER_THAN_LIBSECCOMP
@@ -34,8 +34,8 @@ def without_newer_names(oci: dict[str, Any]) -> dict[str, Any]:
 
 def both(oci: dict[str, Any], arch: Arch) -> tuple[rules.Profile, list[bpf.Insn], list[bpf.Insn]]:
     profile = rules.parse(oci, ".linux.seccomp", arch)
-    mine = codegen.generate(compiler.build(profile), profile.default_action,
-                            libseccomp_tree=compiler.libseccomp_tree_layout(profile))
+    mine = codegen.generate(ruledb.build(profile), profile.default_action,
+                            libseccomp_tree=ruledb.libseccomp_tree_layout(profile))
     theirs = libseccomp_insns(profile, arch)
     return profile, mine, theirs
 

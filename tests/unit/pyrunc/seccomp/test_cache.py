@@ -47,7 +47,7 @@ def test_key_covers_every_input(docker_profile, monkeypatch) -> None:
 
 def test_fingerprint_follows_the_compiler_files() -> None:
     fp = cache._code_fingerprint()
-    assert "compiler.py:" in fp and "syscalls.py:" in fp
+    assert "ruledb.py:" in fp and "syscalls.py:" in fp
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "header", "empty", "length"])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from pyrunc.errors import ConfigError  # noqa: E402
-from pyrunc.seccomp import codegen, compiler, rules  # noqa: E402
+from pyrunc.seccomp import codegen, ruledb, rules  # noqa: E402
 from pyrunc.seccomp.arches import ARCHES  # noqa: E402
 from pyrunc.seccomp.reference import LibseccompHang  # noqa: E402
 
@@ -82,8 +82,8 @@ def test_generated_profiles_agree(profile: dict, arch_set: str, padding: str | N
     except (OSError, LibseccompHang):  # refused (EEXIST), or looped forever
         theirs = None
     try:
-        mine = codegen.generate(compiler.build(parsed), parsed.default_action,
-                                libseccomp_tree=compiler.libseccomp_tree_layout(parsed))
+        mine = codegen.generate(ruledb.build(parsed), parsed.default_action,
+                                libseccomp_tree=ruledb.libseccomp_tree_layout(parsed))
     except ConfigError:
         mine = None
     assert (mine is None) == (theirs is None), "only one compiler refused the profile"

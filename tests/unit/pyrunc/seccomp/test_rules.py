@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyrunc.errors import ConfigError, MissingFeature
-from pyrunc.seccomp import bpf, compiler, rules
+from pyrunc.seccomp import bpf, ruledb, rules
 from pyrunc.seccomp.arches import ARCHES
 
 X86_64 = ARCHES["x86_64"]
@@ -82,14 +82,14 @@ def test_identical_checks_with_different_actions_conflict() -> None:
     p = parse({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         rule(args=args), {"names": ["mkdir"], "action": "SCMP_ACT_KILL", "args": args}]})
     with pytest.raises(ConfigError) as info:
-        compiler.build(p)
+        ruledb.build(p)
     assert info.value.field == ".linux.seccomp.syscalls[1]"
     assert "EEXIST" in str(info.value)
 
 
 def test_unknown_names_are_skipped() -> None:
     p = parse({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(names=["no_such_call", "mkdir"])]})
-    dbs = compiler.build(p)
+    dbs = ruledb.build(p)
     assert list(dbs[0].db.syscalls) == [X86_64.number("mkdir")]
 
 
@@ -105,7 +105,7 @@ def test_rule_set_that_hangs_libseccomp_is_refused() -> None:
         {"names": ["read"], "action": "SCMP_ACT_LOG",
          "args": [a(0, "MASKED_EQ", 1, 2), a(5, "GT", 0x80000000), a(1, "GT", 0)]}]})
     with pytest.raises(ConfigError) as info:
-        compiler.build(p)
+        ruledb.build(p)
     assert info.value.field == ".linux.seccomp.syscalls[1]"
     assert "never finishes" in str(info.value)
 

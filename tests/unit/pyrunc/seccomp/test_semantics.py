@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc.seccomp import bpf, codegen, compiler, rules
+from pyrunc.seccomp import bpf, codegen, ruledb, rules
 from pyrunc.seccomp.arches import ARCHES, X32_SYSCALL_BIT
 
 X86_64 = ARCHES["x86_64"]
@@ -14,7 +14,7 @@ X86_64 = ARCHES["x86_64"]
 
 def decide(obj: dict, name: str | int, *args: int, arch: str = "x86_64", native: str = "x86_64") -> str:
     profile = rules.parse(obj, ".linux.seccomp", ARCHES[native])
-    program = codegen.generate(compiler.build(profile), profile.default_action)
+    program = codegen.generate(ruledb.build(profile), profile.default_action)
     a = ARCHES[arch]
     nr = name if isinstance(name, int) else a.number(name)
     assert nr is not None

@@ -10,7 +10,7 @@ import pytest
 
 from pyrunc import spec
 from pyrunc.errors import PyruncError
-from pyrunc.spec_cmd import SpecExists, write_spec
+from pyrunc.spec_verb import SpecExists, write_spec
 
 RUNC = shutil.which("runc")
 

@@ -4,7 +4,7 @@ Each reader takes a value and its JSON path (".linux.devices[2].major") and
 either returns the value (tuples for arrays) or raises Invalid(path, message).
 No jsonschema and no re here: this runs on every `pyrunc run`. The closed
 value sets of the runtime spec (config.md, config-linux.md) live here too, so
-that spec_parse, spec_resources and `pyrunc features` share one copy.
+that config.parse, config.resources and `pyrunc features` share one copy.
 """
 
 from __future__ import annotations

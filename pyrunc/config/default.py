@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrunc.spec import OCI_VERSION
+from pyrunc import OCI_VERSION
 _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 

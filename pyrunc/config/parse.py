@@ -1,7 +1,7 @@
 """Field-by-field checks of config.json sections, building the spec records.
 
 spec.parse() calls parse_spec(); `linux.resources` and `linux.seccomp` are in
-spec_resources. Every rule here has its twin in schemas/config.schema.json.
+config.resources and config.seccomp. Every rule here has its twin in schemas/config.schema.json.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from pyrunc.spec import (
     IOPriority, Linux, MemoryPolicy, Mount, Namespace, NetDevice, Personality, Process, Rlimit,
     Root, Scheduler, Spec, TimeOffset, User,
 )
-from pyrunc.spec_check import (
+from pyrunc.config.checks import (
     _ABSENT, I32, I64, IOPRIO_CLASSES, MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES, NAMESPACE_TYPES,
     PERSONALITY_DOMAINS, RLIMIT_TYPES, ROOTFS_PROPAGATIONS, SCHEDULER_FLAGS, SCHEDULER_POLICIES,
     TIME_CLOCKS, DEVICE_TYPES, U32, U64, Invalid, _abs, _enum, _enums, _int, _key, _list,
     _no_newline, _o_bool, _o_int, _o_items, _o_str, _o_strs, _obj, _required, _str, _str_map,
     _strs, _CPU_LIST, _is_semver,
 )
-from pyrunc.spec_resources import parse_resources, parse_seccomp
+from pyrunc.config.resources import parse_resources
+from pyrunc.config.seccomp import parse_seccomp
 
 def parse_spec(obj: object) -> Spec:
     """Check the decoded config.json field by field; the first bad field raises Invalid."""

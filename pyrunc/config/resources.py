@@ -1,19 +1,18 @@
-"""Field checks for `linux.resources` and `linux.seccomp`, split out of spec_parse.
+"""Field checks of `linux.resources` (config-linux.md "Control groups"), building the
+`Resources` record the cgroup managers take.
 
-The rules are those of config-linux.md ("Control groups", "Seccomp"); the JSON Schema in
-schemas/config.schema.json states the same ones.
+schemas/config.schema.json states the same rules.
 """
 
 from __future__ import annotations
 
 from pyrunc.spec import (
     CPU, BlockIO, DeviceRule, HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma,
-    Resources, Seccomp, Syscall, SyscallArg, ThrottleDevice, WeightDevice,
+    Resources, ThrottleDevice, WeightDevice,
 )
-from pyrunc.spec_check import (
-    _ABSENT, CGROUP_DEVICE_ACCESS, CGROUP_DEVICE_TYPES, I64, SECCOMP_ACTIONS, SECCOMP_ARCHES,
-    SECCOMP_FLAGS, SECCOMP_OPERATORS, U16, U32, U64, Invalid, _enum, _enums, _int, _key, _o_bool,
-    _o_int, _o_items, _o_str, _obj, _required, _str, _str_map, _strs,
+from pyrunc.config.checks import (
+    _ABSENT, CGROUP_DEVICE_ACCESS, CGROUP_DEVICE_TYPES, I64, U16, U32, U64, Invalid, _enum, _int,
+    _key, _o_bool, _o_int, _o_items, _o_str, _obj, _required, _str, _str_map,
 )
 
 _PAGE_UNITS = ("KB", "MB", "GB")
@@ -124,39 +123,3 @@ def _priority(v: object, p: str) -> InterfacePriority:
     d = _obj(v, p)
     return InterfacePriority(_str(_required(d, "name", p), f"{p}.name"),
                              _int(_required(d, "priority", p), f"{p}.priority", U32))
-
-
-def parse_seccomp(v: object, p: str) -> Seccomp:
-    d = _obj(v, p)
-    default = _enum(_required(d, "defaultAction", p), f"{p}.defaultAction", SECCOMP_ACTIONS)
-    arches = d.get("architectures", _ABSENT)
-    flags = d.get("flags", _ABSENT)
-    if "listenerMetadata" in d and "listenerPath" not in d:
-        raise Invalid(f"{p}.listenerMetadata", "must not be set without listenerPath")
-    return Seccomp(
-        default_action=default,
-        default_errno_ret=_o_int(d, "defaultErrnoRet", p, U32),
-        architectures=() if arches is _ABSENT else _enums(arches, f"{p}.architectures", SECCOMP_ARCHES),
-        flags=() if flags is _ABSENT else _enums(flags, f"{p}.flags", SECCOMP_FLAGS),
-        listener_path=_o_str(d, "listenerPath", p),
-        listener_metadata=_o_str(d, "listenerMetadata", p),
-        syscalls=_o_items(d, "syscalls", p, _syscall),
-    )
-
-
-def _syscall(v: object, p: str) -> Syscall:
-    d = _obj(v, p)
-    names = _required(d, "names", p)
-    if type(names) is not list or not names:
-        raise Invalid(f"{p}.names", "must be a non-empty array of strings")
-    return Syscall(_strs(names, f"{p}.names"),
-                   _enum(_required(d, "action", p), f"{p}.action", SECCOMP_ACTIONS),
-                   _o_int(d, "errnoRet", p, U32), _o_items(d, "args", p, _syscall_arg))
-
-
-def _syscall_arg(v: object, p: str) -> SyscallArg:
-    d = _obj(v, p)
-    return SyscallArg(_int(_required(d, "index", p), f"{p}.index", U32),
-                      _int(_required(d, "value", p), f"{p}.value", U64),
-                      _enum(_required(d, "op", p), f"{p}.op", SECCOMP_OPERATORS),
-                      _o_int(d, "valueTwo", p, U64))
