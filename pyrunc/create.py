@@ -91,7 +91,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
         if manager is not None:
             undo.callback(manager.destroy)
             manager.create()
-            manager.apply(linux.resources_raw if linux else None)
+            manager.apply(linux.resources if linux else None)
             launch.cgroup = manager
             state.cgroup = cg = manager.to_state()
             launch.cgroup_dirs = (tuple(cg["paths"].values()) if cg.get("version") == "v1" else

@@ -326,7 +326,6 @@ class Linux(Record):
     net_devices: dict[str, NetDevice] = NEW_DICT
     cgroups_path: str | None = None
     resources: Resources | None = None
-    resources_raw: dict | None = None  # the JSON object as given: the cgroups code works on it
     rootfs_propagation: str | None = None
     seccomp: Seccomp | None = None
     seccomp_raw: dict | None = None  # the JSON object as given: the seccomp compiler works on it

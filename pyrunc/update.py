@@ -72,7 +72,10 @@ def update_container(root: str, container_id: str, resources: dict[str, Any], so
             raise InvalidState("container not running")  # runc's words
         if not state.cgroup:
             raise InvalidState(f"cannot update container {container_id}: it has no cgroup")
-        load_manager(state.cgroup).update(resources, source=source, prefix="")
+        from pyrunc.config.resources import load_resources
+
+        load_manager(state.cgroup).update(load_resources(resources, "", source), source=source, prefix="",
+                                          devices_too="devices" in resources)
 
 
 def update_verb(g: GlobalOptions, v: dict) -> int:

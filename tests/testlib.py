@@ -86,3 +86,11 @@ def unmount_under(path: str) -> None:
     for point in sorted(points, key=len, reverse=True):
         if point == real or point.startswith(real + "/"):
             subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def typed(raw: object, prefix: str = ".linux.resources", source: str = "config.json"):
+    """A raw `linux.resources` object through the one validator (pyrunc.config), as
+    create and update give it to a cgroup manager."""
+    from pyrunc.config.resources import load_resources
+
+    return load_resources(raw, prefix, source)

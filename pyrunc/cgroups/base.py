@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from pyrunc.spec import Resources
+
 
 class Manager(Protocol):
     version: str  # "v1" or "v2"
@@ -24,13 +26,14 @@ class Manager(Protocol):
         """Make the cgroup directories (and any missing parents); only those
         it made are in `created` (joined cgroups are never removed)."""
 
-    def apply(self, resources: dict[str, Any] | None) -> None:
-        """Apply a raw `linux.resources` object (devices defaults included);
-        all or nothing: on error the previous values are restored."""
+    def apply(self, resources: Resources | None) -> None:
+        """Apply `linux.resources` (devices defaults included); all or
+        nothing: on error the previous values are restored."""
 
-    def update(self, resources: dict[str, Any], *, source: str = "config.json",
-               prefix: str = ".linux.resources") -> None:
-        """Like apply, for `pyrunc update`: only the fields given change."""
+    def update(self, resources: Resources, *, source: str = "config.json",
+               prefix: str = ".linux.resources", devices_too: bool = False) -> None:
+        """Like apply, for `pyrunc update`: only the fields given change (the
+        device rules only with devices_too: `devices` was in the request)."""
 
     def add(self, pid: int) -> None:
         """Move `pid` into the cgroup(s)."""

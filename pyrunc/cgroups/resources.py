@@ -1,39 +1,41 @@
-"""`linux.resources` → plain file-write plans, for cgroup v1 and v2.
+"""`linux.resources`, typed (spec.Resources), → plain file-write plans for cgroup v1 and v2.
 
-Everything here is pure: `parse` checks the raw JSON object and names the
-failing field (`.linux.resources.memory.limit`), `plan_v1`/`plan_v2` turn the
-checked object into `{controller: {file: value}}` in the order the writes must
-happen. A value holding several lines is written one line per write(2), as
-the kernel wants for `blkio.throttle.*`, `io.max` and `devices.allow`.
-The conversions (shares → cpu.weight, blkio weight → io.weight, memory+swap →
-memory.swap.max) follow runc's `libcontainer/cgroups/utils.go`.
-Devices are planned in `devices.py`; the managers add them.
+The JSON was checked once, by pyrunc.config (types, required fields, enums); what
+is left here are the cgroup rules a well-formed value can still break, some of
+them per hierarchy (runc checks them when it applies, and so do we, naming the
+JSON field: `.linux.resources.memory.swappiness: 101 is out of range`).
+Everything here is pure: `plan_v1`/`plan_v2` turn the record into
+`{controller: {file: value}}` in the order the writes must happen. A value
+holding several lines is written one line per write(2), as the kernel wants for
+`blkio.throttle.*`, `io.max` and `devices.allow`. The conversions (shares →
+cpu.weight, blkio weight → io.weight, memory+swap → memory.swap.max) follow
+runc's `libcontainer/cgroups/utils.go`. Devices are planned in `devices.py`;
+the managers add them.
+To add a cgroup resource: its field in spec.Resources, its JSON check in
+config/resources.py (and schemas/config.schema.json), its files here.
 """
 
 from __future__ import annotations
 
 import math
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
-
-if TYPE_CHECKING:
-    from typing import Any
 
 from pyrunc.errors import ConfigError
+from pyrunc.spec import CPU, BlockIO, Memory, Network, Pids, Resources
 
 Plan = dict[str, dict[str, str]]
 
 MAX_INT64 = (1 << 63) - 1
 _PAGE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 # (no `re` in this module: it is imported on every `pyrunc run`)
+_NO_MEMORY, _NO_CPU, _NO_PIDS, _NO_BLKIO, _NO_NETWORK = Memory(), CPU(), Pids(), BlockIO(), Network()
 
 
 def _is_digits(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
-class Checker:
-    """Reads typed values out of the raw resources object, raising ConfigError
-    with the JSON path of the first bad field."""
+class Rules:
+    """Fails a value naming its JSON field (under `prefix`, in `source`)."""
 
     def __init__(self, prefix: str, source: str) -> None:
         self.prefix = prefix
@@ -42,48 +44,14 @@ class Checker:
     def fail(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.prefix}{path}", message, self.source)
 
-    def obj(self, value: Any, path: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(path, "must be an object")
+    def range(self, value: int | None, path: str, lo: int, hi: int, what: str = "") -> int | None:
+        if value is not None and not lo <= value <= hi:
+            raise self.fail(path, f"{value} is out of range{' ' + what if what else ''}")
         return value
 
-    def array(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(path, "must be an array")
-        return value
-
-    def integer(self, parent: dict[str, Any], key: str, path: str, *, lo: int | None = None,
-                hi: int | None = None, what: str = "") -> int | None:
-        value = parent.get(key)
-        if value is None:
-            return None
-        where = f"{path}.{key}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"must be an integer, not {value!r}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.fail(where, f"{value} is out of range{' ' + what if what else ''}")
-        return value
-
-    def limit(self, parent: dict[str, Any], key: str, path: str) -> int | None:
+    def limit(self, value: int | None, path: str) -> int | None:
         """A byte or count limit: -1 means unlimited, 0 means unset (runc)."""
-        return self.integer(parent, key, path, lo=-1, hi=MAX_INT64,
-                            what="(expected -1 for unlimited or a non-negative number)")
-
-    def boolean(self, parent: dict[str, Any], key: str, path: str) -> bool | None:
-        value = parent.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self.fail(f"{path}.{key}", f"must be a boolean, not {value!r}")
-        return value
-
-    def string(self, parent: dict[str, Any], key: str, path: str) -> str | None:
-        value = parent.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(f"{path}.{key}", f"must be a string, not {value!r}")
-        return value
+        return self.range(value, path, -1, MAX_INT64, "(expected -1 for unlimited or a non-negative number)")
 
 
 def parse_cpu_list(text: str) -> set[int]:
@@ -158,92 +126,75 @@ def _num(value: int) -> str:
     return "max" if value == -1 else str(value)
 
 
-def _dev(entry: dict[str, Any], path: str, chk: Checker, value_key: str) -> tuple[int, int, int]:
-    major = chk.integer(entry, "major", path, lo=0, hi=0xFFFFFFFF)
-    minor = chk.integer(entry, "minor", path, lo=0, hi=0xFFFFFFFF)
-    if major is None or minor is None:
-        raise chk.fail(path, "major and minor are required")
-    value = chk.integer(entry, value_key, path, lo=0, hi=MAX_INT64 if value_key == "rate" else 1000)
-    return major, minor, -1 if value is None else value
+def _dev(major: int, minor: int, path: str, rules: Rules) -> tuple[int, int]:
+    rules.range(major, f"{path}.major", 0, 0xFFFFFFFF)
+    rules.range(minor, f"{path}.minor", 0, 0xFFFFFFFF)
+    return major, minor
 
 
-def throttles(blkio: dict[str, Any], chk: Checker, path: str) -> dict[str, list[tuple[int, int, int]]]:
+def throttles(blkio: BlockIO, rules: Rules, path: str) -> dict[str, list[tuple[int, int, int]]]:
     """The four per-device throttle lists, keyed by their v1 file suffix."""
-    keys = {"throttleReadBpsDevice": "read_bps_device", "throttleWriteBpsDevice": "write_bps_device",
-            "throttleReadIOPSDevice": "read_iops_device", "throttleWriteIOPSDevice": "write_iops_device"}
+    lists = {"read_bps_device": ("throttleReadBpsDevice", blkio.throttle_read_bps_device),
+             "write_bps_device": ("throttleWriteBpsDevice", blkio.throttle_write_bps_device),
+             "read_iops_device": ("throttleReadIOPSDevice", blkio.throttle_read_iops_device),
+             "write_iops_device": ("throttleWriteIOPSDevice", blkio.throttle_write_iops_device)}
     out: dict[str, list[tuple[int, int, int]]] = {}
-    for key, suffix in keys.items():
-        entries = chk.array(blkio.get(key), f"{path}.{key}")
+    for suffix, (key, entries) in lists.items():
         if entries:
             devs = []
             for i, entry in enumerate(entries):
                 p = f"{path}.{key}[{i}]"
-                dev = _dev(chk.obj(entry, p), p, chk, "rate")
-                if dev[2] < 0:
-                    raise chk.fail(p, "rate is required")
-                devs.append(dev)
+                major, minor = _dev(entry.major, entry.minor, p, rules)
+                devs.append((major, minor, rules.range(entry.rate, f"{p}.rate", 0, MAX_INT64)))
             out[suffix] = devs
     return out
 
 
-def weight_devices(blkio: dict[str, Any], chk: Checker, path: str) -> list[tuple[int, int, int, int]]:
+def weight_devices(blkio: BlockIO, rules: Rules, path: str) -> list[tuple[int, int, int, int]]:
     """(major, minor, weight, leafWeight) with -1 for absent weights."""
     out = []
-    for i, entry in enumerate(chk.array(blkio.get("weightDevice"), f"{path}.weightDevice")):
+    for i, entry in enumerate(blkio.weight_device):
         p = f"{path}.weightDevice[{i}]"
-        entry = chk.obj(entry, p)
-        major, minor, weight = _dev(entry, p, chk, "weight")
-        leaf = chk.integer(entry, "leafWeight", p, lo=10, hi=1000)
-        if weight != -1 and not 10 <= weight <= 1000:
-            raise chk.fail(f"{p}.weight", f"{weight} is out of range (10-1000)")
-        out.append((major, minor, weight, -1 if leaf is None else leaf))
+        major, minor = _dev(entry.major, entry.minor, p, rules)
+        weight, leaf = entry.weight, entry.leaf_weight
+        rules.range(weight, f"{p}.weight", 10, 1000, "(10-1000)")
+        rules.range(leaf, f"{p}.leafWeight", 10, 1000)
+        out.append((major, minor, -1 if weight is None else weight, -1 if leaf is None else leaf))
     return out
 
 
-def check_cpuset(cpu: dict[str, Any], chk: Checker, path: str) -> tuple[str | None, str | None]:
-    cpus, mems = chk.string(cpu, "cpus", path), chk.string(cpu, "mems", path)
-    for key, value in (("cpus", cpus), ("mems", mems)):
+def check_cpuset(cpu: CPU, rules: Rules, path: str) -> tuple[str | None, str | None]:
+    for key, value in (("cpus", cpu.cpus), ("mems", cpu.mems)):
         if value:
             try:
                 parse_cpu_list(value)
             except ValueError:
-                raise chk.fail(f"{path}.{key}", f"{value!r} is not a list like 0-3,5") from None
-    return cpus or None, mems or None
+                raise rules.fail(f"{path}.{key}", f"{value!r} is not a list like 0-3,5") from None
+    return cpu.cpus or None, cpu.mems or None
 
 
-def hugepages(res: dict[str, Any], chk: Checker) -> list[tuple[str, int]]:
+def hugepages(res: Resources, rules: Rules) -> list[tuple[str, int]]:
     out = []
-    for i, entry in enumerate(chk.array(res.get("hugepageLimits"), ".hugepageLimits")):
+    for i, entry in enumerate(res.hugepage_limits):
         p = f".hugepageLimits[{i}]"
-        entry = chk.obj(entry, p)
-        size = chk.string(entry, "pageSize", p)
         try:
-            label = hugetlb_name(page_size_bytes(size or ""))
+            label = hugetlb_name(page_size_bytes(entry.page_size))
         except ValueError:
-            raise chk.fail(f"{p}.pageSize", f"{size!r} is not a page size like 2MB") from None
-        limit = chk.integer(entry, "limit", p, lo=0, hi=MAX_INT64)
-        if limit is None:
-            raise chk.fail(f"{p}.limit", "is required")
-        out.append((label, limit))
+            raise rules.fail(f"{p}.pageSize", f"{entry.page_size!r} is not a page size like 2MB") from None
+        out.append((label, rules.range(entry.limit, f"{p}.limit", 0, MAX_INT64)))
     return out
 
 
-def rdma(res: dict[str, Any], chk: Checker) -> str | None:
+def rdma(res: Resources, rules: Rules) -> str | None:
     lines = []
-    for dev, entry in chk.obj(res.get("rdma"), ".rdma").items():
-        p = f".rdma.{dev}"
-        if not dev or any(c.isspace() for c in dev):
-            raise chk.fail(p, "device name must be non-empty without spaces")
-        entry = chk.obj(entry, p)
+    for dev, entry in res.rdma.items():
+        if any(c.isspace() for c in dev):
+            raise rules.fail(f".rdma.{dev}", "device name must be non-empty without spaces")
         parts = [dev]
-        handles = chk.integer(entry, "hcaHandles", p, lo=0, hi=0xFFFFFFFF)
-        objects = chk.integer(entry, "hcaObjects", p, lo=0, hi=0xFFFFFFFF)
-        if handles is None and objects is None:
-            raise chk.fail(p, "needs hcaHandles or hcaObjects")
-        if handles is not None:
-            parts.append(f"hca_handle={handles}")
-        if objects is not None:
-            parts.append(f"hca_object={objects}")
+        if entry.hca_handles is not None:
+            parts.append(f"hca_handle={entry.hca_handles}")
+        if entry.hca_objects is not None:
+            parts.append(f"hca_object={entry.hca_objects}")
         lines.append(" ".join(parts))
     return "\n".join(lines) or None
 
@@ -253,96 +204,94 @@ def _add(plan: Plan, controller: str, name: str, value: str | None) -> None:
         plan.setdefault(controller, {})[name] = value
 
 
-def _memory_common(res: dict[str, Any], chk: Checker) -> tuple[dict[str, Any], dict[str, int | None]]:
-    mem = chk.obj(res.get("memory"), ".memory")
-    vals = {k: chk.limit(mem, k, ".memory") for k in ("limit", "reservation", "swap", "kernel", "kernelTCP")}
-    return mem, vals
+def _memory_common(mem: Memory, rules: Rules) -> dict[str, int | None]:
+    return {k: rules.limit(getattr(mem, attr), f".memory.{k}") for k, attr in (
+        ("limit", "limit"), ("reservation", "reservation"), ("swap", "swap"), ("kernel", "kernel"),
+        ("kernelTCP", "kernel_tcp"))}
 
 
-def plan_v1(res: dict[str, Any] | None, *, prefix: str = ".linux.resources",
-            source: str = "config.json") -> Plan:
+def _cpu_period_quota(cpu: CPU, rules: Rules) -> tuple[int | None, int | None]:
+    rules.range(cpu.shares, ".cpu.shares", 0, 262144, "(valid range is 2-262144)")
+    period = rules.range(cpu.period, ".cpu.period", 0, 1_000_000, "(valid range is 1000-1000000 us)")
+    if period and period < 1000:
+        raise rules.fail(".cpu.period", f"{period} is out of range (valid range is 1000-1000000 us)")
+    quota = rules.range(cpu.quota, ".cpu.quota", -1, MAX_INT64 // 1000)
+    if quota and 0 < quota < 1000:
+        raise rules.fail(".cpu.quota", f"{quota} is out of range (minimum is 1000 us, or -1)")
+    return period, quota
+
+
+def plan_v1(res: Resources | None, *, prefix: str = ".linux.resources", source: str = "config.json") -> Plan:
     """Plan the v1 writes. memory.limit_in_bytes/memsw ordering is left to the
     manager (it depends on the current memsw value), everything else is in
     write order."""
-    chk = Checker(prefix, source)
-    res = chk.obj(res, "")
+    rules = Rules(prefix, source)
     plan: Plan = {}
-    if res.get("unified"):
-        raise chk.fail(".unified", "cgroup v2 resources set but this host uses cgroup v1 controllers")
-    mem, m = _memory_common(res, chk)
+    if res is None:
+        return plan
+    if res.unified:
+        raise rules.fail(".unified", "cgroup v2 resources set but this host uses cgroup v1 controllers")
+    mem = res.memory or _NO_MEMORY
+    m = _memory_common(mem, rules)
     if m["limit"] == -1 and not m["swap"]:
         m["swap"] = -1  # runc: unlimited memory implies unlimited memory+swap
     if m["limit"] and m["swap"] and m["swap"] != -1 and m["limit"] != -1 and m["swap"] < m["limit"]:
-        raise chk.fail(".memory.swap", "memory+swap limit should be >= memory limit")
+        raise rules.fail(".memory.swap", "memory+swap limit should be >= memory limit")
     _add(plan, "memory", "memory.limit_in_bytes", str(m["limit"]) if m["limit"] else None)
     _add(plan, "memory", "memory.memsw.limit_in_bytes", str(m["swap"]) if m["swap"] else None)
     _add(plan, "memory", "memory.soft_limit_in_bytes", str(m["reservation"]) if m["reservation"] else None)
     _add(plan, "memory", "memory.kmem.tcp.limit_in_bytes", str(m["kernelTCP"]) if m["kernelTCP"] else None)
-    swappiness = chk.integer(mem, "swappiness", ".memory", lo=0, hi=100, what="(valid range is 0-100)")
+    swappiness = rules.range(mem.swappiness, ".memory.swappiness", 0, 100, "(valid range is 0-100)")
     _add(plan, "memory", "memory.swappiness", None if swappiness is None else str(swappiness))
-    if chk.boolean(mem, "disableOOMKiller", ".memory"):
+    if mem.disable_oom_killer:
         _add(plan, "memory", "memory.oom_control", "1")
-    hierarchy = chk.boolean(mem, "useHierarchy", ".memory")
-    if hierarchy is not None:
-        _add(plan, "memory", "memory.use_hierarchy", "1" if hierarchy else "0")
-    chk.boolean(mem, "checkBeforeUpdate", ".memory")
+    if mem.use_hierarchy is not None:
+        _add(plan, "memory", "memory.use_hierarchy", "1" if mem.use_hierarchy else "0")
 
-    cpu = chk.obj(res.get("cpu"), ".cpu")
-    shares = chk.integer(cpu, "shares", ".cpu", lo=0, hi=262144, what="(valid range is 2-262144)")
-    _add(plan, "cpu", "cpu.shares", str(shares) if shares else None)
-    period = chk.integer(cpu, "period", ".cpu", lo=0, hi=1_000_000, what="(valid range is 1000-1000000 us)")
-    if period and period < 1000:
-        raise chk.fail(".cpu.period", f"{period} is out of range (valid range is 1000-1000000 us)")
-    quota = chk.integer(cpu, "quota", ".cpu", lo=-1, hi=MAX_INT64 // 1000)
-    if quota and 0 < quota < 1000:
-        raise chk.fail(".cpu.quota", f"{quota} is out of range (minimum is 1000 us, or -1)")
+    cpu = res.cpu or _NO_CPU
+    period, quota = _cpu_period_quota(cpu, rules)
+    _add(plan, "cpu", "cpu.shares", str(cpu.shares) if cpu.shares else None)
     _add(plan, "cpu", "cpu.cfs_period_us", str(period) if period else None)
     _add(plan, "cpu", "cpu.cfs_quota_us", str(quota) if quota else None)
-    burst = chk.integer(cpu, "burst", ".cpu", lo=0, hi=MAX_INT64)
+    burst = rules.range(cpu.burst, ".cpu.burst", 0, MAX_INT64)
     _add(plan, "cpu", "cpu.cfs_burst_us", None if burst is None else str(burst))
-    rt_period = chk.integer(cpu, "realtimePeriod", ".cpu", lo=0, hi=MAX_INT64)
-    rt_runtime = chk.integer(cpu, "realtimeRuntime", ".cpu", lo=-1, hi=MAX_INT64)
+    rt_period = rules.range(cpu.realtime_period, ".cpu.realtimePeriod", 0, MAX_INT64)
+    rt_runtime = rules.range(cpu.realtime_runtime, ".cpu.realtimeRuntime", -1, MAX_INT64)
     _add(plan, "cpu", "cpu.rt_period_us", str(rt_period) if rt_period else None)
     _add(plan, "cpu", "cpu.rt_runtime_us", str(rt_runtime) if rt_runtime else None)
-    _plan_idle_cpuset_pids(res, cpu, chk, plan)
+    _plan_idle_cpuset_pids(res, cpu, rules, plan)
 
-    _plan_blkio_v1(res, chk, plan)
-    for label, hlimit in hugepages(res, chk):
+    _plan_blkio_v1(res.block_io or _NO_BLKIO, rules, plan)
+    for label, hlimit in hugepages(res, rules):
         _add(plan, "hugetlb", f"hugetlb.{label}.limit_in_bytes", str(hlimit))
-    net = chk.obj(res.get("network"), ".network")
-    classid = chk.integer(net, "classID", ".network", lo=0, hi=0xFFFFFFFF)
-    _add(plan, "net_cls", "net_cls.classid", str(classid) if classid else None)
-    prios = []
-    for i, entry in enumerate(chk.array(net.get("priorities"), ".network.priorities")):
-        p = f".network.priorities[{i}]"
-        entry = chk.obj(entry, p)
-        name = chk.string(entry, "name", p)
-        prio = chk.integer(entry, "priority", p, lo=0, hi=0xFFFFFFFF)
-        if not name or prio is None:
-            raise chk.fail(p, "name and priority are required")
-        prios.append(f"{name} {prio}")
-    _add(plan, "net_prio", "net_prio.ifpriomap", "\n".join(prios) or None)
-    _add(plan, "rdma", "rdma.max", rdma(res, chk))
+    net = res.network or _NO_NETWORK
+    _add(plan, "net_cls", "net_cls.classid", str(net.class_id) if net.class_id else None)
+    _add(plan, "net_prio", "net_prio.ifpriomap", "\n".join(f"{p.name} {p.priority}" for p in net.priorities) or None)
+    _add(plan, "rdma", "rdma.max", rdma(res, rules))
     return plan
 
 
-def _plan_blkio_v1(res: dict[str, Any], chk: Checker, plan: Plan) -> None:
-    blkio = chk.obj(res.get("blockIO"), ".blockIO")
-    weight = chk.integer(blkio, "weight", ".blockIO", lo=0, hi=1000, what="(valid range is 10-1000)")
+def _blkio_weights(blkio: BlockIO, rules: Rules) -> int | None:
+    weight = rules.range(blkio.weight, ".blockIO.weight", 0, 1000, "(valid range is 10-1000)")
     if weight and weight < 10:
-        raise chk.fail(".blockIO.weight", f"{weight} is out of range (valid range is 10-1000)")
-    leaf = chk.integer(blkio, "leafWeight", ".blockIO", lo=0, hi=1000, what="(valid range is 10-1000)")
+        raise rules.fail(".blockIO.weight", f"{weight} is out of range (valid range is 10-1000)")
+    return weight
+
+
+def _plan_blkio_v1(blkio: BlockIO, rules: Rules, plan: Plan) -> None:
+    weight = _blkio_weights(blkio, rules)
+    leaf = rules.range(blkio.leaf_weight, ".blockIO.leafWeight", 0, 1000, "(valid range is 10-1000)")
     if leaf and leaf < 10:
-        raise chk.fail(".blockIO.leafWeight", f"{leaf} is out of range (valid range is 10-1000)")
+        raise rules.fail(".blockIO.leafWeight", f"{leaf} is out of range (valid range is 10-1000)")
     # blkio.weight is CFQ's; on bfq-only kernels the manager renames it blkio.bfq.weight
     _add(plan, "blkio", "blkio.weight", str(weight) if weight else None)
     _add(plan, "blkio", "blkio.leaf_weight", str(leaf) if leaf else None)
-    wdev = weight_devices(blkio, chk, ".blockIO")
+    wdev = weight_devices(blkio, rules, ".blockIO")
     _add(plan, "blkio", "blkio.weight_device",
          "\n".join(f"{a}:{b} {w}" for a, b, w, _ in wdev if w != -1) or None)
     _add(plan, "blkio", "blkio.leaf_weight_device",
          "\n".join(f"{a}:{b} {lw}" for a, b, _, lw in wdev if lw != -1) or None)
-    for suffix, devs in throttles(blkio, chk, ".blockIO").items():
+    for suffix, devs in throttles(blkio, rules, ".blockIO").items():
         _add(plan, "blkio", f"blkio.throttle.{suffix}", "\n".join(f"{a}:{b} {r}" for a, b, r in devs))
 
 
@@ -371,83 +320,71 @@ def _is_hugetlb_file(key: str) -> bool:
     return size[-2:] in ("KB", "MB", "GB") and _is_digits(size[:-2])
 
 
-def check_unified(res: dict[str, Any], chk: Checker) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in chk.obj(res.get("unified"), ".unified").items():
+def check_unified(res: Resources, rules: Rules) -> dict[str, str]:
+    for key in res.unified:
         p = f".unified.{key}"
         if "/" in key or key in ("", ".", ".."):
-            raise chk.fail(p, "must be a file name (no slashes)")
+            raise rules.fail(p, "must be a file name (no slashes)")
         controller, dot, _ = key.partition(".")
         if not dot:
-            raise chk.fail(p, "must be in the form CONTROLLER.PARAMETER")
+            raise rules.fail(p, "must be in the form CONTROLLER.PARAMETER")
         known = UNIFIED_FILES.get(controller, frozenset())
         if key not in known and not _is_hugetlb_file(key):
-            raise chk.fail(p, f"unknown cgroup v2 file {key!r}")
-        if not isinstance(value, str):
-            raise chk.fail(p, f"value must be a string, not {value!r}")
-        out[key] = value
-    return out
+            raise rules.fail(p, f"unknown cgroup v2 file {key!r}")
+    return res.unified
 
 
-def plan_v2(res: dict[str, Any] | None, *, bfq: bool = False, prefix: str = ".linux.resources",
+def plan_v2(res: Resources | None, *, bfq: bool = False, prefix: str = ".linux.resources",
             source: str = "config.json") -> Plan:
     """Plan the v2 writes (runc's fs2 semantics). `bfq` says whether the cgroup
     has io.bfq.weight, which takes blkio weights unconverted."""
-    chk = Checker(prefix, source)
-    res = chk.obj(res, "")
+    rules = Rules(prefix, source)
     plan: Plan = {}
-    mem, m = _memory_common(res, chk)
+    if res is None:
+        return plan
+    mem = res.memory or _NO_MEMORY
+    m = _memory_common(mem, rules)
     limit, swap, reservation = m["limit"] or 0, m["swap"] or 0, m["reservation"] or 0
     if limit or swap or reservation:
         try:
             swap2 = memory_swap_to_v2(swap, limit)
         except ValueError as err:
-            raise chk.fail(".memory.swap", str(err)) from None
+            raise rules.fail(".memory.swap", str(err)) from None
         if swap2 or (swap > 0 and swap == limit):
             _add(plan, "memory", "memory.swap.max", _num(swap2))
         _add(plan, "memory", "memory.max", _num(limit) if limit else None)
         _add(plan, "memory", "memory.low", _num(reservation) if reservation else None)
-    swappiness = chk.integer(mem, "swappiness", ".memory", lo=0, hi=100, what="(valid range is 0-100)")
-    if swappiness is not None:
-        raise chk.fail(".memory.swappiness", "not supported on cgroup v2")
-    if chk.boolean(mem, "disableOOMKiller", ".memory"):
-        raise chk.fail(".memory.disableOOMKiller", "not supported on cgroup v2")
-    chk.boolean(mem, "useHierarchy", ".memory")  # always hierarchical on v2
-    chk.boolean(mem, "checkBeforeUpdate", ".memory")
+    if rules.range(mem.swappiness, ".memory.swappiness", 0, 100, "(valid range is 0-100)") is not None:
+        raise rules.fail(".memory.swappiness", "not supported on cgroup v2")
+    if mem.disable_oom_killer:
+        raise rules.fail(".memory.disableOOMKiller", "not supported on cgroup v2")
 
-    cpu = chk.obj(res.get("cpu"), ".cpu")
-    shares = chk.integer(cpu, "shares", ".cpu", lo=0, hi=262144, what="(valid range is 2-262144)")
-    _add(plan, "cpu", "cpu.weight", str(shares_to_weight(shares)) if shares else None)
-    period = chk.integer(cpu, "period", ".cpu", lo=0, hi=1_000_000, what="(valid range is 1000-1000000 us)")
-    if period and period < 1000:
-        raise chk.fail(".cpu.period", f"{period} is out of range (valid range is 1000-1000000 us)")
-    quota = chk.integer(cpu, "quota", ".cpu", lo=-1, hi=MAX_INT64 // 1000)
-    if quota and 0 < quota < 1000:
-        raise chk.fail(".cpu.quota", f"{quota} is out of range (minimum is 1000 us, or -1)")
+    cpu = res.cpu or _NO_CPU
+    period, quota = _cpu_period_quota(cpu, rules)
+    _add(plan, "cpu", "cpu.weight", str(shares_to_weight(cpu.shares)) if cpu.shares else None)
     if quota or period:
         _add(plan, "cpu", "cpu.max", ("max" if not quota or quota < 0 else str(quota))
              + (f" {period}" if period else ""))
-    burst = chk.integer(cpu, "burst", ".cpu", lo=0, hi=MAX_INT64)
+    burst = rules.range(cpu.burst, ".cpu.burst", 0, MAX_INT64)
     _add(plan, "cpu", "cpu.max.burst", None if burst is None else str(burst))
-    for key in ("realtimePeriod", "realtimeRuntime"):
-        if chk.integer(cpu, key, ".cpu", lo=-1, hi=MAX_INT64):
-            raise chk.fail(f".cpu.{key}", "realtime scheduling is not supported on cgroup v2")
-    _plan_idle_cpuset_pids(res, cpu, chk, plan)
+    for key, value in (("realtimePeriod", cpu.realtime_period), ("realtimeRuntime", cpu.realtime_runtime)):
+        if rules.range(value, f".cpu.{key}", -1, MAX_INT64):
+            raise rules.fail(f".cpu.{key}", "realtime scheduling is not supported on cgroup v2")
+    _plan_idle_cpuset_pids(res, cpu, rules, plan)
 
-    blkio = chk.obj(res.get("blockIO"), ".blockIO")
-    weight = chk.integer(blkio, "weight", ".blockIO", lo=0, hi=1000, what="(valid range is 10-1000)")
-    if weight and weight < 10:
-        raise chk.fail(".blockIO.weight", f"{weight} is out of range (valid range is 10-1000)")
-    if chk.integer(blkio, "leafWeight", ".blockIO", lo=0, hi=1000):
-        raise chk.fail(".blockIO.leafWeight", "not supported on cgroup v2")
+    blkio = res.block_io or _NO_BLKIO
+    weight = _blkio_weights(blkio, rules)
+    if rules.range(blkio.leaf_weight, ".blockIO.leafWeight", 0, 1000):
+        raise rules.fail(".blockIO.leafWeight", "not supported on cgroup v2")
     if weight:
         if bfq:
             _add(plan, "io", "io.bfq.weight", str(weight))
         else:
             _add(plan, "io", "io.weight", f"default {blkio_weight_to_io_weight(weight)}")
-    wdev = [d for d in weight_devices(blkio, chk, ".blockIO") if d[2] != -1]
-    if any(d[3] != -1 for d in weight_devices(blkio, chk, ".blockIO")):
-        raise chk.fail(".blockIO.weightDevice", "leafWeight is not supported on cgroup v2")
+    all_wdev = weight_devices(blkio, rules, ".blockIO")
+    wdev = [d for d in all_wdev if d[2] != -1]
+    if any(d[3] != -1 for d in all_wdev):
+        raise rules.fail(".blockIO.weightDevice", "leafWeight is not supported on cgroup v2")
     if wdev:
         if bfq:
             _add(plan, "io", "io.bfq.weight", "\n".join(
@@ -459,17 +396,17 @@ def plan_v2(res: dict[str, Any] | None, *, bfq: bool = False, prefix: str = ".li
     io_max = []
     names = {"read_bps_device": "rbps", "write_bps_device": "wbps",
              "read_iops_device": "riops", "write_iops_device": "wiops"}
-    for suffix, devs in throttles(blkio, chk, ".blockIO").items():
+    for suffix, devs in throttles(blkio, rules, ".blockIO").items():
         io_max += [f"{a}:{b} {names[suffix]}={r}" for a, b, r in devs]
     _add(plan, "io", "io.max", "\n".join(io_max) or None)
 
-    for label, hlimit in hugepages(res, chk):
+    for label, hlimit in hugepages(res, rules):
         _add(plan, "hugetlb", f"hugetlb.{label}.max", str(hlimit))
-    net = chk.obj(res.get("network"), ".network")
-    if net.get("classID") or net.get("priorities"):
-        raise chk.fail(".network", "net_cls/net_prio do not exist on cgroup v2")
-    _add(plan, "rdma", "rdma.max", rdma(res, chk))
-    for key, value in check_unified(res, chk).items():
+    net = res.network or _NO_NETWORK
+    if net.class_id or net.priorities:
+        raise rules.fail(".network", "net_cls/net_prio do not exist on cgroup v2")
+    _add(plan, "rdma", "rdma.max", rdma(res, rules))
+    for key, value in check_unified(res, rules).items():
         controller = key.partition(".")[0]
         for other in plan.values():  # a unified key overrides the converted value
             other.pop(key, None)
@@ -477,19 +414,17 @@ def plan_v2(res: dict[str, Any] | None, *, bfq: bool = False, prefix: str = ".li
     return {k: v for k, v in plan.items() if v}
 
 
-def memory_check_before_update(res: dict[str, Any] | None) -> bool:
-    mem = (res or {}).get("memory") or {}
-    return bool(isinstance(mem, dict) and mem.get("checkBeforeUpdate"))
+def memory_check_before_update(res: Resources | None) -> bool:
+    return bool(res is not None and res.memory is not None and res.memory.check_before_update)
 
 
-def _plan_idle_cpuset_pids(res: dict, cpu: dict, chk, plan: dict) -> None:
+def _plan_idle_cpuset_pids(res: Resources, cpu: CPU, rules: Rules, plan: Plan) -> None:
     """cpu.idle, cpuset.cpus/mems and pids.max: the same file names on v1 and v2."""
-    idle = chk.integer(cpu, "idle", ".cpu", lo=0, hi=1)
+    idle = rules.range(cpu.idle, ".cpu.idle", 0, 1)
     _add(plan, "cpu", "cpu.idle", None if idle is None else str(idle))
-    cpus, mems = check_cpuset(cpu, chk, ".cpu")
+    cpus, mems = check_cpuset(cpu, rules, ".cpu")
     _add(plan, "cpuset", "cpuset.cpus", cpus)
     _add(plan, "cpuset", "cpuset.mems", mems)
-    pids = chk.obj(res.get("pids"), ".pids")
-    limit = chk.integer(pids, "limit", ".pids", lo=-1 << 63, hi=MAX_INT64)
+    limit = (res.pids or _NO_PIDS).limit
     if limit:
         _add(plan, "pids", "pids.max", str(limit) if limit > 0 else "max")

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms 
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.spec import Resources
+
 from pyrunc.cgroups import devices, fileio, resources
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves, rmdir_tree,
                                    warn_kernel_memory)
@@ -101,22 +103,22 @@ class V1Manager:
         return bool(self.paths)
 
     # --- resources ------------------------------------------------------------
-    def apply(self, resources_: dict[str, Any] | None) -> None:
+    def apply(self, resources_: Resources | None) -> None:
         self._apply(resources_, ".linux.resources", "config.json", devices_too=True)
 
-    def update(self, resources_: dict[str, Any], *, source: str = "config.json",
-               prefix: str = ".linux.resources") -> None:
-        self._apply(resources_, prefix, source, devices_too="devices" in (resources_ or {}))
+    def update(self, resources_: Resources, *, source: str = "config.json",
+               prefix: str = ".linux.resources", devices_too: bool = False) -> None:
+        self._apply(resources_, prefix, source, devices_too=devices_too)
 
-    def plan(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> resources.Plan:
+    def plan(self, res: Resources | None, prefix: str, source: str, devices_too: bool) -> resources.Plan:
         plan = resources.plan_v1(res, prefix=prefix, source=source)
         if devices_too:
-            rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
+            rules = devices.parse_rules(res.devices if res else (), prefix, source)
             plan["devices"] = devices.v1_plan(devices.compute(rules, prefix=prefix, source=source))
         warn_kernel_memory(res)
         return plan
 
-    def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:
+    def _apply(self, res: Resources | None, prefix: str, source: str, devices_too: bool) -> None:
         plan = self.plan(res, prefix, source, devices_too)
         if self.rootless:
             plan.pop("devices", None)  # runc: a rootless container's device rules are not applied
@@ -132,7 +134,7 @@ class V1Manager:
             check_cpuset_exists(plan["cpuset"], os.path.dirname(self.paths["cpuset"]), prefix, source)
         mem = plan.get("memory", {})
         if mem:
-            self._order_memory(mem, res or {}, prefix, source)
+            self._order_memory(mem, res, prefix, source)
         if "blkio" in plan:
             _bfq_names(plan["blkio"], self.paths["blkio"])
         if "cpu.rt_runtime_us" in plan.get("cpu", {}):
@@ -152,11 +154,11 @@ class V1Manager:
                 _restore_devices(self.paths["devices"], devlist)
             raise
 
-    def _order_memory(self, mem: dict[str, str], res: dict[str, Any], prefix: str, source: str) -> None:
+    def _order_memory(self, mem: dict[str, str], res: Resources | None, prefix: str, source: str) -> None:
         base = self.paths["memory"]
         limit, swap = mem.get("memory.limit_in_bytes"), mem.get("memory.memsw.limit_in_bytes")
         if swap and not os.path.exists(f"{base}/memory.memsw.limit_in_bytes"):
-            if swap == "-1" and not (res.get("memory") or {}).get("swap"):
+            if swap == "-1" and not (res is not None and res.memory is not None and res.memory.swap):
                 del mem["memory.memsw.limit_in_bytes"]
             else:
                 raise MissingFeature("memory swap limit", "swap accounting is off (memory.memsw.* missing)")

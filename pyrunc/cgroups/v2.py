@@ -18,6 +18,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms 
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.spec import Resources
+
 from pyrunc import syscalls
 from pyrunc.cgroups import devices, fileio, resources
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves,
@@ -90,19 +92,19 @@ class V2Manager:
         return not self.unplaced
 
     # --- resources -------------------------------------------------------------
-    def apply(self, res: dict[str, Any] | None) -> None:
+    def apply(self, res: Resources | None) -> None:
         self._apply(res, ".linux.resources", "config.json", devices_too=True)
 
-    def update(self, res: dict[str, Any], *, source: str = "config.json",
-               prefix: str = ".linux.resources") -> None:
-        self._apply(res, prefix, source, devices_too="devices" in (res or {}))
+    def update(self, res: Resources, *, source: str = "config.json",
+               prefix: str = ".linux.resources", devices_too: bool = False) -> None:
+        self._apply(res, prefix, source, devices_too=devices_too)
 
-    def plan(self, res: dict[str, Any] | None, prefix: str = ".linux.resources",
+    def plan(self, res: Resources | None, prefix: str = ".linux.resources",
              source: str = "config.json") -> resources.Plan:
         return resources.plan_v2(res, bfq=os.path.exists(f"{self.dir}/io.bfq.weight"),
                                  prefix=prefix, source=source)
 
-    def _apply(self, res: dict[str, Any] | None, prefix: str, source: str, devices_too: bool) -> None:
+    def _apply(self, res: Resources | None, prefix: str, source: str, devices_too: bool) -> None:
         plan = self.plan(res, prefix, source)
         if self.rootless:
             devices_too = False  # runc: a rootless container's device rules are not applied
@@ -113,7 +115,7 @@ class V2Manager:
                 return
         program = None
         if devices_too:
-            rules = devices.parse_rules((res or {}).get("devices"), prefix, source)
+            rules = devices.parse_rules(res.devices if res else (), prefix, source)
             program = devices.bpf_program(devices.compute(rules, prefix=prefix, source=source))
         warn_kernel_memory(res)
         if "cpuset" in plan:

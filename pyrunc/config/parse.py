@@ -233,12 +233,8 @@ def _linux(v: object, p: str) -> Linux:
         for k, n in _obj(v, np_).items():
             kp = _key(k, np_)
             net_devices[k] = NetDevice(_o_str(_obj(n, kp), "name", kp))
-    resources_raw = d.get("resources", _ABSENT)
-    resources = None
-    if resources_raw is _ABSENT:
-        resources_raw = None
-    else:
-        resources = parse_resources(resources_raw, f"{p}.resources")
+    v = d.get("resources", _ABSENT)
+    resources = None if v is _ABSENT else parse_resources(v, f"{p}.resources")
     seccomp_raw = d.get("seccomp", _ABSENT)
     seccomp = None
     if seccomp_raw is _ABSENT:
@@ -276,7 +272,6 @@ def _linux(v: object, p: str) -> Linux:
         net_devices=net_devices,
         cgroups_path=_o_str(d, "cgroupsPath", p),
         resources=resources,
-        resources_raw=resources_raw,  # type: ignore[arg-type]
         rootfs_propagation=propagation,
         seccomp=seccomp,
         seccomp_raw=seccomp_raw,  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ schemas/config.schema.json states the same rules.
 
 from __future__ import annotations
 
+from pyrunc.errors import ConfigError
 from pyrunc.spec import (
     CPU, BlockIO, DeviceRule, HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma,
     Resources, ThrottleDevice, WeightDevice,
@@ -16,6 +17,15 @@ from pyrunc.config.checks import (
 )
 
 _PAGE_UNITS = ("KB", "MB", "GB")
+
+
+def load_resources(obj: object, prefix: str = ".linux.resources", source: str = "config.json") -> Resources:
+    """A LinuxResources object on its own (`pyrunc update -r`, its flags) → Resources;
+    the first bad field is one ConfigError naming it."""
+    try:
+        return parse_resources(obj, prefix)
+    except Invalid as bad:
+        raise ConfigError(bad.path or prefix or ".", bad.message, source) from None
 
 
 def parse_resources(v: object, p: str) -> Resources:

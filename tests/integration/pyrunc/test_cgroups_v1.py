@@ -11,6 +11,7 @@ import struct
 import time
 
 import pytest
+from testlib import typed
 
 from pyrunc import cgroups
 from pyrunc.cgroups import fileio, oom
@@ -32,7 +33,7 @@ def test_create_places_every_controller(cg, children):
 
 
 def test_memory_limit_ooms_and_reports_event(cg, children):
-    cg.apply({"memory": {"limit": 32 << 20, "swap": 32 << 20}})
+    cg.apply(typed({"memory": {"limit": 32 << 20, "swap": 32 << 20}}))
     watcher = oom.watch(cg)
     try:
         c = children(lambda: len(b"x" * (128 << 20)))
@@ -52,7 +53,7 @@ def test_memory_limit_ooms_and_reports_event(cg, children):
 
 
 def test_memory_below_limit_survives(cg, children):
-    cg.apply({"memory": {"limit": 64 << 20}})
+    cg.apply(typed({"memory": {"limit": 64 << 20}}))
     c = children(lambda: len(b"x" * (8 << 20)))
     cg.add(c.pid)
     c.go()
@@ -79,7 +80,7 @@ def _fork_loop() -> int:
 
 
 def test_pids_limit_stops_fork_loop(cg, children):
-    cg.apply({"pids": {"limit": 5}})
+    cg.apply(typed({"pids": {"limit": 5}}))
     c = children(_fork_loop)
     cg.add(c.pid)
     c.go()
@@ -97,7 +98,7 @@ def _busy_cpu_seconds(wall: float = 1.0) -> float:
 
 
 def test_cpu_quota_slows_busy_loop(cg, children):
-    cg.apply({"cpu": {"quota": 10000, "period": 100000}})  # 10% of one CPU
+    cg.apply(typed({"cpu": {"quota": 10000, "period": 100000}}))  # 10% of one CPU
     c = children(_busy_cpu_seconds)
     cg.add(c.pid)
     c.go()
@@ -108,7 +109,7 @@ def test_cpu_quota_slows_busy_loop(cg, children):
 
 
 def test_devices_default_deny(cg, children, tmp_path):
-    cg.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    cg.apply(typed({"devices": [{"allow": False, "access": "rwm"}]}))
     node = str(tmp_path / "loopnode")
     os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))  # a block device, like /dev/loop0
 
@@ -137,8 +138,8 @@ def test_devices_default_deny(cg, children, tmp_path):
 
 
 def test_devices_explicit_deny_of_allowed_node(cg, children):
-    cg.apply({"devices": [{"allow": True, "type": "a"}, {"allow": False, "type": "c", "major": 1, "minor": 5,
-                                                          "access": "r"}]})
+    cg.apply(typed({"devices": [{"allow": True, "type": "a"}, {"allow": False, "type": "c", "major": 1, "minor": 5,
+                                                          "access": "r"}]}))
 
     def probe() -> str:
         try:
@@ -251,7 +252,7 @@ def test_every_field_applied(cg, record_property):
             "throttleWriteBpsDevice": [{**dev, "rate": 2097152}],
             "throttleReadIOPSDevice": [{**dev, "rate": 100}],
             "throttleWriteIOPSDevice": [{**dev, "rate": 200}]})
-    cg.apply(res)
+    cg.apply(typed(res))
     p = cg.paths
 
     def rd(ctl: str, name: str) -> str:
@@ -306,7 +307,7 @@ def test_missing_kernel_file_is_a_clear_error(cg, section, key):
              "realtimeRuntime": 1000, "idle": 0, "weight": 300}[key]
     extra = {"limit": 100 << 20} if key == "swap" else {}
     with pytest.raises(CgroupError) as err:
-        cg.apply({section: {key: value, **extra}})
+        cg.apply(typed({section: {key: value, **extra}}))
     assert any(n in str(err.value) for n in names) and "lacks" in str(err.value), str(err.value)
 
 
@@ -321,38 +322,38 @@ def test_unmounted_controller_is_a_clear_error(cg, res, what):
         pytest.skip(f"{what} is mounted here")
     with pytest.raises(MissingFeature, match=f"cgroup v1 controller {what}: not supported: "
                                              f"(not mounted on this host|the kernel lacks it)"):
-        cg.apply(res)
+        cg.apply(typed(res))
 
 
 def test_update_live_and_all_or_nothing(cg, children):
     c = children(sleeper)
     cg.add(c.pid)
-    cg.apply({"pids": {"limit": 100}, "memory": {"limit": 64 << 20}})
-    cg.update({"pids": {"limit": 3}})
+    cg.apply(typed({"pids": {"limit": 100}, "memory": {"limit": 64 << 20}}))
+    cg.update(typed({"pids": {"limit": 3}}))
     pids_max = f"{cg.paths['pids']}/pids.max"
     assert fileio.read(pids_max) == "3"
     # pids is written before blkio; the bogus device makes blkio fail, pids must roll back
     with pytest.raises(CgroupError, match="blkio.throttle.read_bps_device"):
-        cg.update({"pids": {"limit": 9}, "memory": {"limit": 32 << 20},
-                   "blockIO": {"throttleReadBpsDevice": [{"major": 250, "minor": 250, "rate": 1}]}})
+        cg.update(typed({"pids": {"limit": 9}, "memory": {"limit": 32 << 20},
+                   "blockIO": {"throttleReadBpsDevice": [{"major": 250, "minor": 250, "rate": 1}]}}))
     assert fileio.read(pids_max) == "3"
     assert fileio.read(f"{cg.paths['memory']}/memory.limit_in_bytes") == str(64 << 20)
     with pytest.raises(ConfigError, match=r"resources.json: .cpu.cpus: CPUs .* do not exist"):
-        cg.update({"pids": {"limit": 9}, "cpu": {"cpus": "0-63"}}, source="resources.json", prefix="")
+        cg.update(typed({"pids": {"limit": 9}, "cpu": {"cpus": "0-63"}}, prefix='', source='resources.json'), source="resources.json", prefix="")
     assert fileio.read(pids_max) == "3"
 
 
 def test_update_memory_grow_and_shrink_with_swap(cg):
-    cg.apply({"memory": {"limit": 32 << 20, "swap": 64 << 20}})
-    cg.update({"memory": {"limit": 256 << 20, "swap": 512 << 20}})  # memsw must be raised first
+    cg.apply(typed({"memory": {"limit": 32 << 20, "swap": 64 << 20}}))
+    cg.update(typed({"memory": {"limit": 256 << 20, "swap": 512 << 20}}))  # memsw must be raised first
     mem = cg.paths["memory"]
     assert fileio.read(f"{mem}/memory.limit_in_bytes") == str(256 << 20)
-    cg.update({"memory": {"limit": 16 << 20, "swap": 16 << 20}})  # limit must be lowered first
+    cg.update(typed({"memory": {"limit": 16 << 20, "swap": 16 << 20}}))  # limit must be lowered first
     assert fileio.read(f"{mem}/memory.memsw.limit_in_bytes") == str(16 << 20)
 
 
 def test_check_before_update(cg, children):
-    cg.apply({"memory": {"limit": 256 << 20}})
+    cg.apply(typed({"memory": {"limit": 256 << 20}}))
     keep = mmap.mmap(-1, 8)
 
     def hog():
@@ -368,12 +369,12 @@ def test_check_before_update(cg, children):
     while not struct.unpack_from("<Q", keep)[0] and time.monotonic() < deadline:
         time.sleep(0.01)
     with pytest.raises(ConfigError, match="below the current usage"):
-        cg.update({"memory": {"limit": 1 << 20, "checkBeforeUpdate": True}})
+        cg.update(typed({"memory": {"limit": 1 << 20, "checkBeforeUpdate": True}}))
     assert fileio.read(f"{cg.paths['memory']}/memory.limit_in_bytes") == str(256 << 20)
 
 
 def test_stats_shape(cg, children):
-    cg.apply({"pids": {"limit": 10}, "memory": {"limit": 64 << 20}})
+    cg.apply(typed({"pids": {"limit": 10}, "memory": {"limit": 64 << 20}}))
     c = children(lambda: _busy_cpu_seconds(0.2))
     cg.add(c.pid)
     c.go()

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 
 import pytest
+from testlib import typed
 from test_cgroups_helpers import unique
 
 from pyrunc.cgroups import fileio
@@ -51,10 +52,10 @@ def test_network_fields(v1_mount):
     m = V1Manager({"net_cls": path, "net_prio": path})
     m.create()
     try:
-        m.update({"network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 7}]}})
+        m.update(typed({"network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 7}]}}))
         assert fileio.read(f"{path}/net_cls.classid") == str(0x100001)
         assert "lo 7" in fileio.read(f"{path}/net_prio.ifpriomap").splitlines()
-        m.update({"network": {"priorities": [{"name": "lo", "priority": 3}]}})
+        m.update(typed({"network": {"priorities": [{"name": "lo", "priority": 3}]}}))
         assert "lo 3" in fileio.read(f"{path}/net_prio.ifpriomap").splitlines()
     finally:
         m.destroy(kill=True)
@@ -69,7 +70,7 @@ def test_hugepage_limits(v1_mount):
     m = V1Manager({"hugetlb": path})
     m.create()
     try:
-        m.update({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+        m.update(typed({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]}))
         assert fileio.read(f"{path}/hugetlb.2MB.limit_in_bytes") == str(4 << 20)
         assert m.stats()["hugetlb"]["2MB"] == {"failcnt": 0}
     finally:

@@ -12,6 +12,7 @@ import struct
 import time
 
 import pytest
+from testlib import typed
 from test_cgroups_helpers import children, sleeper, unique  # noqa: F401
 
 from pyrunc.cgroups import devices, fileio, load_manager
@@ -115,7 +116,7 @@ def _open_probe(paths):
 def test_ebpf_device_filter_blocks_open(v2, children, tmp_path):
     node = str(tmp_path / "blk")
     os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))
-    v2.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    v2.apply(typed({"devices": [{"allow": False, "access": "rwm"}]}))
     c = children(_open_probe([("/dev/null", os.O_RDWR), ("/dev/zero", os.O_RDONLY), (node, os.O_RDONLY)]))
     v2.add(c.pid)
     c.go()
@@ -124,9 +125,9 @@ def test_ebpf_device_filter_blocks_open(v2, children, tmp_path):
 
 
 def test_ebpf_replaced_on_update(v2, children):
-    v2.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    v2.apply(typed({"devices": [{"allow": False, "access": "rwm"}]}))
     # blacklist: everything but a read of /dev/zero (a partial "w" deny also blocks O_RDWR, as on v1)
-    v2.update({"devices": [{"allow": True, "type": "a"}]})
+    v2.update(typed({"devices": [{"allow": True, "type": "a"}]}), devices_too=True)
     fd = os.open(v2.dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         from pyrunc import syscalls
@@ -159,7 +160,7 @@ def test_limits_need_controllers(v2):
     if "pids" in available:
         pytest.skip("pids is available on this cgroup2 mount")
     with pytest.raises(MissingFeature, match="cgroup v2 controller pids: not supported: not available"):
-        v2.apply({"pids": {"limit": 5}})
+        v2.apply(typed({"pids": {"limit": 5}}))
 
 
 def test_stats_without_controllers(v2, children):
@@ -190,7 +191,7 @@ def hugetlb_v2():
 
 def test_hugetlb_limit_enables_controller(hugetlb_v2):
     m = hugetlb_v2
-    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+    m.apply(typed({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]}))
     assert "hugetlb" in fileio.read(f"{os.path.dirname(m.dir)}/cgroup.subtree_control").split()
     assert fileio.read(f"{m.dir}/hugetlb.2MB.max") == str(4 << 20)
     assert m.stats()["hugetlb"]["2MB"] == {"failcnt": 0}
@@ -198,10 +199,10 @@ def test_hugetlb_limit_enables_controller(hugetlb_v2):
 
 def test_update_rolls_back_on_failure_v2(hugetlb_v2):
     m = hugetlb_v2
-    m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+    m.apply(typed({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]}))
     from pyrunc.errors import CgroupError
 
     with pytest.raises(CgroupError, match="hugetlb.2MB.rsvd.max"):
-        m.update({"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}],
-                  "unified": {"hugetlb.2MB.rsvd.max": "not-a-number"}})
+        m.update(typed({"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}],
+                  "unified": {"hugetlb.2MB.rsvd.max": "not-a-number"}}))
     assert fileio.read(f"{m.dir}/hugetlb.2MB.max") == str(4 << 20)

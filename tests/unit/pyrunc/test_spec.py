@@ -44,7 +44,6 @@ def test_default_config_parses_to_the_expected_records():
     lx = s.linux
     assert [n.type for n in lx.namespaces] == ["pid", "network", "ipc", "uts", "mount"]
     assert lx.namespace("pid") == spec.Namespace("pid", None) and lx.namespace("user") is None
-    assert lx.resources_raw == {"devices": [{"allow": False, "access": "rwm"}]}
     assert lx.resources.devices == (spec.DeviceRule(False, None, None, None, "rwm"),)
     assert lx.seccomp is None and lx.seccomp_raw is None
     assert "/proc/kcore" in lx.masked_paths and "/proc/sys" in lx.readonly_paths
@@ -94,7 +93,6 @@ def test_full_config_maps_every_field():
     assert r.network.priorities == (spec.InterfacePriority("eth0", 500),)
     assert r.rdma["mlx4_0"] == spec.Rdma(None, 1000)
     assert r.unified["memory.high"] == "1073741824"
-    assert lx.resources_raw is FULL_CONFIG["linux"]["resources"]
     sc = lx.seccomp
     assert sc.default_action == "SCMP_ACT_ERRNO" and sc.default_errno_ret == 1
     assert sc.syscalls[1].args[1] == spec.SyscallArg(1, 255, "SCMP_CMP_MASKED_EQ", 8)

@@ -8,10 +8,16 @@ from hypothesis import given, settings, strategies as st
 
 from pyrunc.cgroups import devices as d
 from pyrunc.errors import ConfigError
+from testlib import typed
 
 from .ebpf_interp import run
 
 W = d.WILDCARD
+
+
+def parse_rules(raw):
+    """devices.parse_rules of a raw linux.resources.devices list, read as create reads it."""
+    return d.parse_rules(typed({"devices": raw}).devices)
 
 
 def rule(allow, t="c", major=W, minor=W, access="rwm"):
@@ -19,7 +25,7 @@ def rule(allow, t="c", major=W, minor=W, access="rwm"):
 
 
 def test_parse_rules():
-    rules = d.parse_rules([{"allow": False, "access": "rwm"},
+    rules = parse_rules([{"allow": False, "access": "rwm"},
                            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "wr"},
                            {"allow": True, "type": "b", "major": 8}])
     assert rules == [rule(False, "a"), rule(True, "c", 1, 3, "rw"), rule(True, "b", 8, W, "rwm")]
@@ -34,7 +40,7 @@ def test_parse_rules():
 ])
 def test_parse_rules_bad(raw, field):
     with pytest.raises(ConfigError, match=field):
-        d.parse_rules(raw)
+        parse_rules(raw)
 
 
 def test_defaults_only():

@@ -2,9 +2,16 @@
 
 import pytest
 
-from pyrunc.cgroups.resources import (blkio_weight_to_io_weight, memory_swap_to_v2, plan_v2,
-                                      shares_to_weight)
+from pyrunc.cgroups import resources
+from pyrunc.cgroups.resources import blkio_weight_to_io_weight, memory_swap_to_v2, shares_to_weight
 from pyrunc.errors import ConfigError
+from testlib import typed
+
+
+def plan_v2(raw, **kw):
+    """The plan of a raw linux.resources object, read as create reads it (pyrunc.config first)."""
+    return resources.plan_v2(None if raw is None else typed(raw, kw.get("prefix", ".linux.resources"),
+                                                        kw.get("source", "config.json")), **kw)
 
 
 @pytest.mark.parametrize("shares,weight", [(0, 0), (1, 1), (2, 1), (1024, 100), (262144, 10000),
@@ -143,5 +150,5 @@ def test_unified_bad_key(key, msg):
 
 
 def test_unified_bad_value():
-    with pytest.raises(ConfigError, match="value must be a string"):
+    with pytest.raises(ConfigError, match=r'unified\["memory.high"\]: must be a string'):
         plan_v2({"unified": {"memory.high": 5}})
