@@ -24,7 +24,7 @@ import stat
 from pyrunc import cgroupfs, copyup, mountopts, mountsrc, safepath, syscalls as s
 from pyrunc.errors import ConfigError, KernelError, SecurityError
 from pyrunc.rootless import mount_hint
-from pyrunc.spec_record import Record
+from pyrunc.record import Record
 
 DEFAULT_DEVICES = (  # path, major, minor (char devices, 0666, root)
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
