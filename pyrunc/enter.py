@@ -108,10 +108,11 @@ def run_exec(launch: Launch, sock: _socket.socket) -> None:
 
 
 def terminal(launch: Launch, root_fd: int, console: bool) -> None:
-    """The pty (tty.setup): init binds it over /dev/console, exec does not."""
+    """The pty (tty.setup): init binds it over /dev/console, exec does not. A master that
+    comes back to this pyrunc (a foreground terminal: `parent` is set) is relayed by it."""
     c = launch.console
     fd, c.child_fd = c.child_fd, -1
-    tty.setup(root_fd, fd, c.rows, c.cols, console)
+    tty.setup(root_fd, fd, c.rows, c.cols, console, relayed=c.parent is not None)
 
 
 def _late_seccomp(launch: Launch) -> bool:

@@ -32,6 +32,7 @@ import fcntl
 import os
 import stat
 import struct
+import termios
 
 from pyrunc import syscalls as s
 from pyrunc.errors import KernelError, SecurityError
@@ -63,6 +64,16 @@ def size_of(fd: int) -> tuple[int, int]:
 
 def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, TIOCSWINSZ, winsize(rows, cols))
+
+
+def clear_onlcr(fd: int) -> None:
+    """-onlcr on the pty, as runc's foreground relay sets it (tty.go): the caller's terminal,
+    which keeps OPOST, turns the container's "\\n" into "\\r\\n" once. Done here, before the
+    process can write, not by the relay after it runs: a fast `exec -t CID stty size` printed
+    "\\r\\r\\n" when its output came before the relay's tcsetattr."""
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _devpts(fd: int, what: str) -> os.stat_result:
@@ -173,15 +184,17 @@ def attach(slave: int) -> None:
         raise KernelError("terminal: ioctl(TIOCSCTTY)", err.errno or 1) from None
 
 
-def setup(root_fd: int, sock_fd: int, rows: int, cols: int, console: bool) -> None:
-    """Everything, in runc's order: allocate, size, [/dev/console], send the
-    master, close it and the socket, attach the slave. On failure nothing of
-    the pty stays open here."""
+def setup(root_fd: int, sock_fd: int, rows: int, cols: int, console: bool, relayed: bool) -> None:
+    """Everything, in runc's order: allocate, size, [-onlcr when pyrunc relays it itself],
+    [/dev/console], send the master, close it and the socket, attach the slave. On failure
+    nothing of the pty stays open here."""
     master, slave = open_pty(root_fd)
     try:
         try:
             if rows and cols:
                 set_size(master, rows, cols)
+            if relayed:
+                clear_onlcr(master)
             if console:
                 bind_console(root_fd, slave)
             send_master(sock_fd, master)

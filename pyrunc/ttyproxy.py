@@ -97,12 +97,9 @@ class Relay:
         self.pending = b""  # caller's input the pty has not taken yet
 
     def start(self) -> None:
-        """Raw mode on the caller's terminal and -onlcr on the pty, as runc
-        (tty.go recvtty): the bytes reaching the caller's stdout are runc's,
-        "\\n" where the container wrote "\\n"."""
-        attrs = termios.tcgetattr(self.master)
-        attrs[1] &= ~termios.ONLCR
-        termios.tcsetattr(self.master, termios.TCSANOW, attrs)
+        """Raw mode on the caller's terminal, as runc (tty.go). The pty's -onlcr was set
+        by the child before the process ran (tty.clear_onlcr), so the bytes reaching the
+        caller's stdout are runc's from the first: "\\n" where the container wrote "\\n"."""
         os.set_blocking(self.master, False)
         self.host.make_raw()
 

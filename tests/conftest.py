@@ -29,13 +29,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.root)
 
 
+# Mount points made once per boot by the system's tools and kept on purpose: iproute2 makes
+# /run/netns a shared bind mount the first time anyone (a test, podman) names a netns. Whichever
+# test comes first after a boot would otherwise be blamed for it.
+_PER_BOOT_MOUNTS = frozenset({"/run/netns"})
+
+
 def _mounts() -> set[str]:
     out = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
             out.add(parts[4])
-    return out
+    return out - _PER_BOOT_MOUNTS
 
 
 def _cgroup_dirs() -> set[str]:
@@ -53,8 +59,11 @@ def _cgroup_dirs() -> set[str]:
 
 
 def _state_dirs() -> set[str]:
+    """Containers' state dirs. Names starting with @ are the runtime's own (the compiled
+    seccomp filter cache, made by the first container that has a profile and kept): no
+    container ID can take that name."""
     try:
-        return {os.path.join(DEFAULT_ROOT, n) for n in os.listdir(DEFAULT_ROOT)}
+        return {os.path.join(DEFAULT_ROOT, n) for n in os.listdir(DEFAULT_ROOT) if not n.startswith("@")}
     except FileNotFoundError:
         return set()
 
