@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-dev gcc libcap-dev busybox-static
               iproute2 strace runc crun buildah skopeo umoci podman libseccomp2 zstd debootstrap
               docker-registry apache2-utils nftables iptables curl containerd
-              time uidmap slirp4netns)
+              time uidmap slirp4netns docker.io)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +17,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # docker.io is a client the tests drive through a dockerd of their own (no bridge, no iptables);
+    # a system dockerd that its install just started would set FORWARD's policy to DROP on the host.
+    if [[ " ${missing[*]} " == *" docker.io "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable --now docker.service docker.socket
+    fi
 fi
 
 # crun (podman's default runtime, an oracle of the tests) refuses a hybrid host whose cgroup2 holds a

@@ -1,6 +1,5 @@
 """`pybuild save` / `pybuild load`: multi-image docker-archive and oci-archive, read back by pybuild,
-skopeo and podman (docker's daemon is not on this machine: the docker-archive format is the one
-podman and skopeo's docker-archive: transport read, which is docker's)."""
+skopeo, podman and docker's own daemon (a private dockerd on a private containerd, clientlib)."""
 
 from __future__ import annotations
 
@@ -102,6 +101,37 @@ def test_podman_loads_what_pybuild_saved(store_root, tmp_path):
     finally:
         subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
         shutil.rmtree(runroot, ignore_errors=True)
+
+
+def test_docker_loads_and_runs_what_pybuild_saved(store_root, tmp_path):
+    """`docker load` of a multi-image docker-archive: every name comes back with pybuild's image ID,
+    and the loaded image runs (under dockerd, through containerd, with pyrunc as the runtime)."""
+    for tool in ("dockerd", "docker", "containerd", "ctr", "containerd-shim-runc-v2"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (docker.io, containerd)")
+    from clientlib import Containerd
+
+    archive = str(tmp_path / "d.tar")
+    pb(store_root, "save", "-o", archive, "busybox", "app:1", "127.0.0.1:5000/team/app:1")
+    work = tempfile.mkdtemp(prefix="pbdk", dir="/tmp")  # dockerd: socket paths under 108 characters
+    daemon = None
+    try:
+        daemon = Containerd(work)
+        docker = daemon.start_docker()
+        proc = subprocess.run([*docker, "load", "-i", archive], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        listed = subprocess.run([*docker, "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                                capture_output=True, text=True, check=True, timeout=60).stdout.splitlines()
+        src = Store(store_root)
+        for name in ("busybox:latest", "app:1", "127.0.0.1:5000/team/app:1"):
+            assert f"{name} {src.load_image(name).id}" in listed, listed
+        run = subprocess.run([*docker, "run", "--rm", "--network", "none", "--runtime", "tty-pyrunc", "app:1",
+                              "cat", "/srv/hello"], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and run.stdout == "hello\n", run.stderr
+    finally:
+        if daemon is not None:
+            daemon.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_load_bad_archives_tag_nothing(store_root, tmp_path):
