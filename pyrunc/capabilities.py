@@ -222,6 +222,24 @@ def apply_caps(plan: CapPlan) -> None:
     raise_ambient(plan)
 
 
+def after_execve(plan: CapPlan, uid: int, no_new_privs: bool) -> dict[str, frozenset[int]]:
+    """The five sets the container's program has once execve ran (a binary
+    without file capabilities; security/commoncap.c): uid 0 gets bounding |
+    inheritable in permitted and effective, any other uid only its ambient
+    set; no_new_privs caps permitted at what it held before execve. For
+    `pyrunc explain`, which must show what the process gets, not what init set."""
+    if uid == 0:
+        permitted = plan.bounding | plan.inheritable
+        if no_new_privs:
+            permitted &= plan.permitted
+        permitted |= plan.ambient
+        effective = permitted
+    else:
+        permitted = effective = plan.ambient
+    return {"bounding": plan.bounding, "effective": effective, "permitted": permitted,
+            "inheritable": plan.inheritable, "ambient": plan.ambient}
+
+
 def status_masks(pid: int | str = "self") -> dict[str, int]:
     """Cap{Inh,Prm,Eff,Bnd,Amb} of a process as ints (for checks and tests)."""
     masks = {}

@@ -186,14 +186,21 @@ def _listen_fds() -> int:
     return int(value) if value.isdigit() else 0
 
 
+def sysctl_scope(ns) -> tuple[set[str], bool]:
+    """The namespaces sysctls may be set in: (types the container has of its own,
+    whether its network namespace, given by path, is the host's). A namespace
+    joined by path is the container's own unless it is the host's (runc
+    compares it with /proc/self/ns/<type>). Shared with `pyrunc explain`."""
+    own = {t for t in ns.types if not any(j == t and _is_host_ns(t, p) for j, p in ns.join)}
+    net_path = dict(ns.join).get("network")
+    return own, bool(net_path and _is_host_ns("network", net_path))
+
+
 def _sysctl_writer(linux, ns):
     from pyrunc import sysctl
 
-    # A namespace joined by path is the container's own unless it is the host's
-    # (runc compares it with /proc/self/ns/<type>).
-    own = {t for t in ns.types if not any(j == t and _is_host_ns(t, p) for j, p in ns.join)}
-    net_path = dict(ns.join).get("network")
-    plan = sysctl.validate_sysctl(linux.sysctl, own, host_netns=bool(net_path and _is_host_ns("network", net_path)))
+    own, host_netns = sysctl_scope(ns)
+    plan = sysctl.validate_sysctl(linux.sysctl, own, host_netns=host_netns)
 
     def write(_root_fd: int) -> None:
         proc_fd = sysctl.trusted_proc()

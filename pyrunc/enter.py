@@ -175,12 +175,19 @@ def _home_of(uid: int) -> str:
     """HOME from the container's /etc/passwd, "/" when absent (runc)."""
     try:
         with open("/etc/passwd", "rb") as f:
-            for line in f:
-                parts = line.split(b":")
-                if len(parts) >= 6 and parts[2] == str(uid).encode():
-                    return parts[5].decode(errors="replace") or "/"
+            data = f.read()
     except OSError:
-        pass  # no passwd file in the image: the default below is runc's
+        data = b""  # no passwd file in the image: home_from_passwd's default is runc's
+    return home_from_passwd(data, uid)
+
+
+def home_from_passwd(data: bytes, uid: int) -> str:
+    """The home directory of `uid` in a passwd file's bytes, "/" when absent
+    (runc); shared with `pyrunc explain`, which reads the rootfs's file."""
+    for line in data.splitlines():
+        parts = line.split(b":")
+        if len(parts) >= 6 and parts[2] == str(uid).encode():
+            return parts[5].decode(errors="replace") or "/"
     return "/"
 
 

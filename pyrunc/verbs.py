@@ -138,6 +138,15 @@ The result is parsable as a JSON. See the OCI runtime spec (features.md)
 for the type definition. The output is experimental and subject to change.
 """
 
+_EXPLAIN_HELP = """Show, without creating anything, what pyrunc would do on this host.
+
+In the order create carries it out: namespaces made or joined, id maps, the
+cgroup and every file written, every mount with its target inside the rootfs,
+devices, masked and read-only paths, sysctls, rlimits, the capability sets the
+program gets, no_new_privs, the seccomp filter, hooks, argv/env/cwd/user, and
+what this host cannot honour. Each line names its config field.
+"""
+
 VERBS: dict[str, Verb] = {v.name: v for v in (
     # ------------------------------------------------ lifecycle (fast: clients call them per container)
     Verb("create", "pyrunc.create:create_verb", _CREATE_OPTS, ("container_id",), "create a container", fast=True),
@@ -221,6 +230,16 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     ), (), _SPEC_HELP, short_help="create a new specification file"),
     Verb("features", "pyrunc.features:features_verb", (), (), _FEATURES_HELP,
          short_help="show the enabled features"),
+    Verb("explain", "pyrunc.explain:explain_verb", (
+        Opt(("--bundle", "-b"), "bundle", "str", None, "the bundle to explain (default: the current directory)"),
+        Opt(("--config",), "config", "str", None, "a config.json file to explain (its directory is the bundle)"),
+        Opt(("--format", "-f"), "format", "str", "text", "text (default) or json (docs/EXPLAIN.md)",
+            choices=("text", "json")),
+        Opt(("--diff",), "diff", "flag", False, "explain two bundles or config files A B: only what differs"),
+        Opt(("--container",), "container", "str", None,
+            "compare a running container's plan with what the kernel shows now (drift)"),
+    ), ("targets*",), _EXPLAIN_HELP, short_help="show what pyrunc would do with a config, before it runs",
+        metavars=("[BUNDLE|A B]",)),
     Verb("seccomp", "", (), (), "Compile, check and disassemble seccomp profiles (pyrunc's own compiler).", subverbs=(
         Verb("compile", "pyrunc.seccomp.tool:compile_verb", (
             Opt(("--arch",), "arch", "str", None, "Target architecture (default: this machine).",

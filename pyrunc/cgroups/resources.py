@@ -428,3 +428,38 @@ def _plan_idle_cpuset_pids(res: Resources, cpu: CPU, rules: Rules, plan: Plan) -
     limit = (res.pids or _NO_PIDS).limit
     if limit:
         _add(plan, "pids", "pids.max", str(limit) if limit > 0 else "max")
+
+
+# Which `linux.resources` field each planned file comes from (relative to the
+# prefix), for `pyrunc explain`: a new file here gets its field here too.
+FILE_FIELDS: dict[str, str] = {
+    "memory.limit_in_bytes": ".memory.limit", "memory.memsw.limit_in_bytes": ".memory.swap",
+    "memory.soft_limit_in_bytes": ".memory.reservation", "memory.kmem.tcp.limit_in_bytes": ".memory.kernelTCP",
+    "memory.swappiness": ".memory.swappiness", "memory.oom_control": ".memory.disableOOMKiller",
+    "memory.use_hierarchy": ".memory.useHierarchy", "memory.max": ".memory.limit", "memory.swap.max": ".memory.swap",
+    "memory.low": ".memory.reservation",
+    "cpu.shares": ".cpu.shares", "cpu.weight": ".cpu.shares", "cpu.cfs_period_us": ".cpu.period",
+    "cpu.cfs_quota_us": ".cpu.quota", "cpu.max": ".cpu.quota", "cpu.cfs_burst_us": ".cpu.burst",
+    "cpu.max.burst": ".cpu.burst", "cpu.rt_period_us": ".cpu.realtimePeriod",
+    "cpu.rt_runtime_us": ".cpu.realtimeRuntime", "cpu.idle": ".cpu.idle", "cpuset.cpus": ".cpu.cpus",
+    "cpuset.mems": ".cpu.mems", "pids.max": ".pids.limit",
+    "blkio.weight": ".blockIO.weight", "blkio.bfq.weight": ".blockIO.weight", "io.weight": ".blockIO.weight",
+    "io.bfq.weight": ".blockIO.weight", "blkio.leaf_weight": ".blockIO.leafWeight",
+    "blkio.weight_device": ".blockIO.weightDevice", "blkio.leaf_weight_device": ".blockIO.weightDevice",
+    "blkio.throttle.read_bps_device": ".blockIO.throttleReadBpsDevice",
+    "blkio.throttle.write_bps_device": ".blockIO.throttleWriteBpsDevice",
+    "blkio.throttle.read_iops_device": ".blockIO.throttleReadIOPSDevice",
+    "blkio.throttle.write_iops_device": ".blockIO.throttleWriteIOPSDevice", "io.max": ".blockIO",
+    "net_cls.classid": ".network.classID", "net_prio.ifpriomap": ".network.priorities", "rdma.max": ".rdma",
+    "devices.allow": ".devices", "devices.deny": ".devices",
+}
+
+
+def field_of(name: str, res: Resources | None, prefix: str = ".linux.resources") -> str:
+    """The config field a planned cgroup file comes from (FILE_FIELDS; a
+    `unified` key names itself; hugetlb files their hugepageLimits)."""
+    if res is not None and name in res.unified:
+        return f"{prefix}.unified.{name}"
+    if name.startswith("hugetlb."):
+        return f"{prefix}.hugepageLimits"
+    return prefix + FILE_FIELDS.get(name, "")

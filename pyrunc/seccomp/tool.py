@@ -84,10 +84,18 @@ def check_verb(g: GlobalOptions, v: dict) -> int:
         raise UsageError("Invalid value for ARGS: arguments must be integers (decimal, 0x…, 0o…)") from None
     if len(values) > 6:
         raise UsageError("Invalid value for ARGS: at most 6 arguments")
-    data = bpf.seccomp_data(nr, target.audit, values, big_endian=target.big_endian)
-    ret, steps = bpf.run(program, data, big_endian=target.big_endian)
+    ret, steps = check(target, program, nr, values)
     sys.stdout.write(bpf.action_name(ret) + (f"  ({steps} instructions)" if v.get("verbose") else "") + "\n")
     return 0
+
+
+def check(target: Any, program: list[Any], nr: int, args: tuple[int, ...] = ()) -> tuple[int, int]:
+    """(the filter's return value, instructions run) for syscall `nr` with `args`
+    on `target`, in pyrunc's BPF interpreter (`seccomp check`, `explain`)."""
+    from pyrunc.seccomp import bpf
+
+    data = bpf.seccomp_data(nr, target.audit, args, big_endian=target.big_endian)
+    return bpf.run(program, data, big_endian=target.big_endian)
 
 
 def disasm_verb(g: GlobalOptions, v: dict) -> int:
