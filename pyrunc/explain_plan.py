@@ -389,6 +389,15 @@ def _unsupported(spec, unsupported: list[dict]) -> None:
         except PyruncError as err:
             field = ".process.apparmorProfile" if proc.apparmor_profile else ".process.selinuxLabel"
             unsupported.append({"field": field, "reason": f"{err} (create fails)"})
+    for other in ("solaris", "windows", "vm", "zos", "freebsd"):
+        if other in spec.raw:
+            unsupported.append({"field": f".{other}", "reason": "ignored: not for Linux"})
+    if proc.user.username is not None:
+        unsupported.append({"field": ".process.user.username", "reason": "ignored: Windows only (uid and gid apply)"})
+    if proc.command_line is not None:
+        unsupported.append({"field": ".process.commandLine", "reason": "ignored: Windows only (args apply)"})
+    if proc.console_size is not None and not proc.terminal:
+        unsupported.append({"field": ".process.consoleSize", "reason": "ignored: process.terminal is false"})
     if linux is not None and linux.mount_label:
         unsupported.append({"field": ".linux.mountLabel", "reason": "ignored: SELinux mount labels are not applied"})
     if linux is not None and linux.personality is not None:
