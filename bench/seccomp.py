@@ -33,8 +33,8 @@ def cost(program: list[bpf.Insn], audit: int) -> tuple[float, int]:
 def main(path: str) -> None:
     arch = ARCHES["x86_64"]
     with open(path) as f:
-        oci, _ = profiles.load_any(json.load(f), arch)
-    profile = rules.parse(oci, ".linux.seccomp", arch)
+        seccomp, field = profiles.load(json.load(f), arch)
+    profile = rules.resolve(seccomp, field, arch)
     times = []
     for _ in range(20):
         start = time.perf_counter()

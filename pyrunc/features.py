@@ -52,7 +52,7 @@ def seccomp_features() -> dict:
         "enabled": True,
         "actions": sorted(rules.ACTIONS),
         "operators": sorted(rules.OPERATORS),
-        # arches with a syscall table and the host's byte order (rules.parse refuses the others)
+        # arches with a syscall table and the host's byte order (rules.resolve refuses the others)
         "archs": sorted(n for n, a in arches.BY_SCMP.items() if a.big_endian == host.big_endian),
         "knownFlags": known,
         # probed as seccomp.prepare uses them: WAIT_KILLABLE_RECV only goes with a listener

@@ -133,10 +133,10 @@ def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, e
         from pyrunc import lsm
 
         lsm.check_lsm(proc.apparmor_profile, proc.selinux_label)
-    if linux is not None and linux.seccomp_raw is not None:
+    if linux is not None and linux.seccomp is not None:
         from pyrunc import seccomp
 
-        launch.seccomp = seccomp.prepare(linux.seccomp_raw, bounding_caps=list(
+        launch.seccomp = seccomp.prepare(linux.seccomp, bounding_caps=list(
             proc.capabilities.bounding or ()) if proc.capabilities else [],
             cache_dir=seccomp.cache_dir(state_root))
         launch.seccomp_load = seccomp.load

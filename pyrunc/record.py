@@ -121,7 +121,7 @@ _JSON_KEYS = {
     "throttle_write_iops_device": "throttleWriteIOPSDevice", "enable_cmt": "enableCMT",
     "enable_mbm": "enableMBM", "disable_oom_killer": "disableOOMKiller",
 }
-_NOT_JSON = ("raw", "seccomp_raw")
+_NOT_JSON = ("raw",)
 
 
 def to_json(record: object) -> object:

@@ -20,8 +20,12 @@ config-linux.md), stated once here:
 - map keys (annotations, sysctl, netDevices, rdma, unified) are non-empty;
   timeOffsets keys are `boottime` / `monotonic` only.
 - unknown properties are ignored (config.md "Extensibility"); JSON null is
-  never a valid value; integral floats (1.0) count as integers, as in JSON
-  Schema.
+  never a valid value (but for `subArchitectures` of a Docker profile's
+  `archMap`, null in Docker's own); integral floats (1.0) count as integers,
+  as in JSON Schema.
+- `linux.seccomp` may carry the fields of a Docker/containers-common profile
+  (`Seccomp`): their shape is checked here, their meaning for the host is
+  seccomp.profiles.resolve's.
 
 An absent `process.user` is User(uid=0, gid=0), as in runc. Absent optional
 scalars and objects become None; absent arrays and maps
@@ -300,21 +304,46 @@ class SyscallArg(Record):
     value_two: int | None = None
 
 
+class SyscallFilter(Record):
+    """`includes`/`excludes` of a Docker or containers-common rule: resolved for the host
+    (arch, bounding set, kernel) by seccomp.profiles.resolve, not by the config checks."""
+
+    arches: tuple[str, ...] = ()
+    caps: tuple[str, ...] = ()
+    min_kernel: str | None = None
+
+
 class Syscall(Record):
     names: tuple[str, ...]
     action: str
     errno_ret: int | None = None
     args: tuple[SyscallArg, ...] = ()
+    errno: str | None = None  # containers-common's errno name ("EPERM")
+    includes: SyscallFilter | None = None
+    excludes: SyscallFilter | None = None
+
+
+class ArchMap(Record):
+    """One `archMap` entry of a Docker profile: the arches a host of `architecture` filters."""
+
+    architecture: str
+    sub_architectures: tuple[str, ...] = ()
 
 
 class Seccomp(Record):
+    """`linux.seccomp`, plus the fields of a Docker/containers-common profile (archMap,
+    defaultErrno, a rule's errno/includes/excludes) that clients send as they are:
+    seccomp.profiles.resolve turns those into a plain OCI profile for this host."""
+
     default_action: str
     default_errno_ret: int | None = None
     architectures: tuple[str, ...] = ()
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] | None = None  # None: absent (runc then sets SPEC_ALLOW), () is no flag
     listener_path: str | None = None
     listener_metadata: str | None = None
     syscalls: tuple[Syscall, ...] = ()
+    default_errno: str | None = None
+    arch_map: tuple[ArchMap, ...] = ()
 
 
 class Linux(Record):
@@ -328,7 +357,6 @@ class Linux(Record):
     resources: Resources | None = None
     rootfs_propagation: str | None = None
     seccomp: Seccomp | None = None
-    seccomp_raw: dict | None = None  # the JSON object as given: the seccomp compiler works on it
     sysctl: dict[str, str] = NEW_DICT
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
@@ -402,6 +430,18 @@ def parse(obj: object, source: str = "config.json") -> Spec:
 
     try:
         return parse_spec(obj)
+    except Invalid as bad:
+        raise ConfigError(bad.path or ".", bad.message, source) from None
+
+
+def parse_seccomp(obj: object, field: str = ".linux.seccomp", source: str = "config.json") -> Seccomp:
+    """Check a `linux.seccomp` object alone (`pyrunc seccomp` profiles, tests): the same
+    checks as parse() runs on it inside config.json."""
+    from pyrunc.config.checks import Invalid
+    from pyrunc.config.seccomp import parse_seccomp as check
+
+    try:
+        return check(obj, field)
     except Invalid as bad:
         raise ConfigError(bad.path or ".", bad.message, source) from None
 

@@ -148,9 +148,11 @@ def _abs(v: object, p: str) -> str:
     return _c_string(v, p)
 
 
-def _enum(v: object, p: str, allowed: tuple[str, ...]) -> str:
+def _enum(v: object, p: str, allowed: tuple[str, ...], what: str = "") -> str:
+    """One of `allowed`; `what` names the kind in the message ("unknown action ...")."""
     if type(v) is not str or v not in allowed:
-        raise Invalid(p, f"{json.dumps(v)} is not one of: {', '.join(allowed)}")
+        head = f"unknown {what} {json.dumps(v)}: is" if what else f"{json.dumps(v)} is"
+        raise Invalid(p, f"{head} not one of: {', '.join(allowed)}")
     return v
 
 
@@ -170,8 +172,8 @@ def _strs(v: object, p: str) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _enums(v: object, p: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(_enum(s, f"{p}[{i}]", allowed) for i, s in enumerate(_list(v, p)))
+def _enums(v: object, p: str, allowed: tuple[str, ...], what: str = "") -> tuple[str, ...]:
+    return tuple(_enum(s, f"{p}[{i}]", allowed, what) for i, s in enumerate(_list(v, p)))
 
 
 def _key(k: str, p: str) -> str:

@@ -235,12 +235,8 @@ def _linux(v: object, p: str) -> Linux:
             net_devices[k] = NetDevice(_o_str(_obj(n, kp), "name", kp))
     v = d.get("resources", _ABSENT)
     resources = None if v is _ABSENT else parse_resources(v, f"{p}.resources")
-    seccomp_raw = d.get("seccomp", _ABSENT)
-    seccomp = None
-    if seccomp_raw is _ABSENT:
-        seccomp_raw = None
-    else:
-        seccomp = parse_seccomp(seccomp_raw, f"{p}.seccomp")
+    v = d.get("seccomp", _ABSENT)
+    seccomp = None if v is _ABSENT else parse_seccomp(v, f"{p}.seccomp")
     v = d.get("rootfsPropagation", _ABSENT)
     propagation = None if v is _ABSENT else _enum(v, f"{p}.rootfsPropagation", ROOTFS_PROPAGATIONS)
     v = d.get("sysctl", _ABSENT)
@@ -274,7 +270,6 @@ def _linux(v: object, p: str) -> Linux:
         resources=resources,
         rootfs_propagation=propagation,
         seccomp=seccomp,
-        seccomp_raw=seccomp_raw,  # type: ignore[arg-type]
         sysctl=sysctl,
         masked_paths=_paths(d, "maskedPaths", p),
         readonly_paths=_paths(d, "readonlyPaths", p),

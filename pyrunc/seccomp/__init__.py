@@ -3,7 +3,9 @@
 Two phases, because the container's init must not import or read files after
 pivot_root:
 
-* `prepare()` runs in the parent before fork: it validates the profile, builds
+* `prepare()` runs in the parent before fork: it takes the `spec.Seccomp` that
+  config.seccomp checked, resolves a Docker profile's fields for this host
+  (`profiles`), turns names into numbers (`rules`), builds
   libseccomp-equivalent rule trees for every architecture (`ruledb`), emits
   the filter (`codegen`) and probes the kernel for the filter flags.
 * `load()` runs in init as the last step before execve and only makes the
@@ -17,6 +19,8 @@ import errno
 TYPE_CHECKING = False  # typing and dataclasses cost ~5 ms on every run that carries a profile
 if TYPE_CHECKING:
     from typing import Any
+
+    from pyrunc.spec import Seccomp
 
 from pyrunc.errors import ConfigError, KernelError, MissingFeature, SeccompError
 from pyrunc.record import tuple_record
@@ -32,16 +36,15 @@ SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
 Prepared = tuple_record("Prepared", "program flags listener_path listener_metadata needs_notify")
 
 
-def compile_profile(seccomp: dict[str, Any], *, arch: Any = None, field: str = ".linux.seccomp",
+def compile_profile(seccomp: Seccomp, *, arch: Any = None, field: str = ".linux.seccomp",
                     bounding_caps: list[str] | None = None) -> tuple[Any, bytes, bool]:
-    """(Profile, program bytes, uses NOTIFY) for an OCI or Docker-style object."""
+    """(Profile, program bytes, uses NOTIFY) for a checked profile (spec.Seccomp)."""
     from pyrunc.seccomp import bpf, codegen, ruledb, profiles, rules
     from pyrunc.seccomp.arches import native
 
     target = arch or native()
-    if isinstance(seccomp, dict) and profiles.is_docker_profile(seccomp):
-        seccomp = profiles.to_oci(seccomp, target, bounding_caps, field=field, source="config.json")
-    profile = rules.parse(seccomp, field, target)
+    plain = profiles.resolve(seccomp, target, bounding_caps, field=field)
+    profile = rules.resolve(plain, field, target)
     dbs = ruledb.build(profile)
     program = bpf.encode(codegen.generate(dbs, profile.default_action,
                                           libseccomp_tree=ruledb.libseccomp_tree_layout(profile)))
@@ -64,14 +67,14 @@ def entry_uses(db: Any, action: int) -> bool:
                for e in db.syscalls.values() if e.num >= 0)
 
 
-def prepare(seccomp: dict[str, Any], *, bounding_caps: list[str] | None = None,
+def prepare(seccomp: Seccomp, *, bounding_caps: list[str] | None = None,
             field: str = ".linux.seccomp", cache_dir: str | None = None) -> Prepared:
-    """Validate and compile `linux.seccomp` for this host; all imports and all
-    compile work happen here, before fork. With `cache_dir` (the state root's,
+    """Compile `linux.seccomp` (checked by spec.parse) for this host; all imports and
+    all compile work happen here, before fork. With `cache_dir` (the state root's,
     pyrunc/seccomp/cache.py) a profile compiled before is read, not compiled."""
     from pyrunc.syscalls import seccomp_filter_flags_supported
 
-    if isinstance(seccomp, dict) and not seccomp.get("defaultAction") and not seccomp.get("syscalls"):
+    if not seccomp.default_action and not seccomp.syscalls:
         # runc (specconv.SetupSeccomp): no default action and no rules = no filter
         return Prepared(b"", 0, None, None, False)
     compiled = _compile_cached(seccomp, bounding_caps, field, cache_dir)
@@ -109,7 +112,7 @@ FLAG_NEW_LISTENER = 8   # rules.FLAG_NEW_LISTENER, here so a cache hit imports n
 FLAG_TSYNC_ESRCH = 16
 
 
-def _compile_cached(seccomp: dict[str, Any], bounding_caps: list[str] | None, field: str,
+def _compile_cached(seccomp: Seccomp, bounding_caps: list[str] | None, field: str,
                     cache_dir: str | None) -> Any:
     """cache.Compiled for `seccomp`: from the cache when there, else compiled (and stored)."""
     from pyrunc.seccomp import cache

@@ -9,7 +9,7 @@ Where: DIR_NAME under the runtime's state root (--root: the runtime's own
 directory, 0711, root's). '@' cannot begin a container ID, so no container
 collides with it.
 
-Key: sha256 over the profile as canonical JSON (sorted keys, no spaces), the
+Key: sha256 over the profile (the checked `spec.Seccomp`, in its canonical repr), the
 bounding set and the field name it was compiled with, the native architecture,
 pyrunc's version, and the size and mtime of every module of the compiler and its
 syscall tables: an edited, upgraded or differently-installed compiler never reads
@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import os
 
-import _json
-
 from pyrunc import jsonfast
 from pyrunc.record import tuple_record
 
@@ -43,9 +41,6 @@ except ImportError:  # pragma: no cover - CPython >= 3.12
 DIR_NAME = "@seccomp"
 MAX_ENTRIES = 64
 _FORMAT = 1
-_canonical = _json.make_encoder(None, jsonfast._reject, _json.encode_basestring_ascii, None, ":", ",",
-                                True, False, False)
-
 
 # What the compiler computes for a profile, and what an entry holds. flag_bits: the
 # profile's `flags` as (name, SECCOMP_FILTER_FLAG bit) pairs, probed against the kernel at
@@ -68,11 +63,10 @@ def _code_fingerprint() -> str:
 
 
 def key(seccomp: object, bounding_caps: list[str] | None, field: str) -> str:
+    """The entry name of a profile (a spec.Seccomp): its repr is canonical (fields in
+    declaration order, values as Python literals) and 4x cheaper than its JSON."""
     head = f"{_FORMAT}|{os.uname().machine}|{field}|{sorted(bounding_caps or [])!r}|{_code_fingerprint()}\n"
-    try:
-        body = "".join(_canonical(seccomp, 0))
-    except (TypeError, ValueError):  # not JSON after all: let the compiler name the problem
-        body = repr(seccomp)
+    body = repr(seccomp)
     h = sha256(head.encode())
     h.update(body.encode("utf-8", "surrogatepass"))
     return h.hexdigest()

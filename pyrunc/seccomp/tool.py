@@ -19,16 +19,15 @@ from pyrunc.verbs import GlobalOptions
 def _compile(path: str, arch_name: str | None, caps: str | None) -> tuple[Any, Any, list[Any]]:
     from pyrunc.seccomp import codegen, ruledb, profiles, rules
     from pyrunc.seccomp.arches import ARCHES, native
+    from pyrunc.spec import read_json
 
     arch = ARCHES[arch_name] if arch_name else native()
     source = os.path.basename(path)
-    from pyrunc.spec import read_json
-
     obj = read_json(path, source)
     cap_list = [c.strip() for c in caps.split(",") if c.strip()] if caps is not None else None
-    oci, field = profiles.load_any(obj, arch, cap_list, source=source)
+    seccomp, field = profiles.load(obj, arch, cap_list, source=source)
     try:
-        profile = rules.parse(oci, field, arch)
+        profile = rules.resolve(seccomp, field, arch)
         dbs = ruledb.build(profile)
     except ConfigError as err:
         raise ConfigError(err.field, str(err).split(": ", 2)[-1], source) from None

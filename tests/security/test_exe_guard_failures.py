@@ -19,6 +19,7 @@ import pytest
 
 from pyrunc import exeguard
 from pyrunc.seccomp import compile_profile
+from pyrunc.spec import parse_seccomp
 
 WRAPPER = """
 import os, sys
@@ -35,7 +36,7 @@ def denying(tmp_path):
     def make(*names: str) -> list[str]:
         profile = {"defaultAction": "SCMP_ACT_ALLOW",
                    "syscalls": [{"names": list(names), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
-        _, program, _ = compile_profile(profile)
+        _, program, _ = compile_profile(parse_seccomp(profile))
         path = tmp_path / ("filter-" + "-".join(names))
         path.write_bytes(program)
         return [sys.executable, "-I", "-c", WRAPPER, str(path)]

@@ -20,6 +20,7 @@ import pytest
 from pyrunc import seccomp
 from pyrunc.seccomp import profiles
 from pyrunc.seccomp.arches import native
+from pyrunc.spec import parse_seccomp
 
 if os.uname().machine != "x86_64":
     pytest.skip("syscall numbers below are x86_64", allow_module_level=True)
@@ -59,6 +60,11 @@ def run_child(prepared: seccomp.Prepared, name: str, *args: int, expect_errno: i
     return status
 
 
+def prepare(obj: dict) -> seccomp.Prepared:
+    """seccomp.prepare of a linux.seccomp object, checked as config.json's is."""
+    return seccomp.prepare(parse_seccomp(obj))
+
+
 def oci(*rules: dict, default: str = "SCMP_ACT_ALLOW") -> dict:
     return {"defaultAction": default, "syscalls": list(rules)}
 
@@ -67,11 +73,11 @@ def oci(*rules: dict, default: str = "SCMP_ACT_ALLOW") -> dict:
 def docker_default() -> seccomp.Prepared:
     with open(os.path.join(DATA, "docker-default.json")) as f:
         profile, _ = profiles.load_any(json.load(f), native())
-    return seccomp.prepare(profile)
+    return prepare(profile)
 
 
 def test_configured_errno_is_returned() -> None:
-    prepared = seccomp.prepare(oci({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}))
+    prepared = prepare(oci({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}))
     with tempfile.TemporaryDirectory() as tmp:
         path = ctypes.c_char_p(os.path.join(tmp, "d").encode())
         status = run_child(prepared, "mkdir", ctypes.cast(path, ctypes.c_void_p).value or 0, 0o755,
@@ -81,7 +87,7 @@ def test_configured_errno_is_returned() -> None:
 
 
 def test_allowed_syscalls_work() -> None:
-    prepared = seccomp.prepare(oci({"names": ["getpid", "getppid", "exit_group", "exit", "prctl",
+    prepared = prepare(oci({"names": ["getpid", "getppid", "exit_group", "exit", "prctl",
                                               "seccomp"], "action": "SCMP_ACT_ALLOW"},
                                    default="SCMP_ACT_ERRNO"))
     assert os.waitstatus_to_exitcode(run_child(prepared, "getppid", expect_errno=None)) == 0
@@ -92,13 +98,13 @@ def test_allowed_syscalls_work() -> None:
                                          ("SCMP_ACT_KILL", signal.SIGSYS),
                                          ("SCMP_ACT_TRAP", signal.SIGSYS)])
 def test_kill_actions_kill(action: str, sig: int) -> None:
-    prepared = seccomp.prepare(oci({"names": ["getppid"], "action": action}))
+    prepared = prepare(oci({"names": ["getppid"], "action": action}))
     status = run_child(prepared, "getppid", expect_errno=None)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig
 
 
 def test_argument_checks_on_64_bit_values() -> None:
-    prepared = seccomp.prepare(oci({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+    prepared = prepare(oci({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
                                     "errnoRet": 22, "args": [{"index": 0, "value": 1 << 32,
                                                               "op": "SCMP_CMP_EQ"}]}))
     assert os.waitstatus_to_exitcode(run_child(prepared, "personality", 1 << 32,
@@ -129,7 +135,7 @@ def test_notify_listener_gets_fd_and_state_and_answers() -> None:
     notif_recv, notif_send = 0xC0502100, 0xC0182101  # SECCOMP_IOCTL_NOTIF_RECV / _SEND
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "listener.sock")
-        prepared = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+        prepared = prepare({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
                                     "listenerMetadata": "meta", "syscalls": [
                                         {"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]})
         assert prepared.needs_notify and prepared.flags & 8

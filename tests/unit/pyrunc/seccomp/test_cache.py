@@ -11,15 +11,16 @@ import pytest
 
 from pyrunc import seccomp
 from pyrunc.seccomp import cache
+from pyrunc.spec import Seccomp, parse_seccomp, replace, to_json
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "seccomp")
 CAPS = ["CAP_CHOWN", "CAP_SYS_ADMIN"]
 
 
 @pytest.fixture(scope="module")
-def docker_profile() -> dict:
+def docker_profile() -> Seccomp:
     with open(os.path.join(DATA, "docker-default.json")) as f:
-        return json.load(f)
+        return parse_seccomp(json.load(f))
 
 
 def _entries(d) -> list[str]:
@@ -36,8 +37,9 @@ def test_hit_equals_compile(docker_profile, tmp_path) -> None:
 
 def test_key_covers_every_input(docker_profile, monkeypatch) -> None:
     base = cache.key(docker_profile, CAPS, ".linux.seccomp")
-    assert cache.key(json.loads(json.dumps(docker_profile)), list(reversed(CAPS)), ".linux.seccomp") == base
-    other = dict(docker_profile, defaultErrnoRet=38)
+    copy = parse_seccomp(json.loads(json.dumps(to_json(docker_profile))))
+    assert cache.key(copy, list(reversed(CAPS)), ".linux.seccomp") == base
+    other = replace(docker_profile, default_errno_ret=38)
     assert cache.key(other, CAPS, ".linux.seccomp") != base
     assert cache.key(docker_profile, CAPS[:1], ".linux.seccomp") != base
     assert cache.key(docker_profile, CAPS, ".process.seccomp") != base
@@ -71,8 +73,8 @@ def test_damaged_entry_is_a_miss_and_rewritten(docker_profile, tmp_path, damage)
 
 def test_bounded(tmp_path) -> None:
     for i in range(cache.MAX_ENTRIES + 5):
-        profile = {"defaultAction": "SCMP_ACT_ALLOW",
-                   "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": i + 1}]}
+        profile = parse_seccomp({"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": i + 1}]})
         seccomp.prepare(profile, cache_dir=str(tmp_path))
     assert len(_entries(tmp_path)) == cache.MAX_ENTRIES
 
@@ -85,7 +87,7 @@ def test_unwritable_cache_is_not_an_error(docker_profile, tmp_path) -> None:
 
 
 def test_invalid_profile_is_never_cached(tmp_path) -> None:
-    bad = {"defaultAction": "SCMP_ACT_NONSENSE"}
+    bad = Seccomp("SCMP_ACT_NOTIFY")  # well-formed, refused by the compiler
     with pytest.raises(Exception) as err:
         seccomp.prepare(bad, cache_dir=str(tmp_path))
     assert "defaultAction" in str(err.value)
@@ -93,9 +95,9 @@ def test_invalid_profile_is_never_cached(tmp_path) -> None:
 
 
 def test_flags_and_listener_survive_the_cache(tmp_path) -> None:
-    profile = {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
-               "listenerPath": "/run/listener.sock", "listenerMetadata": "meta",
-               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    profile = parse_seccomp({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+                             "listenerPath": "/run/listener.sock", "listenerMetadata": "meta",
+                             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})
     first = seccomp.prepare(profile, cache_dir=str(tmp_path))
     hit = seccomp.prepare(profile, cache_dir=str(tmp_path))
     assert first == hit and hit.needs_notify and hit.listener_path == "/run/listener.sock"

@@ -7,6 +7,7 @@ import pytest
 from pyrunc.errors import ConfigError, MissingFeature
 from pyrunc.seccomp import bpf, ruledb, rules
 from pyrunc.seccomp.arches import ARCHES
+from pyrunc.spec import Seccomp
 
 X86_64 = ARCHES["x86_64"]
 
@@ -113,6 +114,6 @@ def test_rule_set_that_hangs_libseccomp_is_refused() -> None:
 def test_empty_seccomp_object_means_no_filter_as_runc() -> None:
     from pyrunc import seccomp
 
-    prepared = seccomp.prepare({})
+    prepared = seccomp.prepare(Seccomp(default_action=""))  # runc's rule; config.json requires defaultAction
     assert prepared.program == b"" and not prepared.needs_notify
     assert seccomp.load(prepared) is None  # nothing loaded into this process
