@@ -285,9 +285,9 @@ def _capabilities(proc, unsupported: list[dict]) -> dict[str, Any]:
 
 def _seccomp(proc, linux, unsupported: list[dict]) -> dict[str, Any]:
     """The filter create would load, summarised by running it (`seccomp check`)."""
-    raw = linux.seccomp_raw if linux else None
+    typed = linux.seccomp if linux else None
     out: dict[str, Any] = {"field": ".linux.seccomp"}
-    if raw is None or (isinstance(raw, dict) and not raw.get("defaultAction") and not raw.get("syscalls")):
+    if typed is None or (not typed.default_action and not typed.syscalls):
         out.update(mode=0, filter=False)
         return out
     from pyrunc import seccomp
@@ -297,11 +297,11 @@ def _seccomp(proc, linux, unsupported: list[dict]) -> dict[str, Any]:
 
     bounding = list(proc.capabilities.bounding or ()) if proc.capabilities else []
     try:
-        flags = seccomp.prepare(raw, bounding_caps=bounding).flags  # the kernel's flags probe, as create
+        flags = seccomp.prepare(typed, bounding_caps=bounding).flags  # the kernel's flags probe, as create
     except MissingFeature as err:
         unsupported.append({"field": ".linux.seccomp.flags", "reason": f"{err} (create fails)"})
         flags = None
-    profile, program, notify = seccomp.compile_profile(raw, bounding_caps=bounding)
+    profile, program, notify = seccomp.compile_profile(typed, bounding_caps=bounding)
     target = native()
     insns = bpf.decode(program)
     counts: dict[str, int] = {}
