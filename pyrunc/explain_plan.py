@@ -65,7 +65,7 @@ def build(spec: specmod.Spec, bundle: str, *, container_id: str = "ID", systemd:
     out: dict[str, Any] = {"format": FORMAT, "host": _host()}
     ns = namespaces.plan(linux.namespaces if linux else ())  # namespace paths checked, as create
     out["cgroup"] = _cgroup(linux, container_id, systemd, rootless, cgroup_state, unsupported)  # made before fork
-    out["namespaces"] = _namespaces(linux, ns)
+    out["namespaces"] = _namespaces(linux, ns, unsupported)
     out["idMappings"] = _id_maps(linux, ns)
     out["hostname"] = {"field": ".hostname", "value": spec.hostname, "domainname": spec.domainname}
     root = rootfs_path(spec, bundle)
@@ -92,11 +92,18 @@ def _host() -> dict[str, Any]:
             "euid": os.geteuid()}
 
 
-def _namespaces(linux, ns) -> list[dict]:
-    """In create's order: the ones joined by path (JOIN_ORDER), then user, then the new ones."""
+def _namespaces(linux, ns, unsupported: list[dict]) -> list[dict]:
+    """In create's order: the ones joined by path (JOIN_ORDER), then user, then the new ones.
+    A path is checked to be a namespace of its type (setns would refuse another)."""
     index = {n.type: i for i, n in enumerate(linux.namespaces)} if linux else {}
-    out = [{"field": f".linux.namespaces[{index[t]}]", "type": t, "action": "join", "path": p}
-           for t, p in ns.join]
+    out = []
+    for t, p in ns.join:
+        field = f".linux.namespaces[{index[t]}]"
+        found = namespaces.path_type(p)
+        out.append({"field": field, "type": t, "action": "join", "path": p, "pathType": found})
+        if found != t:
+            unsupported.append({"field": f"{field}.path", "reason": f"{p} is {'a ' + found if found else 'not a'} "
+                                f"namespace, not {t} (create fails: setns refuses it)"})
     if ns.new_user:
         out.append({"field": f".linux.namespaces[{index['user']}]", "type": "user", "action": "new"})
     for t, flag in namespaces.FLAGS.items():

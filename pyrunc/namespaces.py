@@ -63,6 +63,22 @@ def plan(namespaces: tuple) -> NamespacePlan:
     return NamespacePlan(new_user, flags, ordered, frozenset(seen))
 
 
+def path_type(path: str) -> str | None:
+    """The type ("network", "pid", ...) of the namespace file at `path`, None if
+    it is not one (setns with the config's type would then fail: `pyrunc explain`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        flag = syscalls.ns_get_nstype(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return next((t for t, f in FLAGS.items() if f == flag), None)
+
+
 def join_all(plan_: NamespacePlan) -> None:
     """setns into each namespace given by path (intermediate process)."""
     for ns_type, path in plan_.join:

@@ -529,3 +529,13 @@ def renameat2(olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: i
     RENAME_EXCHANGE (swap two entries; the mount-race tests use it)."""
     _check(_libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd), _b(newpath),
                            ctypes.c_uint(flags)), oldpath)
+
+
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
+
+
+def ns_get_nstype(fd: int) -> int:
+    """The CLONE_NEW* type of the namespace file `fd` (ioctl NS_GET_NSTYPE)."""
+    import fcntl
+
+    return fcntl.ioctl(fd, NS_GET_NSTYPE)

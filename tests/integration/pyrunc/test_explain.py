@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -175,7 +176,10 @@ def _check_namespaces(plan: dict, facts: dict[str, list[str]]) -> None:
     for entry in plan["namespaces"]:
         for t in entry["type"].split(","):
             name = NS_FILE.get(t, t)
-            if entry["action"] == "host":
+            if entry["action"] == "join":
+                assert entry["pathType"] == t
+                assert inside[name] == os.readlink(entry["path"]), (t, "joined")
+            elif entry["action"] == "host":
                 assert inside[name] == host[name], (t, "shared with the host")
             else:
                 assert inside[name] != host[name], (t, "its own")
@@ -231,9 +235,29 @@ def _check_cgroup(plan: dict) -> None:
         assert set(allow["value"].split("\n")) <= listed
 
 
+def _sandbox(pyrunc, tmp_path, busybox_rootfs) -> int:
+    """A running container whose namespaces containerd's container config joins (its pod sandbox)."""
+    from testlib import Bundle
+
+    sb = Bundle(str(tmp_path / "sandbox"), busybox_rootfs)
+    os.makedirs(sb.path, exist_ok=True)
+    sb.config["root"]["readonly"] = False
+    sb.set_args("sleep", "600")
+    sid = f"t-sb{uuid.uuid4().hex[:8]}"
+    proc = pyrunc("run", "-d", "-b", sb.path, sid)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(pyrunc("state", sid, check=True).stdout)["pid"]
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_plan_is_what_the_container_gets(pyrunc, bundle, cid, tmp_path, case):
+def test_plan_is_what_the_container_gets(pyrunc, bundle, cid, tmp_path, busybox_rootfs, case):
     probe = _prepare(bundle, cid, tmp_path, case)
+    if case == "containerd-container":  # join a real sandbox's namespaces, as under containerd
+        pid = _sandbox(pyrunc, tmp_path, busybox_rootfs)
+        for ns in bundle.config["linux"]["namespaces"]:
+            if ns["type"] != "mount":
+                ns["path"] = f"/proc/{pid}/ns/{NS_FILE.get(ns['type'], ns['type'])}"
+        bundle.write()
     plan = explain(pyrunc, "--bundle", bundle.path)
     assert plan["format"] == "pyrunc-explain/1"
     assert not os.path.exists(os.path.join(pyrunc.root, cid)), "explain created nothing"
