@@ -32,6 +32,7 @@ echo @id; id -u; id -g; id -G
 echo @cwd; pwd
 echo @hostname; hostname
 echo @ns; for n in %s; do readlink /proc/self/ns/$n; done
+echo @maps; cat /proc/self/uid_map /proc/self/gid_map
 echo @sysctl; for p in %s; do echo "$p=$(cat /proc/sys/$p)"; done
 echo @end
 mv /probe/out.tmp /probe/out
@@ -78,6 +79,22 @@ def _root_with_caps(config: dict, tmp_path) -> dict:
     return config
 
 
+def _userns(config: dict, tmp_path) -> dict:
+    """A user namespace: root in the container is host uid 100000; the maps are part of the plan."""
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    config["root"]["readonly"] = False
+    rootfs = config["root"]["path"]
+    subprocess.run(["chown", "-R", "100000:100000", rootfs], check=True)
+    path = os.path.dirname(rootfs)
+    while path != "/":  # the mapped root must be able to reach its rootfs
+        os.chmod(path, os.stat(path).st_mode | 0o011)
+        path = os.path.dirname(path)
+    return config
+
+
 def _captured(name: str):
     def make(config: dict, tmp_path) -> dict:
         with open(os.path.join(DATA, name)) as f:
@@ -104,6 +121,7 @@ CASES = {
     "runc-default": lambda config, tmp_path: config,
     "hand-written": _hand_written,
     "root-caps": _root_with_caps,
+    "userns": _userns,
     "podman-run": _captured("podman-run.json"),
     "containerd-sandbox": _captured("containerd-sandbox.json"),
     "containerd-container": _captured("containerd-container.json"),
@@ -183,6 +201,15 @@ def _check_namespaces(plan: dict, facts: dict[str, list[str]]) -> None:
                 assert inside[name] == host[name], (t, "shared with the host")
             else:
                 assert inside[name] != host[name], (t, "its own")
+
+
+def _check_maps(plan: dict, facts: dict[str, list[str]]) -> None:
+    got = [tuple(map(int, line.split())) for line in facts["maps"]]
+    want = [(m["containerID"], m["hostID"], m["size"]) for kind in ("uid", "gid")
+            for m in plan["idMappings"] if m["kind"] == kind]
+    if not want:  # the host's user namespace: its maps
+        want = [tuple(map(int, line.split())) for f in ("uid_map", "gid_map") for line in open(f"/proc/self/{f}")]
+    assert got == want, (got, want)
 
 
 def _check_mounts(plan: dict, facts: dict[str, list[str]]) -> None:
@@ -268,6 +295,7 @@ def test_plan_is_what_the_container_gets(pyrunc, bundle, cid, tmp_path, busybox_
         facts = _read_probe(probe)
         _check_process(plan, facts)
         _check_namespaces(plan, facts)
+        _check_maps(plan, facts)
         _check_mounts(plan, facts)
         _check_sysctl(plan, facts)
         _check_cgroup(plan)
