@@ -399,6 +399,9 @@ def _unsupported(spec, unsupported: list[dict]) -> None:
     for other in ("solaris", "windows", "vm", "zos", "freebsd"):
         if other in spec.raw:
             unsupported.append({"field": f".{other}", "reason": "ignored: not for Linux"})
+    for field in unread_fields(spec.raw):
+        unsupported.append({"field": field, "reason": "ignored: not a field pyrunc reads (config.md: unknown "
+                            "properties are ignored)"})
     if proc.user.username is not None:
         unsupported.append({"field": ".process.user.username", "reason": "ignored: Windows only (uid and gid apply)"})
     if proc.command_line is not None:
@@ -411,3 +414,50 @@ def _unsupported(spec, unsupported: list[dict]) -> None:
         from pyrunc.launch import personality_value
 
         personality_value(linux.personality)  # a bad domain is a ConfigError, as in create
+
+
+# A JSON value every field refuses or keeps: a string where most fields want another type, and
+# with a NUL, which every C-string check refuses; a field that keeps it changes the typed spec.
+_NOT_A_VALUE = "\0pyrunc explain"
+
+
+def unread_fields(raw: object) -> list[str]:
+    """The config.json keys pyrunc never reads, found by asking the one validator
+    rather than by a second list of field names: a key whose value, replaced by
+    one the checks refuse (or keep), neither fails spec.parse nor changes the typed spec
+    is not read (runtime-spec config.md: unknown properties are ignored)."""
+    import json
+
+    if not isinstance(raw, dict):
+        return []
+    text = json.dumps(raw)
+    base = specmod.replace(specmod.parse(raw), raw={})
+    out: list[str] = []
+
+    def read(path: tuple) -> bool:
+        probe = json.loads(text)
+        node = probe
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = _NOT_A_VALUE
+        try:
+            return specmod.replace(specmod.parse(probe), raw={}) != base
+        except ConfigError:
+            return True
+
+    def walk(value: object, path: tuple, field: str) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if key in ("solaris", "windows", "vm", "zos", "freebsd") and not path:
+                    continue  # listed as not for Linux
+                if read(path + (key,)):
+                    walk(child, path + (key,), f"{field}.{key}")
+                else:
+                    out.append(f"{field}.{key}")
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                if isinstance(child, (dict, list)):
+                    walk(child, path + (i,), f"{field}[{i}]")
+
+    walk(raw, (), "")
+    return out

@@ -107,3 +107,15 @@ def test_bad_field_is_a_config_error(bundle_dir):
     config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n.get("path") or n["type"] != "network"]
     with pytest.raises(ConfigError, match=r"\.linux\.namespaces\[\d\]\.path"):
         explain_plan.build(specmod.parse(config), bundle_dir)
+
+
+def test_unread_fields_asks_the_validator():
+    config = specmod.default_config()
+    config["process"]["terminal"] = False  # read, and equal to the default: not "unread"
+    config["hooks"] = {}
+    config["linux"]["resources"]["memory"] = {"limit": 1 << 20, "notAField": 1}
+    config["mounts"][0]["extra"] = {"x": 1}
+    config["vendorExtension"] = "x"
+    config["annotations"] = {"any.key": "kept"}
+    assert explain_plan.unread_fields(config) == [
+        ".mounts[0].extra", ".linux.resources.memory.notAField", ".vendorExtension"]
