@@ -98,10 +98,16 @@ def lines(plan: dict[str, Any], detail: bool = False) -> Iterator[tuple[str, str
     seccomp rule's syscall instead of one line per action."""
     cg = plan["cgroup"]
     yield "cgroup", "cgroup", cg["field"], f"cgroup {cg['version']} {cg['path']}"
-    for ctrl, path in cg["paths"].items():
-        yield "cgroup", f"cgroup:dir:{ctrl}", cg["field"], f"{ctrl or 'unified'}: {path}"
-    for w in cg["writes"]:
-        yield "cgroup", f"cgroup:{w['file']}", w["field"], f"{w['file']} = {_one_line(w['value'])}"
+    if detail:
+        for ctrl, path in cg["paths"].items():
+            yield "cgroup", f"cgroup:dir:{ctrl}", cg["field"], f"{ctrl or 'unified'}: {path}"
+    elif cg["version"] == "v1":  # one line: the directories are in the JSON
+        same = all(p.endswith(cg["path"]) for p in cg["paths"].values())
+        yield ("cgroup", "cgroup:dirs", cg["field"], "in the hierarchies " + ",".join(c or "unified" for c in cg["paths"])
+               + ("" if same else " (directories: --format json)"))
+    for w in cg["writes"]:  # a value of several lines is several writes: a line each
+        for j, part in enumerate(w["value"].split("\n")):
+            yield "cgroup", f"cgroup:{w['file']}" + (f"#{j}" if j else ""), w["field"], f"{w['file']} = {part}"
     if cg.get("devices"):
         d = cg["devices"]
         yield "cgroup", "cgroup:devices", d["field"], f"{d['program']} ({d['instructions']} insns): {'; '.join(d['rules'])}"
@@ -177,10 +183,6 @@ def lines(plan: dict[str, Any], detail: bool = False) -> Iterator[tuple[str, str
         if u["field"].startswith(".linux.sysctl["):
             continue  # the sysctl line says it
         yield "unsupported", f"unsupported:{u['field']}:{u['reason']}", u["field"], u["reason"]
-
-
-def _one_line(value: str) -> str:
-    return value.replace("\n", "; ")
 
 
 def _wrap(names: list[str], width: int = 8) -> str:

@@ -136,6 +136,13 @@ def _prepare(bundle, cid: str, tmp_path, case: str) -> str:
     probe.mkdir()
     os.chmod(probe, 0o777)
     config["mounts"].append({"destination": "/probe", "type": "bind", "source": str(probe), "options": ["rbind", "rw"]})
+    if case == "hand-written":  # each hook notes its kind; the plan's order must be the order they ran in
+        host, inside = f"{probe}/hooks", "/probe/hooks"
+        (probe / "hooks").touch()
+        os.chmod(probe / "hooks", 0o666)  # startContainer runs as the process user
+        config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"echo {kind} >> {where}"]}]
+                           for kind, where in (("createRuntime", host), ("createContainer", host),
+                                               ("startContainer", inside), ("poststart", host))}
     config["linux"]["cgroupsPath"] = f"/pyrunc/{cid}"
     keys = [k.replace(".", "/") for k in config["linux"].get("sysctl", {})]
     config["process"]["args"] = ["sh", "-c", PROBE % (" ".join(HOST_NS), " ".join(keys))]
@@ -299,6 +306,12 @@ def test_plan_is_what_the_container_gets(pyrunc, bundle, cid, tmp_path, busybox_
         _check_mounts(plan, facts)
         _check_sysctl(plan, facts)
         _check_cgroup(plan)
+        if plan["hooks"]:
+            kinds = [h["kind"] for h in plan["hooks"]]
+            deadline = time.monotonic() + 10
+            while len(open(os.path.join(probe, "hooks")).read().split()) < len(kinds) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert open(os.path.join(probe, "hooks")).read().split() == kinds
         report = explain(pyrunc, "--container", cid)
         assert report["drift"] == [], report["drift"]
         assert report["checked"] > 10
