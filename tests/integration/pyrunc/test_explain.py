@@ -386,12 +386,14 @@ def test_container_drift(pyrunc, bundle, cid, tmp_path):
         assert pyrunc("update", "--pids-limit", "55", cid).returncode == 0
         subprocess.run(["nsenter", "-t", str(report["pid"]), "-m", "mount", "-t", "tmpfs", "drift", "/tmp"],
                        check=True)
+        subprocess.run(["prlimit", "--pid", str(report["pid"]), "--nofile=256:512"], check=True)
         proc = pyrunc("explain", "--container", cid)
         assert proc.returncode == 0, proc.stderr.decode()
         text = proc.stdout.decode()
         assert ".linux.resources.pids.limit → pids.max: planned 100, kernel shows 55" in text
         assert ".mounts → mount at /tmp: planned not in the plan, kernel shows mounted" in text
-        assert "2 differ" in text.splitlines()[0]
+        assert ".process.rlimits[0] → RLIMIT_NOFILE: planned [1024, 1024], kernel shows [256, 512]" in text
+        assert "3 differ" in text.splitlines()[0]
     finally:
         pyrunc("delete", "-f", cid)
 
