@@ -17,6 +17,7 @@ config field it comes from. Sections are in the order create carries them out.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from pyrunc import capabilities, namespaces, rootfs as rootfsmod, spec as specmod
@@ -367,18 +368,21 @@ def _process(spec, root: str) -> dict[str, Any]:
 
 
 def _read_in_root(root: str, path: str) -> bytes:
-    """A file of the rootfs, resolved inside it (never a host path); b"" if absent."""
+    """A file of the rootfs, resolved inside it as init sees it after pivot_root
+    (symlinks followed, clamped to the rootfs: never a host path); b"" if absent."""
     from pyrunc import safepath
 
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = safepath.open_in_root(root_fd, path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = safepath.open_in_root(root_fd, path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block us
     except OSError:
         return b""
     finally:
         os.close(root_fd)
     with os.fdopen(fd, "rb") as f:
-        return f.read()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""  # a device or fifo planted as /etc/passwd: nothing to read
+        return f.read(1 << 20)
 
 
 def _unsupported(spec, unsupported: list[dict]) -> None:

@@ -119,3 +119,4 @@ def test_unread_fields_asks_the_validator():
     config["annotations"] = {"any.key": "kept"}
     assert explain_plan.unread_fields(config) == [
         ".mounts[0].extra", ".linux.resources.memory.notAField", ".vendorExtension"]
+
