@@ -4,7 +4,7 @@
 # is what docs/PERFORMANCE.md quotes (with the command line that made it).
 #
 # Usage: bench/all.sh [--full] [NAME...]
-#   NAME: run only these (run_latency run_latency_seccomp clients exec_latency seccomp
+#   NAME: run only these (run_latency run_latency_seccomp clients exec_latency verbs_latency seccomp
 #   layer_commit unpack build metadata_steps registry run_network); --full: the benches' own
 #   default sizes (tens of minutes) instead of the short ones.
 # A bench whose peer or client is not installed says so and goes on; one that fails is
@@ -21,6 +21,7 @@ declare -A CMD=(
     [run_latency_seccomp]="env SECCOMP=1 bash $HERE/bench/run_latency.sh $(short 20 50)"
     [clients]="bash $HERE/bench/clients.sh $(short 5 20)"
     [exec_latency]="bash $HERE/bench/exec_latency.sh $(short 20 50)"
+    [verbs_latency]="bash $HERE/bench/verbs_latency.sh $(short 20 50)"
     [seccomp]="$PY $HERE/bench/seccomp.py"
     [layer_commit]="$PY $HERE/bench/layer_commit.py $(short '--mb 200 --runs 1 --skip-slow' '')"
     [unpack]="$PY $HERE/bench/unpack.py $(short '--mb 200 --runs 1' '')"
@@ -29,7 +30,7 @@ declare -A CMD=(
     [registry]="bash $HERE/bench/registry.sh $(short 1 5)"
     [run_network]="bash $HERE/bench/run_network.sh $(short 10 20)"
 )
-ORDER=(run_latency run_latency_seccomp clients exec_latency seccomp layer_commit unpack build metadata_steps
+ORDER=(run_latency run_latency_seccomp clients exec_latency verbs_latency seccomp layer_commit unpack build metadata_steps
        registry run_network)
 [ $# -gt 0 ] && ORDER=("$@")
 
