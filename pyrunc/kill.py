@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import _signal  # not `signal`: its enum conversions cost ms per kill
 
-from pyrunc import syscalls as s
 from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.state import State, StateStore, Status, proc_start_time
 from pyrunc.verbs import GlobalOptions
@@ -46,13 +45,13 @@ def kill(store: StateStore, container_id: str, sig: int, all_processes: bool = F
 def signal_init(state: State, sig: int) -> bool:
     """Signal init if it is still the same process; False if it is gone."""
     try:
-        pidfd = s.pidfd_open(state.pid)
+        pidfd = os.pidfd_open(state.pid)  # os/_signal, not syscalls: no ctypes import (~1.6 ms)
     except ProcessLookupError:
         return False
     try:
         if proc_start_time(state.pid) != state.pid_start:
             return False
-        s.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
         return True
     except ProcessLookupError:
         return False
