@@ -70,7 +70,8 @@ def create(store: StateStore, container_id: str, opts: CreateOptions, *, systemd
     manager = _cgroup_manager(linux, container_id, systemd_cgroup, rootless)
     me = os.getpid()
     state = State(id=container_id, bundle=bundle, rootfs=rootfs, created=_rfc3339(time.time()),
-                  owner="", annotations=dict(spec.annotations), hooks=_later_hooks(spec.hooks),
+                  owner="", annotations=dict(spec.annotations),
+                  hooks=specmod.Hooks(poststart=spec.hooks.poststart, poststop=spec.hooks.poststop),
                   spec_version=spec.oci_version, status=Status.CREATING, creator_pid=me,
                   creator_start=proc_start_time(me) or 0,
                   shares_pidns=not ns.has("pid") or any(t == "pid" for t, _ in ns.join))
@@ -236,20 +237,6 @@ def _rootless_binds(spec) -> bool:
             raise MissingFeature(f"mounts[{i}] idmap", "an idmapped mount needs root "
                                  "(mount_setattr(MOUNT_ATTR_IDMAP) on a host mount needs CAP_SYS_ADMIN)")
     return True
-
-
-def _later_hooks(hooks) -> dict:
-    """The hooks later verbs run (poststart, poststop), rebuilt from the checked
-    records: only their known fields reach state.json, whatever else
-    config.json carried (runc keeps the whole config; we keep what we run)."""
-    out: dict = {}
-    for kind in ("poststart", "poststop"):
-        items = getattr(hooks, kind)
-        if items:
-            out[kind] = [{"path": h.path, "args": list(h.args),
-                          **({"env": list(h.env)} if h.env is not None else {}),  # absent: runtime's env
-                          **({"timeout": h.timeout} if h.timeout is not None else {})} for h in items]
-    return out
 
 
 def _new_keyring(container_id: str) -> None:

@@ -101,10 +101,10 @@ def destroy(store: StateStore, state: State) -> None:
         except (PyruncError, OSError) as err:
             error = err
     fault_point("delete.cgroups")
-    if state.hooks.get("poststop"):
+    if state.hooks.poststop:
         from pyrunc import hooks
 
-        hooks.run_all_warn("poststop", hooks.hooks_from_raw(state.hooks, "poststop"),
+        hooks.run_all_warn("poststop", state.hooks.poststop,
                            state.hook_state(Status.STOPPED))
     if "mount" not in state.namespaces:
         from pyrunc.rootfs import release_host_mounts

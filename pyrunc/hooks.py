@@ -156,16 +156,3 @@ def run_all_warn(kind: str, hooks: tuple, state_json: bytes) -> None:
             run_hook(kind, i, hook, state_json)
         except HookError as err:
             logs.warning(str(err))
-
-
-def hooks_from_raw(raw: dict | None, kind: str) -> tuple:
-    """Rebuild Hook objects from the JSON kept in state.json (delete runs later)."""
-    from pyrunc.spec import Hook
-
-    out = []
-    for h in (raw or {}).get(kind, []) or []:
-        env = h.get("env")
-        out.append(Hook(path=h["path"], args=tuple(h.get("args", ())), env=None if env is None else tuple(env),
-                        timeout=h.get("timeout")))
-    return tuple(out)
-

@@ -38,7 +38,7 @@ def run(store: StateStore, container_id: str, opts: CreateOptions, *, detach: bo
             release(state)
             state.status = Status.RUNNING
         fault_point("run.started")
-        if state.hooks.get("poststart"):
+        if state.hooks.poststart:
             _poststart(state)
     except BaseException:
         if relay is not None:

@@ -27,7 +27,7 @@ def start(store: StateStore, container_id: str) -> State:
         release(state)
         state.status = Status.RUNNING
         fault_point("start.running")
-    if state.hooks.get("poststart"):
+    if state.hooks.poststart:
         _poststart(state, store)
     return state
 
@@ -149,7 +149,7 @@ def poststart_fails_container(spec_version: str) -> bool:
 def _poststart(state: State, store: StateStore | None = None) -> None:
     from pyrunc import hooks
 
-    poststart = hooks.hooks_from_raw(state.hooks, "poststart")
+    poststart = state.hooks.poststart
     if not poststart_fails_container(state.spec_version):
         hooks.run_all_warn("poststart", poststart, state.hook_state())
         return

@@ -29,7 +29,8 @@ import os
 from pyrunc import OCI_VERSION
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write, rmtree_nofollow
-from pyrunc.record import NEW_DICT, MutableRecord
+from pyrunc.record import NEW_DICT, MutableRecord, to_json
+from pyrunc.spec import Hooks
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
@@ -89,7 +90,7 @@ class State(MutableRecord):
     owner: str = ""
     annotations: dict[str, str] = NEW_DICT
     cgroup: dict = NEW_DICT
-    hooks: dict = NEW_DICT
+    hooks: Hooks = Hooks()  # what later verbs run: poststart (start, run), poststop (delete)
     spec_version: str = ""  # the config's ociVersion: poststart failure semantics depend on it
     namespaces: dict[str, str] = NEW_DICT
     shares_pidns: bool = False
@@ -126,6 +127,7 @@ class State(MutableRecord):
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in self._fields}
         doc["status"] = str(self.status)
+        doc["hooks"] = to_json(self.hooks)
         del doc["state_dir"], doc["console"]
         return json.dumps(doc).encode()
 
@@ -154,14 +156,16 @@ class State(MutableRecord):
             fields["status"] = Status(fields.get("status", "creating"))
         except ValueError:
             raise CorruptState(where, f".status {fields['status']!r} is not a container status") from None
-        if fields.get("hooks"):
+        if fields.get("hooks"):  # the same checks as config.json's hooks, into the same records
             from pyrunc.config.checks import Invalid
             from pyrunc.config.parse import parse_hooks
 
             try:
-                parse_hooks(fields["hooks"], ".hooks")
+                fields["hooks"] = parse_hooks(fields["hooks"], ".hooks")
             except Invalid as bad:
                 raise CorruptState(where, f"{bad.path}: {bad.message}") from None
+        else:
+            fields.pop("hooks", None)
         return cls(**fields, state_dir=state_dir)
 
     @property
