@@ -65,6 +65,12 @@ def build(spec: specmod.Spec, bundle: str, *, container_id: str = "ID", systemd:
     unsupported: list[dict] = []
     out: dict[str, Any] = {"format": FORMAT, "host": _host()}
     ns = namespaces.plan(linux.namespaces if linux else ())  # namespace paths checked, as create
+    if os.geteuid() != 0:  # create's checks for an ordinary caller, in create's order
+        from pyrunc.launch import keeps_caller_groups
+        from pyrunc.rootless import check_config
+
+        check_config(ns, linux.uid_mappings if linux else (), linux.gid_mappings if linux else ())
+        keeps_caller_groups(spec.process)
     out["cgroup"] = _cgroup(linux, container_id, systemd, rootless, cgroup_state, unsupported)  # made before fork
     out["namespaces"] = _namespaces(linux, ns, unsupported)
     out["idMappings"] = _id_maps(linux, ns)

@@ -104,6 +104,18 @@ def rootfs_path(spec: Any, bundle: str) -> str:
     return full
 
 
+def keeps_caller_groups(proc: Any) -> bool:
+    """runc: a non-root caller's container keeps the caller's supplementary groups (never
+    setgroups): dropping them would defeat a file whose group is denied what others may do
+    (CVE-2014-8989's reason for setgroups=deny), even where newgidmap allowed setgroups.
+    So additionalGids are refused there. Shared with `pyrunc explain`."""
+    if os.geteuid() == 0:
+        return False
+    if proc.user.additional_gids:
+        raise ConfigError(".process.user.additionalGids", "cannot set any additional groups in a rootless container")
+    return True
+
+
 def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, env: dict[str, str],
                     state_root: str, preserve_fds: int = 0, container_attrs: bool = True) -> Launch:
     """The launch of `spec.process`, as create and exec both need it: capability
@@ -121,12 +133,7 @@ def prepare_process(spec: Any, bundle: str, rootfs: str, ns: NamespacePlan, *, e
 
         for text in launch.caps.warnings:  # runc warns about unknown names only
             (logs.warning if text.startswith("ignoring") else logs.debug)(text)
-    if os.geteuid() != 0:
-        # runc: a non-root caller's container keeps the caller's supplementary groups (never
-        # setgroups): dropping them would defeat a file whose group is denied what others may do
-        # (CVE-2014-8989's reason for setgroups=deny), even where newgidmap allowed setgroups.
-        if proc.user.additional_gids:
-            raise ConfigError(".process.user.additionalGids", "cannot set any additional groups in a rootless container")
+    if keeps_caller_groups(proc):
         launch.extra["keep_groups"] = True
     launch.proc_attrs = procattrs.plan(proc, linux if container_attrs else None)
     if proc.apparmor_profile or proc.selinux_label:

@@ -31,3 +31,20 @@ def test_explain_as_user_is_what_the_container_gets(rootless_user):
     want = [[m["containerID"], m["hostID"], m["size"]] for kind in ("uid", "gid")
             for m in plan["idMappings"] if m["kind"] == kind]
     assert [list(map(int, line.split())) for line in maps.splitlines()] == want
+
+
+def test_explain_refuses_what_rootless_create_refuses(rootless_user):
+    u = rootless_user
+
+    def groups(config):
+        config["process"]["user"]["additionalGids"] = [5]
+
+    def no_userns(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "user"]
+
+    for edit, field in ((groups, ".process.user.additionalGids"), (no_userns, ".linux.namespaces")):
+        b = u.bundle(f"b-explain-{os.urandom(4).hex()}", ["true"], edit=edit)
+        explained = u.run([PYRUNC, "explain", "-b", b])
+        ran = u.run([PYRUNC, "run", "-b", b, f"explain-{os.urandom(3).hex()}"])
+        assert explained.returncode == ran.returncode == 1
+        assert explained.stderr == ran.stderr and field in explained.stderr and explained.stderr.count("\n") == 1
