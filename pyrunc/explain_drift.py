@@ -2,7 +2,8 @@
 
 The plan is explain_plan.build of the container's bundle with the cgroup
 directories its state.json names; the kernel's side is read from
-/proc/PID/status (capability sets, NoNewPrivs, Seccomp), /proc/PID/limits,
+/proc/PID/ns (which namespaces), /proc/PID/status (capability sets,
+NoNewPrivs, Seccomp), /proc/PID/limits,
 /proc/PID/mountinfo and the cgroup files. A fact that differs is drift: a
 limit changed by hand or by `pyrunc update`, a mount added with nsenter, a
 process that gained or lost capabilities. Values the kernel rounds or
@@ -44,6 +45,7 @@ def drift(store, container_id: str, *, systemd: bool = False, rootless: bool = F
     plan["config"] = os.path.join(state.bundle, "config.json")
     pid = state.pid
     checked: list[dict[str, Any]] = []
+    _namespaces(plan, pid, checked)
     _status_facts(plan, _status(pid), checked)
     _limits(plan, pid, checked)
     _cgroup_files(plan, checked)
@@ -65,6 +67,33 @@ def render(report: dict[str, Any], _lines: Any) -> str:
 def _fact(checked: list, field: str, what: str, planned: Any, actual: Any, same: bool | None = None) -> None:
     checked.append({"field": field, "what": what, "planned": planned, "actual": actual,
                     "same": planned == actual if same is None else same})
+
+
+def _ns_key(path: str) -> tuple[int, int] | None:
+    """The identity of the namespace a /proc/PID/ns link or a bind-mounted namespace file names."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _namespaces(plan: dict, pid: int, checked: list) -> None:
+    """Each namespace is the one joined, one of its own, or the host's (this process's), as planned."""
+    from pyrunc.namespaces import PROC_NAME
+
+    for entry in plan["namespaces"]:
+        for t in entry["type"].split(","):
+            link = f"/proc/{pid}/ns/{PROC_NAME[t]}"
+            have, host = _ns_key(link), _ns_key(f"/proc/self/ns/{PROC_NAME[t]}")
+            if entry["action"] == "join":
+                planned, same = f"joined {entry['path']}", have == _ns_key(entry["path"])
+            elif entry["action"] == "new":
+                planned, same = "its own", have != host
+            else:
+                planned, same = "the host's", have == host
+            actual = planned if same else (os.readlink(link) if have else "(gone)")
+            _fact(checked, entry["field"], f"{t} namespace", planned, actual, same)
 
 
 def _status(pid: int) -> dict[str, str]:
