@@ -128,6 +128,39 @@ class Container:
         atomic_write(os.path.join(self.home, "monitor"), f"{os.getpid()} {_start_time(os.getpid())}".encode(),
                      0o600)
 
+    def hold_monitor_lock(self) -> int:
+        """Taken by the monitor for its life and kept by its watcher (sandbox.Watcher): held
+        while either still works in the container's directory. `pybuild rm` waits for it
+        (wait_monitor_done), so it never removes the directory under a watcher that is still
+        tearing down after a SIGKILLed monitor (rm failed with "Directory not empty")."""
+        fd = os.open(os.path.join(self.home, MONITOR_LOCK),
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a watcher of the previous monitor (restart) finishes first
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def wait_monitor_done(self, timeout: float) -> bool:
+        """Whether the monitor and its watcher are done with the directory (within `timeout`)."""
+        try:
+            fd = os.open(os.path.join(self.home, MONITOR_LOCK), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+
     def monitor_alive(self) -> bool:
         try:
             with open(os.path.join(self.home, "monitor")) as fh:
@@ -271,6 +304,8 @@ class ContainerStore:
 
 
 WAIT_GRACE = 5.0
+MONITOR_LOCK = "monitor.lock"
+MONITOR_GRACE = 30.0  # a watcher's teardown: runtime delete, network, unmount
 
 
 def _lock_out_waiters(home: str) -> None:

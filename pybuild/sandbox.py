@@ -72,12 +72,14 @@ class Watcher:
     """A forked process that runs `on_death` if its owner (the process that made it) dies without
     calling `finish`. Make it before any thread starts."""
 
-    def __init__(self, on_death: Callable[[], None]) -> None:
+    def __init__(self, on_death: Callable[[], None], keep: tuple[int, ...] = ()) -> None:
+        """`keep`: fds of the owner's that the watcher holds too (every other one it closes), such
+        as a lock that must stay taken until the watcher is done as well."""
         read, write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             os.close(write)
-            _watch(read, on_death)  # never returns
+            _watch(read, on_death, keep)  # never returns
         os.close(read)
         self.watcher, self._write = pid, write
 
@@ -97,7 +99,7 @@ class Watcher:
             self.watcher = 0
 
 
-def _watch(read: int, on_death: Callable[[], None]) -> None:
+def _watch(read: int, on_death: Callable[[], None], keep: tuple[int, ...]) -> None:
     """The watcher's life; exits the process, never returns."""
     code = 1
     try:
@@ -105,7 +107,7 @@ def _watch(read: int, on_death: Callable[[], None]) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                     signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
-        _close_fds_except(read, 2)
+        _close_fds_except(read, 2, *keep)
         null = os.open(os.devnull, os.O_RDWR)  # the owner's stdin/stdout (a caller's pipe) are not held
         os.dup2(null, 0)
         os.dup2(null, 1)

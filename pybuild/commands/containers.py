@@ -12,7 +12,7 @@ import time
 
 import click
 
-from pybuild.containers import Container, ContainerError, ContainerStore, wait_exited
+from pybuild.containers import MONITOR_GRACE, Container, ContainerError, ContainerStore, wait_exited
 
 
 def _ago(seconds: float) -> str:
@@ -112,6 +112,9 @@ def remove_container(store: ContainerStore, c: Container, force: bool, volumes: 
     if status in ("running", "paused", "created"):
         _kill(c, "SIGKILL")
         wait_exited(c, 10)
+    if not c.wait_monitor_done(MONITOR_GRACE):
+        raise ContainerError(f"remove container {c.name}: its monitor is still tearing it down after "
+                             f"{MONITOR_GRACE:.0f} s; try again")
     res = subprocess.run(c.runtime_cmd("delete", "-f", c.id), capture_output=True, stdin=subprocess.DEVNULL)
     if res.returncode != 0 and c.runtime_state() is not None:
         raise ContainerError(f"remove container {c.name}: {res.stderr.decode(errors='replace').strip()}")

@@ -19,9 +19,10 @@ tears down the network through the bundle's hooks (pybuild.net), deletes the
 container and exits with its status, which the monitor records and returns.
 
 Why a private mount namespace: the rootfs overlay then lives exactly as long as
-the processes that use it. A SIGKILLed `pybuild run` leaves no mount on the host;
-the runtime it started still runs the container to its end and tears the network
-down (poststop); `pybuild rm -f` removes what is left.
+the processes that use it. A SIGKILLed monitor leaves no mount on the host: its
+watcher (sandbox.Watcher) deletes the container through the runtime, tears the
+network down and records exit 137; the monitor's lock, which the watcher keeps,
+makes `pybuild rm` wait until it is done.
 
 Exit status: the container's (128+N for signal N); 125 when pybuild or the
 runtime could not run it (docker's convention), with one line saying why.
@@ -179,11 +180,15 @@ def monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,
 
     private_mount_namespace()
     c.record_monitor()
-    watcher = Watcher(lambda: after_monitor_died(c, req, restart))
+    lock = c.hold_monitor_lock()
     try:
-        return _monitor(store, c, image, req, ports, mounts, stdio, ready, restart)
+        watcher = Watcher(lambda: after_monitor_died(c, req, restart), keep=(lock,))
+        try:
+            return _monitor(store, c, image, req, ports, mounts, stdio, ready, restart)
+        finally:
+            watcher.finish()
     finally:
-        watcher.finish()
+        os.close(lock)
 
 
 def _monitor(store: "Store", c: Container, image: "StoredImage", req: RunRequest,

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 from pybuild.net.model import NetworkError
 
 ALIAS_PREFIX = "pybuild "
+IFF_UP = 0x1  # <linux/if.h>
 UNFINISHED_PREFIX = "pbn"   # a bridge being made: pbn<pid>-<4 hex>, renamed when marked as pybuild's
 
 
@@ -130,6 +131,22 @@ class Links:
         self.ipr.link("set", index=idx, state="up")
         # Published ports answer on 127.0.0.1 through DNAT (firewall.py): the
         # kernel routes 127/8 sources out of this interface only with route_localnet.
+        write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+
+    def ensure_ready(self, name: str, net: ipaddress.IPv4Network) -> None:
+        """Give pybuild's bridge `name`, found rather than made, what set-up gives a new one: its
+        gateway address, up, route_localnet. A set-up killed between the rename and `up` left it
+        down; someone may have flushed its address or set it down since. A container on it would
+        get an address and no network, and nothing would say why (issue 18)."""
+        idx = self._index(name)
+        if idx is None:
+            raise NetworkError(f"bridge {name}: vanished while being set up")
+        gw = net.network_address + 1
+        have = {(_attr(a, "IFA_ADDRESS"), a.get("prefixlen")) for a in self.ipr.get_addr(index=idx, family=socket.AF_INET)}
+        if (str(gw), net.prefixlen) not in have:
+            self.ipr.addr("add", index=idx, address=str(gw), prefixlen=net.prefixlen)
+        if not self.ipr.get_links(idx)[0]["flags"] & IFF_UP:
+            self.ipr.link("set", index=idx, state="up")
         write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
 
     def delete(self, name: str) -> None:

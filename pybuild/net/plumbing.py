@@ -113,6 +113,12 @@ def _setup(req: NetRequest, netns_fd: int) -> Attachment:
                     ipam.mark_forwarding(True)
         elif wanted is not None and wanted != net:
             raise NetworkError(f"--subnet {wanted}: bridge {req.bridge} already uses {net}")
+        else:
+            # found, not made: its maker may have died half-way, or the host changed since (a
+            # dockerd started later sets FORWARD's policy to DROP): make it whole again
+            links.ensure_ready(req.bridge, net)
+            if fw.open_forwarding(req.bridge) and not ipam.forwarding_marked():
+                ipam.mark_forwarding(True)
         with _undo_on_error(lambda: _drop_bridge_if_unused(ipam, links, fw, req.bridge, net)):
             enable_forwarding()
             host = link_name(req.container_id)
