@@ -106,8 +106,14 @@ def lines(plan: dict[str, Any], detail: bool = False) -> Iterator[tuple[str, str
         yield ("cgroup", "cgroup:dirs", cg["field"], "in the hierarchies " + ",".join(c or "unified" for c in cg["paths"])
                + ("" if same else " (directories: --format json)"))
     for w in cg["writes"]:  # a value of several lines is several writes: a line each
+        where = os.path.relpath(os.path.dirname(w["path"]), cg["paths"].get(w["controller"], "/"))
+        seed = w["field"] == cg["field"]  # a new cpuset cgroup given its parent's cpus/mems
+        key = f"cgroup:{'seed:' if seed else ''}{w['file']}" + ("" if where == "." else f"@{where}")
+        note = " (from its parent)" if seed else ""
+        if where != ".":
+            note += f" in {os.path.dirname(w['path'])}"
         for j, part in enumerate(w["value"].split("\n")):
-            yield "cgroup", f"cgroup:{w['file']}" + (f"#{j}" if j else ""), w["field"], f"{w['file']} = {part}"
+            yield "cgroup", key + (f"#{j}" if j else ""), w["field"], f"{w['file']} = {part}{note}"
     if cg.get("devices"):
         d = cg["devices"]
         yield "cgroup", "cgroup:devices", d["field"], f"{d['program']} ({d['instructions']} insns): {'; '.join(d['rules'])}"

@@ -126,7 +126,8 @@ def _limits(plan: dict, pid: int, checked: list) -> None:
 
 
 def _cgroup_files(plan: dict, checked: list) -> None:
-    for w in plan["cgroup"]["writes"]:
+    last = {w["path"]: w for w in plan["cgroup"]["writes"]}  # a later write to a file replaces an earlier one
+    for w in last.values():
         if w["file"] in _UNREADABLE:
             continue
         try:

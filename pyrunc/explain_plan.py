@@ -144,12 +144,15 @@ def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, state: dict
     res = linux.resources if linux else None
     out: dict[str, Any] = {"field": ".linux.cgroupsPath", "path": (linux.cgroups_path if linux else None)
                            or f"/pyrunc/{container_id}"}
-    writes = []
+    writes: list[dict] = []
     if hasattr(manager, "paths"):  # v1 (or hybrid): one directory per controller
         out["version"] = "v1"
+        if manager.optional:  # rootless without cgroupsPath: create goes without what it may not make
+            manager.paths = {c: p for c, p in manager.paths.items() if _may_make(p)}
         out["paths"] = dict(manager.paths)
         plan = manager.plan(res, ".linux.resources", "config.json", not rootless)
         dirs = manager.paths
+        plan, writes = _v1_host(manager.paths, plan, res, unsupported)
     else:
         out["version"] = "v2"
         out["paths"] = {"": manager.dir}
@@ -159,8 +162,9 @@ def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, state: dict
             out["devices"] = _v2_devices(res)
     for controller, files in plan.items():
         if controller not in dirs:
-            unsupported.append({"field": resources.field_of(next(iter(files)), res),
-                                "reason": f"cgroup controller {controller} is not mounted on this host"})
+            why = (f"rootless: {controller} is not delegated (create fails)" if getattr(manager, "optional", False)
+                   and files else f"cgroup controller {controller} is not mounted on this host")
+            unsupported.append({"field": resources.field_of(next(iter(files)), res), "reason": why})
             continue
         for name, value in files.items():
             writes.append({"field": resources.field_of(name, res), "controller": controller, "file": name,
@@ -172,6 +176,39 @@ def _cgroup(linux, container_id: str, systemd: bool, rootless: bool, state: dict
         unsupported.append({"field": ".linux.resources.devices", "reason": "not applied in a rootless container (runc)"})
     out["writes"] = writes
     return out
+
+
+def _may_make(path: str) -> bool:
+    """Whether create's mkdir -p of `path` would not be refused (EACCES, EPERM, EROFS)."""
+    d = path
+    while not os.path.isdir(d):
+        d = os.path.dirname(d)
+    return d == path or os.access(d, os.W_OK | os.X_OK)
+
+
+def _v1_host(paths: dict[str, str], plan: dict, res, unsupported: list[dict]) -> tuple[dict, list[dict]]:
+    """What create decides against the hierarchy (cgroups/v1host, as the
+    manager): the plan with the host's names and order, and the writes that
+    come before it (new cpuset directories seeded, ancestors' rt runtime raised)."""
+    from pyrunc.cgroups import resources, v1host
+    from pyrunc.cgroups.common import DirMaker
+
+    writes = []
+    if "cpuset" in paths:
+        for seed in v1host.cpuset_seeds(DirMaker.missing([paths["cpuset"]])):
+            writes.append({"field": ".linux.cgroupsPath", "controller": "cpuset", "file": seed.file,
+                           "path": seed.path, "value": seed.value})
+    found = v1host.probe(paths, plan)
+    try:
+        plan, raises = v1host.settle(plan, found, res)
+    except MissingFeature as err:  # only a memsw limit the host cannot take
+        unsupported.append({"field": ".linux.resources.memory.swap", "reason": f"{err} (create fails)"})
+        plan = {c: {k: v for k, v in files.items() if k != "memory.memsw.limit_in_bytes"} for c, files in plan.items()}
+        plan, raises = v1host.settle(plan, found, res)
+    for path, value in raises:
+        writes.append({"field": resources.field_of("cpu.rt_runtime_us", res), "controller": "cpu",
+                       "file": "cpu.rt_runtime_us", "path": path, "value": value})
+    return plan, writes
 
 
 def _v2_devices(res) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 On hybrid hosts the container also gets a directory in the cgroup2 mount
 (key "" in `paths`), as runc does, so v2-only tools see it; limits stay on
-the v1 controllers. cpuset directories are seeded from their parent (a new
-cpuset cgroup is empty and refuses tasks).
+the v1 controllers. What depends on the host's hierarchy (bfq's file names,
+the memory/memsw order, the ancestors' realtime runtime, seeding new cpuset
+directories from their parent) is decided by v1host from the plan and a probe,
+as `pyrunc explain` decides it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
     from pyrunc.spec import Resources
 
-from pyrunc.cgroups import devices, fileio, resources
+from pyrunc.cgroups import devices, fileio, resources, v1host
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves, rmdir_tree,
                                    warn_kernel_memory)
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
@@ -52,6 +54,7 @@ class V1Manager:
         maker = DirMaker(self.created)
         try:
             for controller, path in list(self.paths.items()):
+                seeds = v1host.cpuset_seeds(DirMaker.missing([path])) if controller == "cpuset" else ()
                 try:
                     made = maker.makedirs(path)
                 except OSError as err:
@@ -63,8 +66,9 @@ class V1Manager:
                         logs_debug(f"rootless: no cgroup in {path}: {err.strerror}")
                         continue
                     raise
-                if controller == "cpuset" and made:
-                    _seed_cpuset(made)
+                for seed in seeds:  # only in the directories this call made
+                    if os.path.dirname(seed.path) in made:
+                        fileio.write(seed.path, seed.value)
         except OSError as err:
             self.destroy()
             raise CgroupError(f"create cgroup {err.filename}: {err.strerror}") from None
@@ -132,13 +136,15 @@ class V1Manager:
                                      f"{why} (needed by {prefix}.{_FIELD.get(controller, controller)})")
         if "cpuset" in plan:
             check_cpuset_exists(plan["cpuset"], os.path.dirname(self.paths["cpuset"]), prefix, source)
-        mem = plan.get("memory", {})
-        if mem:
-            self._order_memory(mem, res, prefix, source)
-        if "blkio" in plan:
-            _bfq_names(plan["blkio"], self.paths["blkio"])
-        if "cpu.rt_runtime_us" in plan.get("cpu", {}):
-            _rt_parents(self.paths["cpu"], plan["cpu"])
+        plan, raises = v1host.settle(plan, v1host.probe(self.paths, plan), res)
+        limit = plan.get("memory", {}).get("memory.limit_in_bytes")
+        if limit and limit != "-1" and resources.memory_check_before_update(res):
+            usage = fileio.read_int(f"{self.paths['memory']}/memory.usage_in_bytes")
+            if int(limit) < usage:
+                raise ConfigError(f"{prefix}.memory.limit",
+                                  f"{limit} is below the current usage {usage} (checkBeforeUpdate)", source)
+        for path, value in raises:  # the ancestors' realtime runtime, top down (not undone: never lowered)
+            fileio.write(path, value)
         writer = fileio.Writer()
         devlist = None
         if "devices" in plan:
@@ -153,31 +159,6 @@ class V1Manager:
             if devlist is not None:
                 _restore_devices(self.paths["devices"], devlist)
             raise
-
-    def _order_memory(self, mem: dict[str, str], res: Resources | None, prefix: str, source: str) -> None:
-        base = self.paths["memory"]
-        limit, swap = mem.get("memory.limit_in_bytes"), mem.get("memory.memsw.limit_in_bytes")
-        if swap and not os.path.exists(f"{base}/memory.memsw.limit_in_bytes"):
-            if swap == "-1" and not (res is not None and res.memory is not None and res.memory.swap):
-                del mem["memory.memsw.limit_in_bytes"]
-            else:
-                raise MissingFeature("memory swap limit", "swap accounting is off (memory.memsw.* missing)")
-        if limit and resources.memory_check_before_update(res) and limit != "-1":
-            usage = fileio.read_int(f"{base}/memory.usage_in_bytes")
-            if int(limit) < usage:
-                raise ConfigError(f"{prefix}.memory.limit",
-                                  f"{limit} is below the current usage {usage} (checkBeforeUpdate)", source)
-        if limit and swap and "memory.memsw.limit_in_bytes" in mem:
-            current = fileio.read_int(f"{base}/memory.limit_in_bytes")
-            # memsw must stay >= limit at every step: raise memsw first when growing
-            if swap == "-1" or current < int(swap):
-                order = ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
-            else:
-                order = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
-            rest = {k: v for k, v in mem.items() if k not in order}
-            mem.clear()
-            mem.update({k: (limit if k == "memory.limit_in_bytes" else swap) for k in order})
-            mem.update(rest)
 
     # --- freezer, processes -------------------------------------------------------
     def _freezer(self) -> str:
@@ -249,44 +230,6 @@ def _kernel_has(controller: str) -> bool:
                        for line in f if not line.startswith("#"))
     except OSError:
         return True
-
-
-def _rt_parents(cpu_dir: str, cpu: dict[str, str]) -> None:
-    """A new v1 cgroup has cpu.rt_runtime_us 0, and a child may not have more
-    real-time runtime (per period) than its parent: raise each ancestor below
-    the hierarchy root, top down, to what the container asks (never lower
-    one), so realtimeRuntime and SCHED_FIFO/RR work nested under /pyrunc."""
-    runtime = int(cpu["cpu.rt_runtime_us"])
-    if runtime <= 0:
-        return
-    period = int(cpu.get("cpu.rt_period_us") or fileio.read(f"{cpu_dir}/cpu.rt_period_us").strip())
-    ancestors = []
-    d = os.path.dirname(cpu_dir)
-    while os.path.exists(os.path.join(os.path.dirname(d), "cgroup.procs")):  # stop below the root
-        ancestors.append(d)
-        d = os.path.dirname(d)
-    for anc in reversed(ancestors):
-        have = int(fileio.read(f"{anc}/cpu.rt_runtime_us").strip())
-        need = -(-runtime * int(fileio.read(f"{anc}/cpu.rt_period_us").strip()) // period)
-        if 0 <= have < need:
-            fileio.write(f"{anc}/cpu.rt_runtime_us", str(need))
-
-
-def _seed_cpuset(made: list[str]) -> None:
-    """A new cpuset cgroup starts with empty cpus/mems; copy them down from
-    the parent at each level we created (runc's cpusetEnsureParent)."""
-    for path in made:
-        parent = os.path.dirname(path)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if not fileio.read(f"{path}/{name}"):
-                fileio.write(f"{path}/{name}", fileio.read(f"{parent}/{name}"))
-
-
-def _bfq_names(blkio: dict[str, str], base: str) -> None:
-    """CFQ's blkio.weight is gone on modern kernels; bfq's file takes the same values."""
-    for old, new in (("blkio.weight", "blkio.bfq.weight"), ("blkio.weight_device", "blkio.bfq.weight_device")):
-        if old in blkio and not os.path.exists(f"{base}/{old}") and os.path.exists(f"{base}/{new}"):
-            blkio[new] = blkio.pop(old)
 
 
 def _restore_devices(path: str, devlist: str) -> None:

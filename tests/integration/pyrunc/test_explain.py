@@ -117,6 +117,14 @@ def _captured(name: str):
     return make
 
 
+def _resources(res: dict):
+    """Limits whose files create picks against the host's hierarchy (cgroups/v1host)."""
+    def make(config: dict, tmp_path) -> dict:
+        config["linux"]["resources"].update(res)
+        return config
+    return make
+
+
 CASES = {
     "runc-default": lambda config, tmp_path: config,
     "hand-written": _hand_written,
@@ -125,7 +133,15 @@ CASES = {
     "podman-run": _captured("podman-run.json"),
     "containerd-sandbox": _captured("containerd-sandbox.json"),
     "containerd-container": _captured("containerd-container.json"),
+    # blkio.weight goes to bfq's file where CFQ's is gone (this host: only below the root)
+    "blkio-weight": _resources({"blockIO": {"weight": 300}}),
+    # memory and memsw in the order a new cgroup takes them; -1 implies memsw -1
+    "memory-swap": _resources({"memory": {"limit": 100 << 20, "swap": 200 << 20}}),
+    "memory-unlimited": _resources({"memory": {"limit": -1}}),
+    # below a parent create makes: it is seeded (cpuset) and given rt runtime first
+    "realtime-nested": _resources({"cpu": {"realtimeRuntime": 1000}}),
 }
+CGROUPS_PATH = {"realtime-nested": "/pyrunc/{cid}-p/{cid}"}
 
 
 def _prepare(bundle, cid: str, tmp_path, case: str) -> str:
@@ -143,7 +159,7 @@ def _prepare(bundle, cid: str, tmp_path, case: str) -> str:
         config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"echo {kind} >> {where}"]}]
                            for kind, where in (("createRuntime", host), ("createContainer", host),
                                                ("startContainer", inside), ("poststart", host))}
-    config["linux"]["cgroupsPath"] = f"/pyrunc/{cid}"
+    config["linux"]["cgroupsPath"] = CGROUPS_PATH.get(case, "/pyrunc/{cid}").format(cid=cid)
     keys = [k.replace(".", "/") for k in config["linux"].get("sysctl", {})]
     config["process"]["args"] = ["sh", "-c", PROBE % (" ".join(HOST_NS), " ".join(keys))]
     config["process"]["terminal"] = False
@@ -252,12 +268,15 @@ def _check_sysctl(plan: dict, facts: dict[str, list[str]]) -> None:
 def _check_cgroup(plan: dict) -> None:
     """From the host: every file the plan writes holds its value (as the kernel stores it)."""
     page = os.sysconf("SC_PAGE_SIZE")
-    for w in plan["cgroup"]["writes"]:
+    last = {w["path"]: w for w in plan["cgroup"]["writes"]}  # a later write to a file replaces an earlier one
+    for w in last.values():
         if w["file"].startswith("devices."):
             continue  # write-only; checked through devices.list below
         with open(w["path"]) as f:
             got = f.read().strip()
-        if "limit_in_bytes" in w["file"]:
+        if "limit_in_bytes" in w["file"] and w["value"] == "-1":
+            assert int(got) >= 1 << 62, (w, got)  # unlimited: the kernel shows its largest page count
+        elif "limit_in_bytes" in w["file"]:
             assert int(got) == int(w["value"]) // page * page, w
         else:
             assert got == w["value"], (w, got)
@@ -267,6 +286,33 @@ def _check_cgroup(plan: dict) -> None:
         with open(os.path.join(os.path.dirname(allow["path"]), "devices.list")) as f:
             listed = set(f.read().split("\n"))
         assert set(allow["value"].split("\n")) <= listed
+
+
+def _check_host_decisions(plan: dict, case: str) -> None:
+    """The files and order create picked against the hierarchy are the ones the plan names."""
+    cg = plan["cgroup"]
+    writes = cg["writes"]
+    if case == "blkio-weight":
+        (w,) = [w for w in writes if w["field"] == ".linux.resources.blockIO.weight"]
+        here = set(os.listdir(cg["paths"]["blkio"]))
+        assert w["file"] in here and w["value"] == "300", (w, sorted(here))
+        if "blkio.weight" not in here:  # CFQ's file gone: bfq's takes the weight
+            assert w["file"] == "blkio.bfq.weight"
+    if case.startswith("memory-"):
+        files = [w["file"] for w in writes if w["controller"] == "memory"]
+        memsw = "memory.memsw.limit_in_bytes"
+        if os.path.exists(os.path.join(cg["paths"]["memory"], memsw)):
+            # a new cgroup is unlimited: a finite limit goes first, an unlimited memsw first
+            want = [memsw, "memory.limit_in_bytes"] if case == "memory-unlimited" else ["memory.limit_in_bytes", memsw]
+            assert files == want, files
+        else:  # swap accounting off: the implied memsw is dropped, an asked one refused
+            assert files == ["memory.limit_in_bytes"] if case == "memory-unlimited" else memsw not in files
+    if case == "realtime-nested":
+        parent = {c: os.path.dirname(p) for c, p in cg["paths"].items()}
+        assert {"path": f"{parent['cpu']}/cpu.rt_runtime_us", "value": "1000"} in [
+            {"path": w["path"], "value": w["value"]} for w in writes if w["controller"] == "cpu"]
+        seeded = [w["path"] for w in writes if w["field"] == ".linux.cgroupsPath"]
+        assert seeded[:2] == [f"{parent['cpuset']}/cpuset.cpus", f"{parent['cpuset']}/cpuset.mems"], seeded
 
 
 def _sandbox(pyrunc, tmp_path, busybox_rootfs) -> int:
@@ -306,6 +352,7 @@ def test_plan_is_what_the_container_gets(pyrunc, bundle, cid, tmp_path, busybox_
         _check_mounts(plan, facts)
         _check_sysctl(plan, facts)
         _check_cgroup(plan)
+        _check_host_decisions(plan, case)
         if plan["hooks"]:
             kinds = [h["kind"] for h in plan["hooks"]]
             deadline = time.monotonic() + 10
