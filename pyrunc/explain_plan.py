@@ -208,6 +208,13 @@ def _v1_host(paths: dict[str, str], plan: dict, res, unsupported: list[dict]) ->
     for path, value in raises:
         writes.append({"field": resources.field_of("cpu.rt_runtime_us", res), "controller": "cpu",
                        "file": "cpu.rt_runtime_us", "path": path, "value": value})
+    for controller, files in plan.items():  # a file the hierarchy lacks: create's write of it fails
+        if controller in paths and files:
+            have = v1host.offered(paths[controller], list(files))
+            for name in files:
+                if name not in have:
+                    unsupported.append({"field": resources.field_of(name, res), "reason": f"the kernel has no "
+                                        f"{name} in the {controller} hierarchy (create fails)"})
     return plan, writes
 
 

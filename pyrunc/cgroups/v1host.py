@@ -38,7 +38,9 @@ _BFQ = (("blkio.weight", "blkio.bfq.weight"), ("blkio.weight_device", "blkio.bfq
 # Files a v1 hierarchy's root lacks while its other cgroups have them (the kernel's
 # CFTYPE_NOT_ON_ROOT), each with a root file that shows the policy is there.
 _BELOW_ROOT = {"blkio.bfq.weight": "blkio.bfq.io_service_bytes",
-               "blkio.bfq.weight_device": "blkio.bfq.io_service_bytes"}
+               "blkio.bfq.weight_device": "blkio.bfq.io_service_bytes",
+               **{f"pids.{n}": "cgroup.procs" for n in ("max", "current", "events", "peak")},
+               **{f"freezer.{n}": "cgroup.procs" for n in ("state", "self_freezing", "parent_freezing")}}
 
 
 class Probe(tuple_record("Probe", "files memory_limit rt_period rt_ancestors")):

@@ -491,3 +491,23 @@ def test_refusals_are_listed_and_real(pyrunc, bundle, cid):
     bundle.write()
     proc = pyrunc("run", "-b", bundle.path, cid)
     assert proc.returncode != 0 and b"CAP_SETGID" in proc.stderr
+
+
+def test_file_the_hierarchy_lacks_is_listed_and_real(pyrunc, bundle, cid):
+    """A file no cgroup of the hierarchy has (CFQ's blkio.leaf_weight where only bfq is left):
+    explain lists it as create failing, and create fails naming it."""
+    blkio = "/sys/fs/cgroup/blkio"
+    if not os.path.isdir(f"{blkio}/pyrunc") or os.path.exists(f"{blkio}/pyrunc/blkio.leaf_weight"):
+        pytest.skip("needs a v1 blkio hierarchy whose cgroups lack blkio.leaf_weight (no CFQ)")
+    bundle.config["linux"]["resources"]["blockIO"] = {"leafWeight": 300}
+    bundle.config["linux"]["cgroupsPath"] = f"/pyrunc/{cid}"
+    bundle.set_args("true")
+    plan = explain(pyrunc, "--bundle", bundle.path)
+    reasons = {u["field"]: u["reason"] for u in plan["unsupported"]}
+    assert reasons[".linux.resources.blockIO.leafWeight"] == \
+        "the kernel has no blkio.leaf_weight in the blkio hierarchy (create fails)"
+    assert [u for u in plan["unsupported"] if "create fails" in u["reason"]] == [
+        {"field": ".linux.resources.blockIO.leafWeight", "reason": reasons[".linux.resources.blockIO.leafWeight"]}]
+    proc = pyrunc("run", "-b", bundle.path, cid)
+    assert proc.returncode != 0 and b"blkio.leaf_weight" in proc.stderr, proc.stderr
+

@@ -120,3 +120,9 @@ def test_probe_of_cgroups_create_would_make(tmp_path, monkeypatch):
     assert found.rt_ancestors == ((str(root / "top"), 500, 1000000), (str(root / "top" / "mid"), 0, 1000000))
     assert v1host.settle(plan, found, None)[1] == [(f"{root}/top/cpu.rt_runtime_us", "1000"),
                                                    (f"{root}/top/mid/cpu.rt_runtime_us", "1000")]
+
+
+def test_known_set_of_files_kept_off_the_root(tmp_path):
+    root = _hierarchy(tmp_path, [], {})
+    assert v1host.offered(str(root / "pyrunc" / "id"), ["pids.max", "freezer.state", "pids.bogus"]) == {
+        "pids.max", "freezer.state"}
