@@ -379,6 +379,18 @@ def test_text_form_names_fields(pyrunc, bundle, cid, tmp_path):
     assert all(" → " in line for line in text.splitlines() if not line.startswith("#"))
 
 
+def test_text_form_names_the_hosts_cgroup_file(pyrunc, bundle, cid, tmp_path):
+    """The file create picks against the hierarchy, in the text form too."""
+    _prepare(bundle, cid, tmp_path, "blkio-weight")
+    here = "/sys/fs/cgroup/blkio/pyrunc"
+    if not os.path.isdir(here):
+        pytest.skip("needs a v1 blkio hierarchy with a /pyrunc cgroup")
+    name = "blkio.weight" if os.path.exists(f"{here}/blkio.weight") else "blkio.bfq.weight"
+    proc = pyrunc("explain", "-b", bundle.path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert f".linux.resources.blockIO.weight → {name} = 300\n" in proc.stdout.decode()
+
+
 def test_diff(pyrunc, tmp_path, busybox_rootfs):
     from testlib import Bundle
 
