@@ -7,6 +7,11 @@ import os as _os
 
 __version__ = "0.1.0"
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 reports in `state`; clients compare against it
+# init's comm until execve replaces it: `ps` shows what waits in a created container, and
+# start.py tells an init that died before its execve (comm still this) from a program that ran
+# and ended (comm is the program's). Here, not in sync.py: `state` and `start` read it without
+# importing the socket protocol (_socket, struct).
+INIT_COMM = b"pyrunc[init]"
 
 # The test-only fault hook (pyrunc/faults.py): off unless the switch is in the environment at start.
 _FAULTS = _os.environ.get("PYRUNC_FAULT_INJECTION") == "sigkill"

@@ -28,7 +28,7 @@ import os
 import _socket
 import struct
 
-from pyrunc import enter, exeguard, hooks, lifeline, rootfs, safepath, sync, syscalls as s
+from pyrunc import INIT_COMM, enter, exeguard, hooks, lifeline, rootfs, safepath, sync, syscalls as s
 from pyrunc.errors import ConfigError
 from pyrunc.launch import Launch
 
@@ -38,7 +38,7 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 def run(launch: Launch, sock: _socket.socket) -> None:
     """Never returns: execs the user process or exits 1 after reporting."""
     try:
-        s.set_comm(sync.INIT_COMM)
+        s.set_comm(INIT_COMM)
         _setup(launch, sock)
         _detached(sock)
         _wait_and_exec(launch, sock)

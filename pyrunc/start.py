@@ -81,7 +81,7 @@ def _death_before_exec(pid: int, pidfd: int) -> str:
     process or its zombie is there (init.INIT_COMM until execve); once
     reaped, only the exit status is left (Linux 6.15 PIDFD_INFO_EXIT)."""
     from pyrunc import syscalls as s
-    from pyrunc.sync import INIT_COMM
+    from pyrunc import INIT_COMM
 
     comm = _comm(pid)
     if comm is not None and comm != INIT_COMM:

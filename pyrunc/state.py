@@ -366,7 +366,7 @@ def _init_waits(pid: int) -> bool:
     SIGKILLed after it released init leaves the fifo behind while the container's program runs: that
     container is running, and a second `start` would wait forever on a fifo nobody writes to
     (found by tests/integration/reliability/test_pyrunc_faults.py; runc has the same window)."""
-    from pyrunc.sync import INIT_COMM
+    from pyrunc import INIT_COMM
 
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:

@@ -37,12 +37,6 @@ from pyrunc import jsonfast as json  # json without its re import (hot path)
 from pyrunc.errors import ChildError
 
 _MAX = 65536
-# init's comm until execve replaces it: `ps` shows what waits in a created
-# container, and start.py tells an init that died before its execve (comm
-# still this) from a program that ran and ended (comm is the program's).
-INIT_COMM = b"pyrunc[init]"
-
-
 _SCM_RIGHTS = 1
 _SOL_SOCKET = 1
 _INT = struct.calcsize("i")

@@ -7,7 +7,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import fileio, resources
+from pyrunc.cgroups import fileio
 from pyrunc.errors import CgroupError, ConfigError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms on the run hot path
@@ -146,6 +146,8 @@ def signal_pids(pids: list[int], sig: int) -> None:
 def check_cpuset_exists(files: dict[str, str], parent: str, prefix: str, source: str) -> None:
     """A cpuset naming CPUs/nodes outside the parent's set fails with the
     field, instead of the kernel's bare EINVAL."""
+    from pyrunc.cgroups import resources
+
     for name, key in (("cpuset.cpus", "cpus"), ("cpuset.mems", "mems")):
         if name not in files:
             continue

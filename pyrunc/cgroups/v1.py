@@ -18,9 +18,12 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms 
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.cgroups.resources import Plan
     from pyrunc.spec import Resources
 
-from pyrunc.cgroups import devices, fileio, resources, v1host
+# resources and devices (and through them spec) are imported where limits are planned: `delete`,
+# `kill --all`, `pause` and `events` load a manager only to find, signal or remove its cgroups.
+from pyrunc.cgroups import fileio, v1host
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves, rmdir_tree,
                                    warn_kernel_memory)
 from pyrunc.errors import CgroupError, ConfigError, MissingFeature
@@ -114,7 +117,9 @@ class V1Manager:
                prefix: str = ".linux.resources", devices_too: bool = False) -> None:
         self._apply(resources_, prefix, source, devices_too=devices_too)
 
-    def plan(self, res: Resources | None, prefix: str, source: str, devices_too: bool) -> resources.Plan:
+    def plan(self, res: Resources | None, prefix: str, source: str, devices_too: bool) -> Plan:
+        from pyrunc.cgroups import devices, resources
+
         plan = resources.plan_v1(res, prefix=prefix, source=source)
         if devices_too:
             rules = devices.parse_rules(res.devices if res else (), prefix, source)
@@ -138,7 +143,9 @@ class V1Manager:
             check_cpuset_exists(plan["cpuset"], os.path.dirname(self.paths["cpuset"]), prefix, source)
         plan, raises = v1host.settle(plan, v1host.probe(self.paths, plan), res)
         limit = plan.get("memory", {}).get("memory.limit_in_bytes")
-        if limit and limit != "-1" and resources.memory_check_before_update(res):
+        from pyrunc.cgroups.resources import memory_check_before_update
+
+        if limit and limit != "-1" and memory_check_before_update(res):
             usage = fileio.read_int(f"{self.paths['memory']}/memory.usage_in_bytes")
             if int(limit) < usage:
                 raise ConfigError(f"{prefix}.memory.limit",
@@ -233,6 +240,8 @@ def _kernel_has(controller: str) -> bool:
 
 
 def _restore_devices(path: str, devlist: str) -> None:
+    from pyrunc.cgroups import devices
+
     state = devices.parse_list(devlist)
     for name, value in devices.v1_plan(state).items():
         fileio.write(f"{path}/{name}", value)

@@ -18,10 +18,13 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms 
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.cgroups.resources import Plan
     from pyrunc.spec import Resources
 
 from pyrunc import syscalls
-from pyrunc.cgroups import devices, fileio, resources
+# resources and devices (and through them spec) are imported where limits are planned: `delete`,
+# `kill --all`, `pause` and `events` load a manager only to find, signal or remove its cgroups.
+from pyrunc.cgroups import fileio
 from pyrunc.cgroups.common import (DirMaker, check_cpuset_exists, check_existing, join_procs, owns_leaves,
                                     read_pids_tree, rmdir_tree, signal_frozen, warn_kernel_memory)
 from pyrunc.errors import CgroupError, KernelError, MissingFeature
@@ -100,7 +103,9 @@ class V2Manager:
         self._apply(res, prefix, source, devices_too=devices_too)
 
     def plan(self, res: Resources | None, prefix: str = ".linux.resources",
-             source: str = "config.json") -> resources.Plan:
+             source: str = "config.json") -> Plan:
+        from pyrunc.cgroups import resources
+
         return resources.plan_v2(res, bfq=os.path.exists(f"{self.dir}/io.bfq.weight"),
                                  prefix=prefix, source=source)
 
@@ -113,6 +118,8 @@ class V2Manager:
                     raise CgroupError(f"cannot set {', '.join(c for c in plan if plan[c])} limits: rootless needs "
                                       f"no limits and no cgroupsPath when {self.dir} is not delegated to the caller")
                 return
+        from pyrunc.cgroups import devices, resources
+
         program = None
         if devices_too:
             rules = devices.parse_rules(res.devices if res else (), prefix, source)
