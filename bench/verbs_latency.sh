@@ -12,6 +12,7 @@
 set -euo pipefail
 N=${1:-30}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+. "$HERE/bench/runtimes.sh"
 PYRUNC="$HERE/.venv/bin/pyrunc"
 TMP=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -26,19 +27,12 @@ cfg["process"]["terminal"] = False
 cfg["process"]["args"] = ["/bin/sleep", "1000000"]
 json.dump(cfg, open(sys.argv[1], "w"))
 PY
-# crun refuses this machine's hybrid cgroups unless hugetlb is mounted as v1.
-if command -v crun >/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
-fi
+crun_hugetlb
 
-"$HERE/.venv/bin/python" -I - "$N" "$TMP" "$PYRUNC" "${EXTRA:-}" <<'PY'
-import os, shutil, statistics, subprocess, sys, time
-n, bundle, pyrunc, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-runtimes = {"pyrunc": pyrunc, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
-for item in extra.split():
-    label, _, path = item.partition("=")
-    runtimes[label] = path
-runtimes = {k: v for k, v in runtimes.items() if v or print(f"{k}: not installed")}
+"$HERE/.venv/bin/python" -I - "$N" "$TMP" "$(bench_runtimes "$PYRUNC")" <<'PY'
+import os, statistics, subprocess, sys, time
+n, bundle = int(sys.argv[1]), sys.argv[2]
+runtimes = dict(item.partition("=")[::2] for item in sys.argv[3].split())  # bench_runtimes
 null = os.open(os.devnull, os.O_RDWR)
 VERBS = ("create", "start", "state", "kill", "delete")
 
