@@ -14,9 +14,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 PYRUNC="$HERE/.venv/bin/pyrunc"
 TMP=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/proc" "$TMP/rootfs/dev" "$TMP/rootfs/sys"
-cp /bin/busybox "$TMP/rootfs/bin/busybox"
-for a in true sleep sh; do ln -s busybox "$TMP/rootfs/bin/$a"; done
+busybox_rootfs "$TMP" true sleep sh
 "$PYRUNC" spec --bundle "$TMP"
 "$HERE/.venv/bin/python" -I - "$TMP/config.json" "$HERE/tests/data/seccomp/docker-default.json" "${SECCOMP:-0}" <<'PY'
 import json, sys

@@ -14,9 +14,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 PYRUNC="$HERE/.venv/bin/pyrunc"
 TMP=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/proc" "$TMP/rootfs/dev" "$TMP/rootfs/sys"
-cp /bin/busybox "$TMP/rootfs/bin/busybox"
-ln -s busybox "$TMP/rootfs/bin/true"
+busybox_rootfs "$TMP" true
 # As an ordinary user (bench/rootless_latency.sh runs this script as one): the rootless spec,
 # a user namespace mapping the caller's id.
 ROOTLESS=(); [ "$(id -u)" = 0 ] || ROOTLESS=(--rootless)

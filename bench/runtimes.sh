@@ -17,3 +17,13 @@ crun_hugetlb() {
         mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
     fi
 }
+
+# A busybox rootfs in $1/rootfs with the applets named after it (the bundle's config.json is
+# the bench's: `pyrunc spec` and its edits).
+busybox_rootfs() {
+    local dir=$1 a
+    shift
+    mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/dev" "$dir/rootfs/sys"
+    cp /bin/busybox "$dir/rootfs/bin/busybox"
+    for a in "$@"; do ln -s busybox "$dir/rootfs/bin/$a"; done
+}

@@ -16,9 +16,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 PYRUNC="$HERE/.venv/bin/pyrunc"
 TMP=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/proc" "$TMP/rootfs/dev" "$TMP/rootfs/sys"
-cp /bin/busybox "$TMP/rootfs/bin/busybox"
-ln -s busybox "$TMP/rootfs/bin/sleep"
+busybox_rootfs "$TMP" sleep
 "$PYRUNC" spec --bundle "$TMP"
 "$HERE/.venv/bin/python" -I - "$TMP/config.json" <<'PY'
 import json, sys
