@@ -1,7 +1,6 @@
 """Shared fixtures: markers, busybox bundles, the leak guard.
 
-The leak guard (DESIGN §7) runs around every test under tests/integration and
-tests/security: a test that leaves a mount, a cgroup, a network namespace, a
+The leak guard (DESIGN §7) runs around every test under tests/integration: a test that leaves a mount, a cgroup, a network namespace, a
 veth or a state dir behind fails, and the leftovers are removed so the next
 test starts clean.
 """
@@ -10,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import tempfile
 import uuid
 
 import pytest
 
-from testlib import BUSYBOX, PYRUNC, Bundle, install_applets
+import testlib
+from testlib import BUSYBOX, Bundle, make_busybox_rootfs, runtime_fixture
 DEFAULT_ROOT = "/run/pyrunc"
 
 
@@ -185,8 +184,11 @@ def _settle(leaks: dict[str, set[str]]) -> dict[str, set[str]]:
 
 @pytest.fixture(autouse=True)
 def leak_guard(request):
+    """Around every test under tests/integration. Not under tests/security: those run
+    hostile bundles with exact checks of their own (tests/security/conftest.py: H1 no new
+    host mount, H5 no state or cgroup of the test's containers left)."""
     path = str(request.node.fspath)
-    if "/integration/" not in path and "/security/" not in path:
+    if "/integration/" not in path:
         yield
         return
     mine = str(request.getfixturevalue("tmp_path"))
@@ -212,17 +214,10 @@ def busybox_rootfs(tmp_path_factory) -> str:
     """A template rootfs: busybox-static with its applets as symlinks."""
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed")
-    root = str(tmp_path_factory.mktemp("busybox") / "rootfs")
-    os.makedirs(os.path.join(root, "bin"))
-    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-    install_applets(os.path.join(root, "bin"))
-    for d in ("proc", "sys", "dev", "etc", "tmp", "root"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    with open(os.path.join(root, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    with open(os.path.join(root, "etc", "group"), "w") as f:
-        f.write("root:x:0:\nnogroup:x:65534:\n")
-    return root
+    return make_busybox_rootfs(
+        str(tmp_path_factory.mktemp("busybox") / "rootfs"), ("proc", "sys", "dev", "etc", "tmp", "root"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        "root:x:0:\nnogroup:x:65534:\n")
 
 
 @pytest.fixture
@@ -237,18 +232,12 @@ def cid() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-class Runtime:
-    """Runs a runc-compatible CLI with its own --root, and cleans up after."""
-
-    def __init__(self, name: str, root: str) -> None:
-        self.name = name
-        self.binary = PYRUNC if name == "pyrunc" else shutil.which(name)
-        self.root = root
-        self.ids: set[str] = set()
+class Runtime(testlib.Runtime):
+    """Runs a runc-compatible CLI with its own --root (bytes out), and cleans up after."""
 
     def __call__(self, *args: str, check: bool = False, input: bytes | None = None,
                  timeout: float = 60, cwd: str | None = None) -> subprocess.CompletedProcess:
-        cmd = [self.binary, "--root", self.root, *args]
+        cmd = self.cmd(*args)
         for a in args:
             if a.startswith("t-"):
                 self.ids.add(a)
@@ -263,25 +252,13 @@ class Runtime:
             raise AssertionError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stderr.decode()}")
         return proc
 
-    def cleanup(self) -> None:
-        for i in self.ids:
-            subprocess.run([self.binary, "--root", self.root, "delete", "-f", i], capture_output=True)
-
-
-def _runtime_fixture(request, tmp_path, name: str):
-    if name != "pyrunc" and shutil.which(name) is None:
-        pytest.skip(f"{name} is not installed")
-    rt = Runtime(name, str(tmp_path / f"{name}-root"))
-    yield rt
-    rt.cleanup()
-
 
 @pytest.fixture
 def pyrunc(request, tmp_path):
-    yield from _runtime_fixture(request, tmp_path, "pyrunc")
+    yield from runtime_fixture(request, tmp_path, "pyrunc", Runtime)
 
 
 @pytest.fixture(params=["pyrunc", pytest.param("runc", marks=pytest.mark.peer)])
 def runtime(request, tmp_path):
     """The same test under pyrunc and under runc as the oracle."""
-    yield from _runtime_fixture(request, tmp_path, request.param)
+    yield from runtime_fixture(request, tmp_path, request.param, Runtime)

@@ -9,8 +9,9 @@ import shutil
 import subprocess
 import sys
 
-VENV_BIN = os.path.dirname(sys.executable)
-PYRUNC = os.path.join(VENV_BIN, "pyrunc")
+VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
+PYRUNC = os.environ.get("PYRUNC_BIN") or os.path.join(VENV_BIN, "pyrunc")  # PYRUNC_BIN: another entry point
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
 
 
@@ -22,6 +23,54 @@ def install_applets(bindir: str) -> None:
         link = os.path.join(bindir, name)
         if not os.path.lexists(link):
             os.symlink("busybox", link)
+
+
+def make_busybox_rootfs(root: str, dirs: tuple[str, ...], passwd: str, group: str) -> str:
+    """A busybox-static tree at `root` (the template the bundle fixtures copy): the binary,
+    its applets, the directories `dirs`, and /etc/passwd and /etc/group as given."""
+    os.makedirs(os.path.join(root, "bin"))
+    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
+    install_applets(os.path.join(root, "bin"))
+    for d in dirs:
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    with open(os.path.join(root, "etc", "passwd"), "w") as f:
+        f.write(passwd)
+    with open(os.path.join(root, "etc", "group"), "w") as f:
+        f.write(group)
+    return root
+
+
+class Runtime:
+    """A runc-compatible CLI (pyrunc, or a peer as the oracle) with its own --root;
+    `cleanup()` deletes every container in `ids`. tests/conftest.py and
+    tests/security/conftest.py add how they call it."""
+
+    def __init__(self, name: str, root: str, node=None) -> None:  # type: ignore[no-untyped-def]
+        self.name = name
+        self.binary = PYRUNC if name == "pyrunc" else (shutil.which(name) or "")
+        self.root = root
+        self.node = node  # the pytest item (markers)
+        self.ids: set[str] = set()
+
+    def cmd(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            subprocess.run(self.cmd("delete", "-f", cid), capture_output=True, timeout=60)
+
+
+def runtime_fixture(request, tmp_path, name: str, cls: type = Runtime):  # type: ignore[no-untyped-def]
+    """The body of a runtime fixture: skip a peer that is not installed, yield a `cls`
+    with a --root in the test's tmp dir, delete its containers afterwards; returns it."""
+    import pytest
+
+    if name != "pyrunc" and shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed")
+    rt = cls(name, str(tmp_path / f"{name}-root"), request.node)
+    yield rt
+    rt.cleanup()
+    return rt
 
 
 class Bundle:

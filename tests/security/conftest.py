@@ -28,13 +28,9 @@ import sys
 import uuid
 
 import pytest
+import testlib
 from seclib import DOCKER_CAPS
-from testlib import unmount_under
-
-BUSYBOX = "/bin/busybox"
-VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
-PYRUNC = os.environ.get("PYRUNC_BIN") or os.path.join(VENV_BIN, "pyrunc")  # PYRUNC_BIN: try another entry point
-RUNC = shutil.which("runc") or "/usr/sbin/runc"
+from testlib import BUSYBOX, PYRUNC, RUNC, make_busybox_rootfs, runtime_fixture, unmount_under
 
 
 # `runc spec` (1.1.5) with terminal off and a writable root: tests write logs into it.
@@ -126,23 +122,15 @@ class SecBundle:
 
 @pytest.fixture(scope="session")
 def busybox_template(tmp_path_factory) -> str:
+    """tests/conftest.py's busybox rootfs, with a user 1000 and /usr/bin, /sbin."""
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed (/bin/busybox)")
-    root = str(tmp_path_factory.mktemp("secbb") / "rootfs")
-    os.makedirs(os.path.join(root, "bin"))
-    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:  # relative links: `busybox --install -s` would point at the host path
-        if applet != "busybox":
-            os.symlink("busybox", os.path.join(root, "bin", applet))
-    for d in ("proc", "sys", "dev", "etc", "tmp", "root", "usr/bin", "sbin"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    with open(os.path.join(root, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    with open(os.path.join(root, "etc", "group"), "w") as f:
-        f.write("root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n")
-    return root
+    return make_busybox_rootfs(
+        str(tmp_path_factory.mktemp("secbb") / "rootfs"),
+        ("proc", "sys", "dev", "etc", "tmp", "root", "usr/bin", "sbin"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n")
 
 
 _unmount_under = unmount_under  # testlib's
@@ -168,23 +156,14 @@ def make_bundle(tmp_path, busybox_template):
 _VERB_OK: dict[str, bool] = {}
 
 
-class Runtime:
-    """A runc-compatible CLI with a private --root; deletes its containers at teardown (H5)."""
-
-    def __init__(self, name: str, root: str, node=None) -> None:
-        self.node = node
-        self.name = name
-        self.binary = PYRUNC if name == "pyrunc" else RUNC
-        self.root = root
-        self.ids: list[str] = []
+class Runtime(testlib.Runtime):
+    """A runc-compatible CLI with a private --root (text out); deletes its containers at
+    teardown and reports what they left (H5)."""
 
     def new_id(self) -> str:
         cid = f"sec-{uuid.uuid4().hex[:10]}"
-        self.ids.append(cid)
+        self.ids.add(cid)
         return cid
-
-    def cmd(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
 
     def __call__(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout, **kw)
@@ -229,23 +208,19 @@ class Runtime:
         assert out.returncode == 0, out.stderr
         return int(json.loads(out.stdout)["pid"])
 
-    def cleanup(self) -> list[str]:
-        for cid in self.ids:
-            subprocess.run(self.cmd("delete", "-f", cid), capture_output=True, timeout=60)
+    def cleanup(self) -> None:
+        """Delete the test's containers, then note in `left` what they left (H5)."""
+        super().cleanup()
         # the state root keeps the compiled seccomp filters (pyrunc/seccomp/cache.py): not a container's state
         left = [n for n in os.listdir(self.root) if n != "@seccomp"] if os.path.isdir(self.root) else []
         for cid in self.ids:  # cgroups are named after the id (cgroupsPath is absent)
             left += glob.glob(f"/sys/fs/cgroup/*/{cid}") + glob.glob(f"/sys/fs/cgroup/*/*/{cid}")
-        return left
+        self.left = left
 
 
 def _runtime(request, tmp_path, name: str):
-    if name == "runc" and not os.path.exists(RUNC):
-        pytest.skip("runc is not installed")
-    rt = Runtime(name, str(tmp_path / f"{name}-root"), request.node)
-    yield rt
-    left = rt.cleanup()
-    assert not left, f"H5: {name} delete left state or cgroups behind: {left}"
+    rt = yield from runtime_fixture(request, tmp_path, name, Runtime)
+    assert not rt.left, f"H5: {name} delete left state or cgroups behind: {rt.left}"
 
 
 @pytest.fixture(params=["pyrunc", pytest.param("runc", marks=pytest.mark.peer)])
@@ -257,15 +232,6 @@ def rt(request, tmp_path):
 @pytest.fixture
 def pyrunc_rt(request, tmp_path):
     yield from _runtime(request, tmp_path, "pyrunc")
-
-
-@pytest.fixture(autouse=True)
-def leak_guard():
-    """Replaces tests/conftest.py's leak guard here: that one fails a test for any new mount or
-    cgroup on the machine, and other engineers' builds and tests run concurrently. The checks
-    that belong to these tests are exact instead: H1 (`host`) and H5 (`rt`: every container id
-    of the test has no state dir and no cgroup left)."""
-    yield
 
 
 # ---------------------------------------------------------------- host checks
