@@ -173,3 +173,17 @@ class Containerd:
             subprocess.run(self.ctr_base() + ["containers", "delete", cid], capture_output=True, timeout=60)
         stop(self.proc)
         unmount_under(self.work)
+        _remove_empty_cgroups("pyrunc-tty")  # the parent cgroup containerd made for the namespace
+
+
+def _remove_empty_cgroups(name: str) -> None:
+    """rmdir /sys/fs/cgroup/*/NAME and its sub-dirs, deepest first; a non-empty one stays (EBUSY)."""
+    for ctl in os.listdir("/sys/fs/cgroup"):
+        top = os.path.join("/sys/fs/cgroup", ctl, name)
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
