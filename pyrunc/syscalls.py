@@ -7,17 +7,100 @@ wrap come from `_NR`, per architecture.
 
 This module is imported by the container init *before* pivot_root (nothing is
 imported after it), so it must not import anything lazily itself.
+
+It is built on `_ctypes`, the C half of ctypes, not on the `ctypes` package:
+`_C` below names the dozen C types and helpers used here. `import ctypes`
+costs ≈1.4 ms more than `_ctypes` with them (≈30 type classes, the
+byte-order variants in ctypes._endian, `types`) and `run`, `create` and
+`exec` import this module twice (the interpreter guard's first process,
+pyrunc/exeguard.py, and the second), `delete` once.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
+import _ctypes
+
+
+class _C:
+    """The part of `ctypes` this module uses, over the same `_ctypes` objects
+    ctypes.__init__ builds it from (CPython 3.11): same classes, same calls."""
+
+    Structure = _ctypes.Structure
+    Array = _ctypes.Array
+    byref = _ctypes.byref
+    sizeof = _ctypes.sizeof
+    addressof = _ctypes.addressof
+    get_errno = _ctypes.get_errno
+
+    class c_int(_ctypes._SimpleCData):  # noqa: N801 (ctypes' names)
+        _type_ = "i"
+
+    class c_uint(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "I"
+
+    class c_long(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "l"
+
+    class c_ulong(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "L"
+
+    class c_ushort(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "H"
+
+    class c_uint64(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "Q"
+
+    class c_char(_ctypes._SimpleCData):  # noqa: N801 (arrays of it get .value and .raw)
+        _type_ = "c"
+
+    class c_char_p(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "z"
+
+    class c_void_p(_ctypes._SimpleCData):  # noqa: N801
+        _type_ = "P"
+
+    c_int32 = c_int  # the fixed-size names as ctypes binds them on Linux (LP64 and ILP32: int is 4 bytes)
+    c_uint32 = c_uint
+    c_size_t = c_ulong  # the size of a pointer everywhere Linux runs
+
+    @staticmethod
+    def create_string_buffer(init: bytes | int, size: int | None = None) -> _ctypes.Array:
+        """A zeroed char array of `size` (an int `init`: of that size), holding
+        the bytes of a bytes `init` (NULs included), as ctypes' function does."""
+        if isinstance(init, int):
+            return (_C.c_char * init)()
+        buf = (_C.c_char * (len(init) + 1 if size is None else size))()
+        buf.value = init
+        return buf
+
+
+class _Lib:
+    """A loaded library's functions, as ctypes.CDLL/PyDLL give them: called with
+    the C types above, returning a C int unless `restype` is set, errno kept
+    for `_C.get_errno()` (use_errno); PyDLL's hold the GIL (FUNCFLAG_PYTHONAPI)."""
+
+    def __init__(self, flags: int) -> None:
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = flags
+            _restype_ = _C.c_int
+
+        self._function = Function
+        self._handle = _ctypes.dlopen(None, os.RTLD_LOCAL)
+
+    def __getattr__(self, name: str) -> _ctypes.CFuncPtr:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        function = self._function(_ctypes.dlsym(self._handle, name))
+        setattr(self, name, function)
+        return function
+
+
+_libc = _Lib(_ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO)
 _syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = _C.c_long
 
 MACHINE = os.uname().machine
 
@@ -126,7 +209,7 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 def _check(result: int, path: str | None = None) -> int:
     if result < 0:
-        err = ctypes.get_errno()
+        err = _C.get_errno()
         raise OSError(err, os.strerror(err), path)
     return result
 
@@ -143,22 +226,22 @@ def syscall_number(name: str) -> int:
 
 # --- namespaces -------------------------------------------------------------
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)))
+    _check(_libc.unshare(_C.c_int(flags)))
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)))
+    _check(_libc.setns(_C.c_int(fd), _C.c_int(nstype)))
 
 
 # --- mounts -------------------------------------------------------------------
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    res = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    res = _libc.mount(_b(source), _b(target), _b(fstype), _C.c_ulong(flags), _b(data))
     _check(res, target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), target)
+    _check(_libc.umount2(_b(target), _C.c_int(flags)), target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -166,52 +249,52 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    return _check(_syscall(_NR["open_tree"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags)), path)
+    return _check(_syscall(_NR["open_tree"], _C.c_int(dirfd), _b(path), _C.c_uint(flags)), path)
 
 
 def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
-    _check(_syscall(_NR["move_mount"], ctypes.c_int(from_dirfd), _b(from_path),
-                    ctypes.c_int(to_dirfd), _b(to_path), ctypes.c_uint(flags)), to_path)
+    _check(_syscall(_NR["move_mount"], _C.c_int(from_dirfd), _b(from_path),
+                    _C.c_int(to_dirfd), _b(to_path), _C.c_uint(flags)), to_path)
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(_C.Structure):
+    _fields_ = [("attr_set", _C.c_uint64), ("attr_clr", _C.c_uint64),
+                ("propagation", _C.c_uint64), ("userns_fd", _C.c_uint64)]
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    _check(_syscall(_NR["mount_setattr"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
-                    ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), path)
+    _check(_syscall(_NR["mount_setattr"], _C.c_int(dirfd), _b(path), _C.c_uint(flags),
+                    _C.byref(attr), _C.c_size_t(_C.sizeof(attr))), path)
 
 
 # --- path resolution ------------------------------------------------------------
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(_C.Structure):
+    _fields_ = [("flags", _C.c_uint64), ("mode", _C.c_uint64), ("resolve", _C.c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
     how = _OpenHow(flags, mode, resolve)
-    return _check(_syscall(_NR["openat2"], ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
-                           ctypes.c_size_t(ctypes.sizeof(how))), path)
+    return _check(_syscall(_NR["openat2"], _C.c_int(dirfd), _b(path), _C.byref(how),
+                           _C.c_size_t(_C.sizeof(how))), path)
 
 
 # --- processes ------------------------------------------------------------------
 def pidfd_open(pid: int, flags: int = 0) -> int:
-    return _check(_syscall(_NR["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(flags)))
+    return _check(_syscall(_NR["pidfd_open"], _C.c_int(pid), _C.c_uint(flags)))
 
 
-class _PidfdInfo(ctypes.Structure):  # struct pidfd_info (linux/pidfd.h), up to exit_code
-    _fields_ = [("mask", ctypes.c_uint64), ("cgroupid", ctypes.c_uint64)] + [
-        (n, ctypes.c_uint32) for n in ("pid", "tgid", "ppid", "ruid", "rgid", "euid", "egid", "suid", "sgid",
-                                       "fsuid", "fsgid")] + [("exit_code", ctypes.c_int32),
-                                                             ("coredump_mask", ctypes.c_uint32),
-                                                             ("spare1", ctypes.c_uint32)]
+class _PidfdInfo(_C.Structure):  # struct pidfd_info (linux/pidfd.h), up to exit_code
+    _fields_ = [("mask", _C.c_uint64), ("cgroupid", _C.c_uint64)] + [
+        (n, _C.c_uint32) for n in ("pid", "tgid", "ppid", "ruid", "rgid", "euid", "egid", "suid", "sgid",
+                                       "fsuid", "fsgid")] + [("exit_code", _C.c_int32),
+                                                             ("coredump_mask", _C.c_uint32),
+                                                             ("spare1", _C.c_uint32)]
 
 
 PIDFD_INFO_EXIT = 1 << 3
-_PIDFD_GET_INFO = (3 << 30) | (ctypes.sizeof(_PidfdInfo) << 16) | (0xFF << 8) | 11  # _IOWR(0xFF, 11, ...)
+_PIDFD_GET_INFO = (3 << 30) | (_C.sizeof(_PidfdInfo) << 16) | (0xFF << 8) | 11  # _IOWR(0xFF, 11, ...)
 
 
 def pidfd_exit_status(pidfd: int) -> int | None:
@@ -229,51 +312,51 @@ def pidfd_exit_status(pidfd: int) -> int | None:
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(_syscall(_NR["pidfd_send_signal"], ctypes.c_int(pidfd), ctypes.c_int(sig), None,
-                    ctypes.c_uint(0)))
+    _check(_syscall(_NR["pidfd_send_signal"], _C.c_int(pidfd), _C.c_int(sig), None,
+                    _C.c_uint(0)))
 
 
 def set_comm(name: bytes) -> None:
     """PR_SET_NAME: the calling thread's comm (15 bytes at most)."""
-    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), ctypes.c_char_p(name[:15]), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)))
+    _check(_libc.prctl(_C.c_int(PR_SET_NAME), _C.c_char_p(name[:15]), _C.c_ulong(0),
+                       _C.c_ulong(0), _C.c_ulong(0)))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+    return _check(_libc.prctl(_C.c_int(option), _C.c_ulong(arg2), _C.c_ulong(arg3),
+                              _C.c_ulong(arg4), _C.c_ulong(arg5)))
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))))
+    _check(_libc.sethostname(raw, _C.c_size_t(len(raw))))
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))))
+    _check(_libc.setdomainname(raw, _C.c_size_t(len(raw))))
 
 
 def personality(persona: int) -> int:
-    return _check(_libc.personality(ctypes.c_ulong(persona)))
+    return _check(_libc.personality(_C.c_ulong(persona)))
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    _check(_syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)))
+    _check(_syscall(_NR["close_range"], _C.c_uint(first), _C.c_uint(last), _C.c_uint(flags)))
 
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
 
 def keyctl_join_session_keyring(name: str | None) -> int:
-    return _check(_syscall(_NR["keyctl"], ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)))
+    return _check(_syscall(_NR["keyctl"], _C.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)))
 
 
 def execveat(dirfd: int, path: str, argv: list[str], envp: list[str], flags: int) -> None:
     """Only returns by raising: execveat(2) replaces the process on success."""
-    c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
-    c_envp = (ctypes.c_char_p * (len(envp) + 1))(*[e.encode() for e in envp], None)
-    _check(_syscall(_NR["execveat"], ctypes.c_int(dirfd), _b(path), c_argv, c_envp, ctypes.c_int(flags)), path)
+    c_argv = (_C.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+    c_envp = (_C.c_char_p * (len(envp) + 1))(*[e.encode() for e in envp], None)
+    _check(_syscall(_NR["execveat"], _C.c_int(dirfd), _b(path), c_argv, c_envp, _C.c_int(flags)), path)
 
 
 class ExecArgs:
@@ -285,40 +368,40 @@ class ExecArgs:
     def __init__(self, path: str, argv: list[str], envp: list[str]) -> None:
         self._keep = [os.fsencode(a) for a in argv] + [os.fsencode(e) for e in envp]
         self.path = os.fsencode(path)
-        self.argv = (ctypes.c_char_p * (len(argv) + 1))(*self._keep[:len(argv)], None)
-        self.envp = (ctypes.c_char_p * (len(envp) + 1))(*self._keep[len(argv):], None)
+        self.argv = (_C.c_char_p * (len(argv) + 1))(*self._keep[:len(argv)], None)
+        self.envp = (_C.c_char_p * (len(envp) + 1))(*self._keep[len(argv):], None)
 
 
 _execve = _libc.execve
-_execve.restype = ctypes.c_int
+_execve.restype = _C.c_int
 
 
 def execve(args: ExecArgs) -> None:
     """Only returns by raising: execve(2) replaces the process on success."""
     _execve(args.path, args.argv, args.envp)
-    err = ctypes.get_errno()
+    err = _C.get_errno()
     raise OSError(err, os.strerror(err), os.fsdecode(args.path))
 
 
 # --- seccomp ---------------------------------------------------------------------------
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class SockFprog(_C.Structure):
+    _fields_ = [("len", _C.c_ushort), ("filter", _C.c_void_p)]
 
 
 def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> int:
     """Load a classic-BPF program (bytes of struct sock_filter); returns the
     listener fd when flags ask for one (SECCOMP_FILTER_FLAG_NEW_LISTENER), else 0."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    return _check(_syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-                           ctypes.c_uint(flags), ctypes.byref(prog)))
+    buf = _C.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, _C.addressof(buf))
+    return _check(_syscall(_NR["seccomp"], _C.c_uint(SECCOMP_SET_MODE_FILTER),
+                           _C.c_uint(flags), _C.byref(prog)))
 
 
 def seccomp_get_action_avail(action: int) -> bool:
-    val = ctypes.c_uint32(action)
+    val = _C.c_uint32(action)
     try:
-        _check(_syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_GET_ACTION_AVAIL), ctypes.c_uint(0),
-                        ctypes.byref(val)))
+        _check(_syscall(_NR["seccomp"], _C.c_uint(SECCOMP_GET_ACTION_AVAIL), _C.c_uint(0),
+                        _C.byref(val)))
     except OSError:
         return False
     return True
@@ -335,49 +418,49 @@ BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
 
 
-def _bpf(cmd: int, attr: ctypes.Array) -> int:  # type: ignore[type-arg]
-    return _check(_syscall(_NR["bpf"], ctypes.c_int(cmd), attr, ctypes.c_uint(ctypes.sizeof(attr))))
+def _bpf(cmd: int, attr: _C.Array) -> int:  # type: ignore[type-arg]
+    return _check(_syscall(_NR["bpf"], _C.c_int(cmd), attr, _C.c_uint(_C.sizeof(attr))))
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, license: str, expected_attach_type: int = 0,
                   log_size: int = 65536) -> int:
     """Load an eBPF program; on EINVAL/EACCES the verifier log is in the OSError's filename."""
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(log_size)
-    attr = ctypes.create_string_buffer(128)
-    struct.pack_into("<IIQQIIQ", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
-                     ctypes.addressof(lic), 1, log_size, ctypes.addressof(log))
+    code = _C.create_string_buffer(insns, len(insns))
+    lic = _C.create_string_buffer(license.encode())
+    log = _C.create_string_buffer(log_size)
+    attr = _C.create_string_buffer(128)
+    struct.pack_into("<IIQQIIQ", attr, 0, prog_type, len(insns) // 8, _C.addressof(code),
+                     _C.addressof(lic), 1, log_size, _C.addressof(log))
     struct.pack_into("<I", attr, 68, expected_attach_type)
-    res = _syscall(_NR["bpf"], ctypes.c_int(BPF_PROG_LOAD), attr, ctypes.c_uint(128))
+    res = _syscall(_NR["bpf"], _C.c_int(BPF_PROG_LOAD), attr, _C.c_uint(128))
     if res < 0:
-        err = ctypes.get_errno()
+        err = _C.get_errno()
         raise OSError(err, os.strerror(err), log.value.decode(errors="replace").strip() or None)
     return res
 
 
 def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
-    attr = ctypes.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, flags), 32)
+    attr = _C.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, flags), 32)
     _bpf(BPF_PROG_ATTACH, attr)
 
 
 def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
-    attr = ctypes.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, 0), 32)
+    attr = _C.create_string_buffer(struct.pack("<IIII", target_fd, prog_fd, attach_type, 0), 32)
     _bpf(BPF_PROG_DETACH, attr)
 
 
 def bpf_prog_query(target_fd: int, attach_type: int, max_ids: int = 64) -> list[int]:
     """IDs of the programs attached to a cgroup fd for `attach_type`."""
-    ids = (ctypes.c_uint32 * max_ids)()
-    attr = ctypes.create_string_buffer(40)
-    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), max_ids)
+    ids = (_C.c_uint32 * max_ids)()
+    attr = _C.create_string_buffer(40)
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, _C.addressof(ids), max_ids)
     _bpf(BPF_PROG_QUERY, attr)
     count = struct.unpack_from("<I", attr, 24)[0]
     return list(ids[:count])
 
 
 def bpf_prog_get_fd_by_id(prog_id: int) -> int:
-    attr = ctypes.create_string_buffer(struct.pack("<III", prog_id, 0, 0), 16)
+    attr = _C.create_string_buffer(struct.pack("<III", prog_id, 0, 0), 16)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
@@ -388,11 +471,11 @@ IN_NONBLOCK = os.O_NONBLOCK
 
 
 def inotify_init1(flags: int = 0) -> int:
-    return _check(_libc.inotify_init1(ctypes.c_int(flags)))
+    return _check(_libc.inotify_init1(_C.c_int(flags)))
 
 
 def inotify_add_watch(fd: int, path: str, mask: int) -> int:
-    return _check(_libc.inotify_add_watch(ctypes.c_int(fd), _b(path), ctypes.c_uint32(mask)), path)
+    return _check(_libc.inotify_add_watch(_C.c_int(fd), _b(path), _C.c_uint32(mask)), path)
 
 
 # --- security helpers (capabilities.py, sysctl.py, lsm.py, exeguard.py) ---------------
@@ -407,42 +490,42 @@ FSOPEN_CLOEXEC = 0x1
 FSMOUNT_CLOEXEC = 0x1
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("f_blocks", ctypes.c_ulong),
-                ("f_bfree", ctypes.c_ulong), ("f_bavail", ctypes.c_ulong), ("f_files", ctypes.c_ulong),
-                ("f_ffree", ctypes.c_ulong), ("f_fsid", ctypes.c_int * 2), ("f_namelen", ctypes.c_long),
-                ("f_frsize", ctypes.c_long), ("f_flags", ctypes.c_long), ("f_spare", ctypes.c_long * 4)]
+class _Statfs(_C.Structure):
+    _fields_ = [("f_type", _C.c_long), ("f_bsize", _C.c_long), ("f_blocks", _C.c_ulong),
+                ("f_bfree", _C.c_ulong), ("f_bavail", _C.c_ulong), ("f_files", _C.c_ulong),
+                ("f_ffree", _C.c_ulong), ("f_fsid", _C.c_int * 2), ("f_namelen", _C.c_long),
+                ("f_frsize", _C.c_long), ("f_flags", _C.c_long), ("f_spare", _C.c_long * 4)]
 
 
 def fstatfs_type(fd: int) -> int:
     """f_type (the filesystem magic) of the filesystem `fd` lives on; os.fstatvfs lacks it."""
     buf = _Statfs()
-    _check(_libc.fstatfs(ctypes.c_int(fd), ctypes.byref(buf)))
+    _check(_libc.fstatfs(_C.c_int(fd), _C.byref(buf)))
     return int(buf.f_type) & 0xFFFFFFFF
 
 
 def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:
-    return _check(_syscall(_NR["fsopen"], _b(fstype), ctypes.c_uint(flags)), fstype)
+    return _check(_syscall(_NR["fsopen"], _b(fstype), _C.c_uint(flags)), fstype)
 
 
 def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
-    _check(_syscall(_NR["fsconfig"], ctypes.c_int(fd), ctypes.c_uint(cmd), _b(key), _b(value),
-                    ctypes.c_int(aux)), key)
+    _check(_syscall(_NR["fsconfig"], _C.c_int(fd), _C.c_uint(cmd), _b(key), _b(value),
+                    _C.c_int(aux)), key)
 
 
 def fsmount(fd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int:
-    return _check(_syscall(_NR["fsmount"], ctypes.c_int(fd), ctypes.c_uint(flags), ctypes.c_uint(attr_flags)))
+    return _check(_syscall(_NR["fsmount"], _C.c_int(fd), _C.c_uint(flags), _C.c_uint(attr_flags)))
 
 
 def seccomp_filter_flags_supported(flags: int) -> bool:
     """Whether the kernel knows these SECCOMP_FILTER_FLAG_* bits: it checks the flags
     before it reads the (NULL) program, so EFAULT means known and EINVAL unknown
     (the probe libseccomp uses)."""
-    res = _syscall(_NR["seccomp"], ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags),
-                   ctypes.c_void_p(0))
+    res = _syscall(_NR["seccomp"], _C.c_uint(SECCOMP_SET_MODE_FILTER), _C.c_uint(flags),
+                   _C.c_void_p(0))
     if res >= 0:
         return True
-    return ctypes.get_errno() == _EFAULT
+    return _C.get_errno() == _EFAULT
 
 
 _EFAULT = 14  # errno.EFAULT (this module keeps its imports minimal)
@@ -450,44 +533,46 @@ _EFAULT = 14  # errno.EFAULT (this module keeps its imports minimal)
 
 # --- scheduling, I/O priority, memory policy (process.scheduler/ioPriority, linux.memoryPolicy)
 def ioprio_set(which: int, who: int, ioprio: int) -> None:
-    _check(_syscall(_NR["ioprio_set"], ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(ioprio)))
+    _check(_syscall(_NR["ioprio_set"], _C.c_int(which), _C.c_int(who), _C.c_int(ioprio)))
 
 
-class SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32), ("sched_flags", ctypes.c_uint64),
-                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
-                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
-                ("sched_period", ctypes.c_uint64)]
+class SchedAttr(_C.Structure):
+    _fields_ = [("size", _C.c_uint32), ("sched_policy", _C.c_uint32), ("sched_flags", _C.c_uint64),
+                ("sched_nice", _C.c_int32), ("sched_priority", _C.c_uint32),
+                ("sched_runtime", _C.c_uint64), ("sched_deadline", _C.c_uint64),
+                ("sched_period", _C.c_uint64)]
 
 
 def sched_setattr(attr: SchedAttr) -> None:
-    attr.size = ctypes.sizeof(SchedAttr)
-    _check(_syscall(_NR["sched_setattr"], ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0)))
+    attr.size = _C.sizeof(SchedAttr)
+    _check(_syscall(_NR["sched_setattr"], _C.c_int(0), _C.byref(attr), _C.c_uint(0)))
 
 
 def set_mempolicy(mode: int, nodemask: int, maxnode: int) -> None:
     words = max(1, (maxnode + 63) // 64)
-    mask = (ctypes.c_ulong * words)(*[(nodemask >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(words)])
-    _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), mask if nodemask else None,
-                    ctypes.c_ulong(maxnode + 1 if nodemask else 0)))
+    mask = (_C.c_ulong * words)(*[(nodemask >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(words)])
+    _check(_syscall(_NR["set_mempolicy"], _C.c_int(mode), mask if nodemask else None,
+                    _C.c_ulong(maxnode + 1 if nodemask else 0)))
 
 
 # --- fork into new namespaces -------------------------------------------------------------
-_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall  # PyDLL: the GIL stays held, as in os.fork
-_pysyscall.restype = ctypes.c_long
+# PyDLL's functions: the GIL stays held, as in os.fork
+_pythonapi = _Lib(_ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI)
+_pysyscall = _Lib(_ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI | _ctypes.FUNCFLAG_USE_ERRNO).syscall
+_pysyscall.restype = _C.c_long
 _SIGCHLD = 17
 
 
 def _forked(call) -> int:
     """Run a fork-like syscall as os.fork does (the interpreter's before/after-fork
     hooks); the child gets 0."""
-    api = ctypes.pythonapi
+    api = _pythonapi
     api.PyOS_BeforeFork()
     pid = call()
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
-    err = ctypes.get_errno()
+    err = _C.get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
         raise OSError(err, os.strerror(err))
@@ -499,15 +584,15 @@ def clone_fork(flags: int) -> int:
     interpreter's before/after-fork hooks run). The child gets 0; with
     CLONE_NEWPID it is pid 1 of the new namespace at once, which saves the
     intermediate process an unshare(CLONE_NEWPID) needs."""
-    return _forked(lambda: _pysyscall(_NR["clone"], ctypes.c_ulong(flags | _SIGCHLD), None, None, None, None))
+    return _forked(lambda: _pysyscall(_NR["clone"], _C.c_ulong(flags | _SIGCHLD), None, None, None, None))
 
 
 RENAME_NOREPLACE = 1 << 0
 CLONE_INTO_CGROUP = 0x200000000
 
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+class _CloneArgs(_C.Structure):
+    _fields_ = [(name, _C.c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
         "set_tid", "set_tid_size", "cgroup")]
 
@@ -518,7 +603,7 @@ def clone_into_cgroup(cgroup_fd: int) -> int:
     so no migration under the global threadgroup lock (whose first writer
     waits for an RCU grace period, 10-20 ms here)."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
-    return _forked(lambda: _pysyscall(_NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))))
+    return _forked(lambda: _pysyscall(_NR["clone3"], _C.byref(args), _C.c_size_t(_C.sizeof(args))))
 
 
 RENAME_EXCHANGE = 1 << 1
@@ -527,8 +612,8 @@ RENAME_EXCHANGE = 1 << 1
 def renameat2(olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int = 0) -> None:
     """rename with flags: RENAME_NOREPLACE (claim a name atomically, EEXIST if taken),
     RENAME_EXCHANGE (swap two entries; the mount-race tests use it)."""
-    _check(_libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd), _b(newpath),
-                           ctypes.c_uint(flags)), oldpath)
+    _check(_libc.renameat2(_C.c_int(olddirfd), _b(oldpath), _C.c_int(newdirfd), _b(newpath),
+                           _C.c_uint(flags)), oldpath)
 
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
