@@ -8,7 +8,8 @@ pyrunc it failed in the runtime, with runc the command ran with U+FFFD in place 
 
 Rules:
 - `check_dockerfile`: before anything runs, every instruction line (and every RUN heredoc body,
-  which becomes a command line) must be valid UTF-8 without NUL bytes; otherwise one line:
+  which becomes a command line: `Heredocs.COMMAND` in the keyword table) must be valid UTF-8
+  without NUL bytes; otherwise one line:
   `Dockerfile:LINE: RUN: invalid UTF-8 (byte 0xE9 at column 14): ...`. COPY/ADD heredoc bodies
   become files and may hold any bytes (written back byte for byte).
 - `check_value`: the same for values from the command line (--build-arg, --label, tags).
@@ -52,17 +53,20 @@ def check_value(text: str, what: str) -> str:
     return text
 
 
-def _check_node(node: "Node", filename: str, keyword: str) -> None:
+def _check_node(node: "Node", filename: str) -> None:
+    from pybuild.dockerfile import keywords
+
     bad = first_bad(node.original)
     where = "line"
-    if bad is None and keyword == "run":
+    row = keywords.KEYWORDS.get(node.keyword)
+    if bad is None and row is not None and row.heredocs is keywords.Heredocs.COMMAND:  # RUN
         for doc in node.heredocs:
             bad = first_bad(doc.content)
             if bad is not None:
                 where = f"heredoc <<{doc.name}"
                 break
     if bad is None and node.sub is not None:
-        _check_node(node.sub, filename, node.sub.keyword)
+        _check_node(node.sub, filename)
         return
     if bad is not None:
         column, problem = bad
@@ -75,7 +79,7 @@ def _check_node(node: "Node", filename: str, keyword: str) -> None:
 def check_dockerfile(result: "Result", filename: str) -> None:
     """Refuse, before any step runs, instructions that cannot reach a config (module docstring)."""
     for node in result.nodes:
-        _check_node(node, filename, node.keyword)
+        _check_node(node, filename)
 
 
 def go_strings(value: Any) -> Any:

@@ -1,8 +1,11 @@
 """One logical Dockerfile line -> keyword, flags and arguments, as BuildKit's
-split_command.go and line_parsers.go do it (the dispatch table of line parsers).
+split_command.go and line_parsers.go do it.
 
 Each line parser takes the text after the keyword and flags and returns
-`(args, is_json)`; ONBUILD (which nests a whole line) is handled by the parser.
+`(args, is_json)`. Which keyword uses which is the `split` column of the keyword
+table (`keywords.KEYWORDS`, BuildKit's dispatch table); a keyword without a row
+keeps one empty argument (`parse_ignore`), and ONBUILD (which nests a whole line)
+is handled by the parser.
 Where BuildKit walks bytes (flag words, HEALTHCHECK) this module does too, so
 the results match it byte for byte, quirks included.
 """
@@ -195,8 +198,10 @@ def parse_words(rest: str, escape: str) -> list[str]:
     return words
 
 
-def _parse_name_val(key: str) -> LineParser:
-    def parse_name_val(rest: str, escape: str) -> Args:
+def parse_name_val(key: str) -> LineParser:
+    """ENV/LABEL: `k=v k2=v2` (triples key, value, "=") or the legacy `k v` (key, rest, "")."""
+
+    def split(rest: str, escape: str) -> Args:
         words = parse_words(rest, escape)
         if not words:
             return [], False
@@ -213,18 +218,18 @@ def _parse_name_val(key: str) -> LineParser:
             args += [k, v, "="]
         return args, False
 
-    return parse_name_val
+    return split
 
 
-def _parse_name_or_name_val(rest: str, escape: str) -> Args:
+def parse_name_or_name_val(rest: str, escape: str) -> Args:
     return parse_words(rest, escape), False
 
 
-def _parse_whitespace_list(rest: str, escape: str) -> Args:
+def parse_whitespace_list(rest: str, escape: str) -> Args:
     return (go_split(rest) if rest else []), False
 
 
-def _parse_string(rest: str, escape: str) -> Args:
+def parse_string(rest: str, escape: str) -> Args:
     return ([rest] if rest else []), False
 
 
@@ -329,19 +334,19 @@ def _deep_json_is_valid(text: str) -> bool:
                 return False
 
 
-def _parse_maybe_json(rest: str, escape: str) -> Args:
+def parse_maybe_json(rest: str, escape: str) -> Args:
     if not rest:
         return [], False
     values = _parse_json(rest)
     return ([rest], False) if values is None else (values, True)
 
 
-def _parse_maybe_json_to_list(rest: str, escape: str) -> Args:
+def parse_maybe_json_to_list(rest: str, escape: str) -> Args:
     values = _parse_json(rest)
-    return _parse_whitespace_list(rest, escape) if values is None else (values, True)
+    return parse_whitespace_list(rest, escape) if values is None else (values, True)
 
 
-def _parse_health(rest: str, escape: str) -> Args:
+def parse_health(rest: str, escape: str) -> Args:
     data = rest.encode("utf-8", "surrogateescape")  # BuildKit scans bytes here
     sep = 0
     while sep < len(data) and chr(data[sep]) not in GO_SPACES:
@@ -351,26 +356,5 @@ def _parse_health(rest: str, escape: str) -> Args:
         nxt += 1
     if sep == 0:
         return [], False
-    args, is_json = _parse_maybe_json(data[nxt:].decode("utf-8", "surrogateescape"), escape)
+    args, is_json = parse_maybe_json(data[nxt:].decode("utf-8", "surrogateescape"), escape)
     return [data[:sep].decode("utf-8", "surrogateescape"), *args], is_json
-
-
-LINE_PARSERS: dict[str, LineParser] = {
-    "add": _parse_maybe_json_to_list,
-    "arg": _parse_name_or_name_val,
-    "cmd": _parse_maybe_json,
-    "copy": _parse_maybe_json_to_list,
-    "entrypoint": _parse_maybe_json,
-    "env": _parse_name_val("ENV"),
-    "expose": _parse_whitespace_list,
-    "from": _parse_whitespace_list,
-    "healthcheck": _parse_health,
-    "label": _parse_name_val("LABEL"),
-    "maintainer": _parse_string,
-    "run": _parse_maybe_json,
-    "shell": _parse_maybe_json,
-    "stopsignal": _parse_string,
-    "user": _parse_string,
-    "volume": _parse_maybe_json_to_list,
-    "workdir": _parse_string,
-}

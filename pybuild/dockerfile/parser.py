@@ -30,28 +30,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pybuild.dockerfile.lines import LINE_PARSERS, LineError, parse_ignore, split_command
+from pybuild.dockerfile import keywords
+from pybuild.dockerfile.heredocs import Heredoc, heredocs_from_line
+from pybuild.dockerfile.lines import LineError, parse_ignore, split_command
+from pybuild.dockerfile.shell_words import ExpansionError
 from pybuild.errors import DockerfileError
 from pybuild.gostr import go_lower, go_quote, go_trim_left_space, go_trim_space, printable
-from pybuild.dockerfile.shell_words import ExpansionError, ShellLex
 
 MAX_LINE = 65535  # bufio.MaxScanTokenSize - 1: the longest line BuildKit reads
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
-HEREDOC_INSTRUCTIONS = frozenset({"add", "copy", "run"})
-
-
-@dataclass(frozen=True, slots=True)
-class Heredoc:
-    """A heredoc body. `content` keeps every body line with its own newline;
-    chomping (`<<-`) strips leading tabs later, in the instructions layer."""
-
-    name: str
-    fd: int = 0
-    expand: bool = True
-    chomp: bool = False
-    content: str = ""
 
 
 @dataclass(slots=True)
@@ -226,7 +214,7 @@ def parse(data: bytes, filename: str = "Dockerfile") -> Result:
             raise fail(str(err), start) from None
         if "<<" in line and _can_contain_heredoc(node):
             try:
-                docs = _heredocs_from_line(line)
+                docs = heredocs_from_line(line)
             except (_Error, ExpansionError) as err:
                 raise fail(str(err), start) from None
             for doc in docs:
@@ -270,12 +258,13 @@ def _trim_continuation(line: str, d: _Directives) -> tuple[str, bool]:
 
 
 def _can_contain_heredoc(node: Node) -> bool:
-    if node.keyword == "onbuild" and node.sub is not None:
+    if node.sub is not None:  # ONBUILD: its trigger's (one level, as BuildKit)
         node = node.sub
-    return node.keyword in HEREDOC_INSTRUCTIONS and not node.json
+    row = keywords.KEYWORDS.get(node.keyword)
+    return row is not None and row.heredocs is not keywords.Heredocs.NONE and not node.json
 
 
-# --- splitting a logical line: see dockerfile_lines --------------------------------
+# --- splitting a logical line: see lines.py ----------------------------------------
 
 
 def _node_from_line(line: str, d: _Directives) -> Node:
@@ -289,63 +278,12 @@ def _node_from_line(line: str, d: _Directives) -> Node:
             root = node
         else:
             parent.sub = node
-        if go_lower(cmd) != "onbuild":
-            node.args, node.json = LINE_PARSERS.get(go_lower(cmd), parse_ignore)(rest, d.escape)
+        row = keywords.KEYWORDS.get(go_lower(cmd))
+        if row is None or row.split is not None:
+            node.args, node.json = (parse_ignore if row is None else row.split)(rest, d.escape)
             break
         if not rest:
             break
         parent, line = node, rest
     assert root is not None
     return root
-
-
-# --- heredocs -------------------------------------------------------------------
-
-
-def parse_heredoc(word: str) -> Heredoc | None:
-    """A heredoc marker word (`<<EOF`, `<<-'EOF'`, `3<<EOF`) or None (ParseHeredoc)."""
-    m = _HEREDOC.match(word)
-    if not m:
-        return None
-    fd = min(int(m.group(1)), 2**64 - 1) if m.group(1) else 0
-    rest = m.group(3)
-    if not rest:
-        return None
-    lex = ShellLex("\\", skip_unset_env=True)
-    words = lex.process_words(rest, {})
-    if len(words) != 1:
-        return None
-    lex.raw_quotes = True
-    raw = lex.process_words(rest, {})
-    if len(raw) != len(words):
-        raise _Error(f"internal lexing of heredoc produced inconsistent results: {rest}")
-    quotes = words[0].count("'") + words[0].count('"')
-    raw_quotes = raw[0].count("'") + raw[0].count('"')
-    return Heredoc(name=words[0], fd=fd, expand=quotes == raw_quotes, chomp=m.group(2) == "-")
-
-
-def must_parse_heredoc(word: str) -> Heredoc | None:
-    """parse_heredoc, with a malformed marker meaning "not a heredoc" (MustParseHeredoc)."""
-    try:
-        return parse_heredoc(word)
-    except (_Error, ExpansionError):
-        return None
-
-
-def _heredocs_from_line(line: str) -> list[Heredoc]:
-    lex = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset_env=True)
-    try:
-        words = lex.process_words(line, {})
-    except ExpansionError:
-        return []
-    docs = []
-    for word in words:
-        doc = parse_heredoc(word)
-        if doc is not None:
-            docs.append(doc)
-    return docs
-
-
-def chomp_heredoc(content: str) -> str:
-    """Strip leading tabs from every line (what `<<-` means)."""
-    return re.sub(r"(?m)^\t+", "", content)

@@ -29,8 +29,8 @@ All errors raise ExpansionError (a PybuildError); the builder adds the line.
 The ARG/ENV scoping rules the builder follows are written down, with their
 helpers, at the end of this module: `default_args` (TARGETPLATFORM & co.),
 `meta_arg_env` (ARGs before the first FROM), `stage_arg_value` (an ARG inside a
-stage), `proxy_env` (predefined proxy ARGs) and `EXPANDED_INSTRUCTIONS` (which
-parts of which instruction get expanded).
+stage) and `proxy_env` (predefined proxy ARGs); which parts of which instruction
+get expanded is the `expands` column of the keyword table (`keywords.KEYWORDS`).
 """
 
 from __future__ import annotations
@@ -375,25 +375,6 @@ class _ShellWord:
 # ---------------------------------------------------------------------------
 
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
-
-# Which parts of an instruction the builder expands with process_word (stage env):
-# BuildKit's Expand methods plus dispatchExpose. Everything else is used verbatim;
-# RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK text is left for the shell at run time.
-EXPANDED_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
-    "from": ("image (global args only)", "--platform (global args only)", "AS name: never"),
-    "add": ("sources", "dest", "--chown", "--chmod", "--checksum", "heredoc bodies when expand"),
-    "copy": ("sources", "dest", "--chown", "--chmod", "heredoc bodies when expand",
-             "--from: never (BuildKit rejects a --from that expansion would change)"),
-    "env": ("keys", "values"),
-    "label": ("keys", "values"),
-    "arg": ("keys", "defaults"),
-    "expose": ("each port, split into words with process_words",),
-    "stopsignal": ("signal",),
-    "user": ("user",),
-    "volume": ("each path",),
-    "workdir": ("path",),
-    "run": ("--mount fields",),
-}
 
 
 def _platform_parts(platform: str) -> tuple[str, str, str]:

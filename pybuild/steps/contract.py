@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from pybuild.image import ContainerConfig, Descriptor, History, ImageConfig
 
@@ -168,10 +168,14 @@ class BuildEnv:
     dockerfile: str = "Dockerfile"                            # its name, for StepFailed messages
 
 
+@runtime_checkable
 class Step(Protocol):
-    """`metadata_only`: the step changes the config alone (no overlay, no layer, its cache record
-    is a timestamp). `prepare` must not write anything (module docstring)."""
+    """`record`: the instruction record this step runs (`RunInstr`), the step's own declaration
+    that `table.STEPS` collects. `metadata_only`: the step changes the config alone (no overlay,
+    no layer, its cache record is a timestamp). `prepare` must not write anything (module
+    docstring)."""
 
+    record: "type[Instruction]"
     metadata_only: bool
 
     def prepare(self, b: BuildEnv, st: StageState, ins: "Instruction") -> Prepared: ...

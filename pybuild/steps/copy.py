@@ -117,11 +117,12 @@ def _flag_text(word: str) -> str:
 
 
 class CopyStep:
-    metadata_only = False
+    """COPY; ADD is the same step with URLs and archives allowed (`AddStep`)."""
 
-    def __init__(self, add: bool) -> None:
-        self.add = add
-        self.name = "ADD" if add else "COPY"
+    record: type[CopyInstr] | type[AddInstr] = CopyInstr
+    metadata_only = False
+    add = False
+    name = "COPY"
 
     def prepare(self, b: BuildEnv, st: StageState, ins: CopyInstr | AddInstr) -> Prepared:
         unsupported = _unsupported(ins)
@@ -259,3 +260,9 @@ class CopyStep:
                 plain.append(source)
         if plain:
             copy_sources(tree, plain, rootfs, dest, place, as_dir)
+
+
+class AddStep(CopyStep):
+    record = AddInstr
+    add = True
+    name = "ADD"

@@ -7,8 +7,8 @@ Each handler takes the stage state and its typed instruction (checked by
 expanded values show) and returns the new config plus the history
 `created_by` text, written the way BuildKit writes it (Go's `%q` / `%v`
 formatting of slices and maps included), so `docker history` style tools show
-what they show for docker-built images. `MetadataStep(handler)` makes a
-handler a Step; the table in `pybuild.steps` pairs each with its instruction.
+what they show for docker-built images. `@config_step(EnvInstr)` makes a
+handler the Step of its record (`MetadataStep`); `table.STEPS` collects them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,37 @@ I = TypeVar("I", bound=Instruction)
 Handler = Callable[[BuildEnv, StageState, I], tuple[ImageConfig, str]]
 
 
+class MetadataStep(Generic[I]):
+    """A config-only Step from a handler; `text` (ARG, CMD) runs at prepare time, on cache hits
+    too, for what is build state rather than config, and gives the text the cache key covers."""
+
+    metadata_only = True
+
+    def __init__(self, record: type[I], handler: Handler[I],
+                 text: Callable[[BuildEnv, StageState, I], str] | None = None) -> None:
+        self.record = record
+        self.handler = handler
+        self.text = text
+
+    def prepare(self, b: BuildEnv, st: StageState, ins: I) -> Prepared:
+        return Prepared(text=self.text(b, st, ins) if self.text else ins.original)
+
+    def apply(self, b: BuildEnv, st: StageState, ins: I, prep: Prepared) -> Outcome:
+        config, created_by = self.handler(b, st, ins)
+        return Outcome(config=config, created_by=created_by)
+
+
+def config_step(record: type[I], text: Callable[[BuildEnv, StageState, I], str] | None = None,
+                ) -> Callable[[Handler[I]], MetadataStep[I]]:
+    """`@config_step(EnvInstr)` on a handler: the handler becomes the step of that record (a
+    `MetadataStep`, which `table.STEPS` collects from this module)."""
+
+    def bind(handler: Handler[I]) -> MetadataStep[I]:
+        return MetadataStep(record, handler, text)
+
+    return bind
+
+
 def go_q_list(items: list[str] | tuple[str, ...]) -> str:
     """fmt.Sprintf("%q", []string{...}) → ["a" "b"]."""
     return "[" + " ".join(go_quote(i) for i in items) + "]"
@@ -49,11 +80,13 @@ def _pairs(b: BuildEnv, st: StageState, keyword: str, pairs: tuple[KeyValue, ...
     return out
 
 
+@config_step(EnvInstr)
 def env(b: BuildEnv, st: StageState, ins: EnvInstr) -> tuple[ImageConfig, str]:
     pairs = _pairs(b, st, "ENV", ins.pairs)
     return with_container(st, env=st.set_env(pairs)), "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
 
 
+@config_step(LabelInstr)
 def label(b: BuildEnv, st: StageState, ins: LabelInstr) -> tuple[ImageConfig, str]:
     pairs = _pairs(b, st, "LABEL", ins.pairs)
     labels = st.labels_to_update()
@@ -72,11 +105,13 @@ def declare_args(b: BuildEnv, st: StageState, ins: ArgInstr) -> str:
     return "ARG " + " ".join(shown)
 
 
+@config_step(ArgInstr, text=declare_args)
 def arg(b: BuildEnv, st: StageState, ins: ArgInstr) -> tuple[ImageConfig, str]:
     values = ((a.key, st.args.get(a.key)) for a in ins.args)
     return st.config, "ARG " + " ".join(k if v is None else f"{k}={v}" for k, v in values)
 
 
+@config_step(UserInstr)
 def user(b: BuildEnv, st: StageState, ins: UserInstr) -> tuple[ImageConfig, str]:
     user = b.lex.process_word(ins.user, st.env())
     return with_container(st, user=user or None), f"USER {user}"
@@ -85,6 +120,7 @@ def user(b: BuildEnv, st: StageState, ins: UserInstr) -> tuple[ImageConfig, str]
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 
 
+@config_step(ExposeInstr)
 def expose(b: BuildEnv, st: StageState, ins: ExposeInstr) -> tuple[ImageConfig, str]:
     env = st.env()
     ports = set(st.container.exposed_ports)
@@ -118,11 +154,13 @@ def mark_cmd(b: BuildEnv, st: StageState, ins: CmdInstr) -> str:
     return ins.original
 
 
+@config_step(CmdInstr, text=mark_cmd)
 def cmd(b: BuildEnv, st: StageState, ins: CmdInstr) -> tuple[ImageConfig, str]:
     cmd = _command(st, ins.cmd, ins.prepend_shell)
     return with_container(st, cmd=tuple(cmd)), f"CMD {go_q_list(cmd)}"
 
 
+@config_step(EntrypointInstr)
 def entrypoint(b: BuildEnv, st: StageState, ins: EntrypointInstr) -> tuple[ImageConfig, str]:
     entry = _command(st, ins.cmd or (), ins.prepend_shell)
     fields: dict = {"entrypoint": tuple(entry)}
@@ -131,6 +169,7 @@ def entrypoint(b: BuildEnv, st: StageState, ins: EntrypointInstr) -> tuple[Image
     return with_container(st, **fields), f"ENTRYPOINT {go_q_list(entry)}"
 
 
+@config_step(VolumeInstr)
 def volume(b: BuildEnv, st: StageState, ins: VolumeInstr) -> tuple[ImageConfig, str]:
     env = st.env()
     paths = [b.lex.process_word(p, env) for p in ins.volumes]
@@ -140,6 +179,7 @@ def volume(b: BuildEnv, st: StageState, ins: VolumeInstr) -> tuple[ImageConfig, 
     return with_container(st, volumes=tuple(sorted(volumes))), "VOLUME [" + " ".join(paths) + "]"
 
 
+@config_step(ShellInstr)
 def shell(b: BuildEnv, st: StageState, ins: ShellInstr) -> tuple[ImageConfig, str]:
     return with_container(st, shell=ins.shell), "SHELL [" + " ".join(ins.shell) + "]"
 
@@ -147,6 +187,7 @@ def shell(b: BuildEnv, st: StageState, ins: ShellInstr) -> tuple[ImageConfig, st
 _SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]+$")
 
 
+@config_step(StopSignalInstr)
 def stopsignal(b: BuildEnv, st: StageState, ins: StopSignalInstr) -> tuple[ImageConfig, str]:
     sig = b.lex.process_word(ins.signal, st.env())
     name = sig.upper()
@@ -168,6 +209,7 @@ def _go_duration(ns: int) -> str:
     return f"{ns / 10**9:g}s"
 
 
+@config_step(HealthcheckInstr)
 def healthcheck(b: BuildEnv, st: StageState, ins: HealthcheckInstr) -> tuple[ImageConfig, str]:
     if ins.test == ("NONE",):
         hc: dict = {"Test": ["NONE"]}
@@ -185,29 +227,13 @@ def healthcheck(b: BuildEnv, st: StageState, ins: HealthcheckInstr) -> tuple[Ima
     return with_container(st, healthcheck=hc), created
 
 
+@config_step(OnbuildInstr)
 def onbuild(b: BuildEnv, st: StageState, ins: OnbuildInstr) -> tuple[ImageConfig, str]:
     trigger = ins.expression.strip()
     triggers = tuple(st.container.on_build) + (trigger,)
     return with_container(st, on_build=triggers), f"ONBUILD {trigger}"
 
 
+@config_step(MaintainerInstr)
 def maintainer(b: BuildEnv, st: StageState, ins: MaintainerInstr) -> tuple[ImageConfig, str]:
     return dataclasses.replace(st.config, author=ins.maintainer), f"MAINTAINER {ins.maintainer}"
-
-
-class MetadataStep(Generic[I]):
-    """A config-only Step from a handler; `text` (ARG, CMD) runs at prepare time, on cache hits
-    too, for what is build state rather than config, and gives the text the cache key covers."""
-
-    metadata_only = True
-
-    def __init__(self, handler: Handler[I], text: Callable[[BuildEnv, StageState, I], str] | None = None) -> None:
-        self.handler = handler
-        self.text = text
-
-    def prepare(self, b: BuildEnv, st: StageState, ins: I) -> Prepared:
-        return Prepared(text=self.text(b, st, ins) if self.text else ins.original)
-
-    def apply(self, b: BuildEnv, st: StageState, ins: I, prep: Prepared) -> Outcome:
-        config, created_by = self.handler(b, st, ins)
-        return Outcome(config=config, created_by=created_by)

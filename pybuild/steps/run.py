@@ -35,7 +35,7 @@ def _heredoc_only(ins: RunInstr) -> bool:
 
 def _heredoc_body(doc: InlineFile) -> str:
     if doc.chomp:
-        from pybuild.dockerfile.parser import chomp_heredoc
+        from pybuild.dockerfile.heredocs import chomp_heredoc
 
         return chomp_heredoc(doc.data)
     return doc.data
@@ -71,6 +71,7 @@ def history_text(st: StageState, argv: list[str]) -> str:
 
 
 class RunStep:
+    record = RunInstr
     metadata_only = False
 
     def prepare(self, b: BuildEnv, st: StageState, ins: RunInstr) -> Prepared:

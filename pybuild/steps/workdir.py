@@ -19,6 +19,7 @@ def workdir_path(st: StageState, word: str) -> str:
 
 
 class WorkdirStep:
+    record = WorkdirInstr
     metadata_only = False
 
     def prepare(self, b: BuildEnv, st: StageState, ins: WorkdirInstr) -> Prepared:

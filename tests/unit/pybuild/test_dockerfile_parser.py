@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pybuild.dockerfile.parser import chomp_heredoc, dump, parse, parse_heredoc
+from pybuild.dockerfile.heredocs import chomp_heredoc, parse_heredoc
+from pybuild.dockerfile.parser import dump, parse
 from pybuild.errors import DockerfileError
 from pybuild.dockerfile.stages import parse_stages
 

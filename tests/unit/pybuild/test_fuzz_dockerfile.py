@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pybuild import utf8
-from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
+from pybuild.dockerfile import keywords, parser as dockerfile_parser, stages as instructions
 from pybuild.builder import _stage_refs
 from pybuild.errors import PybuildError
 from pybuild.image import ImageConfig, to_json
@@ -28,8 +28,8 @@ from pybuild.steps.table import step_for
 EXAMPLES = int(os.environ.get("PYRUNC_FUZZ_EXAMPLES", "0")) or 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-KEYWORDS = ["FROM", "ENV", "ARG", "LABEL", "USER", "EXPOSE", "CMD", "ENTRYPOINT", "VOLUME", "SHELL", "STOPSIGNAL",
-            "HEALTHCHECK", "ONBUILD", "MAINTAINER", "RUN", "COPY", "ADD", "WORKDIR"]
+# Every row of the keyword table, FROM first: a new instruction is fuzzed without an edit here.
+KEYWORDS = ["FROM", *(name.upper() for name in keywords.KEYWORDS if name != "from")]
 WORDS = ["a", "A=b", "a=", "=b", "${a}", "${a:-x}", "${a:+y}", "${a?err}", "$a", "${", "}", "$", "\\", "\\\n", '"',
          "'", "[", "]", '["a","b"]', '["a",1]', "[]", "{}", "80", "80/tcp", "80-90/udp", "99999999999", "0", "-1",
          "1/xyz", "SIGKILL", "9", "SIGNOPE", "root", "1000:1000", "user:group", ":", "NONE", "CMD", "--interval=1s",
