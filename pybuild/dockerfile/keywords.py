@@ -1,7 +1,7 @@
 """KEYWORDS: the one table of Dockerfile instructions. A row says, for one keyword, how its line
 splits into arguments (BuildKit's line parser), which record it becomes and the reader that
 makes that record (flags declared, arguments counted, BuildKit's messages), an example line,
-whether it takes heredoc bodies, whether it may follow ONBUILD and what its step expands.
+whether it takes heredoc bodies and whether it may follow ONBUILD.
 Everything else that depends on the keyword derives from the row:
 
     parser.py    splits a line with `split` (a keyword without a row: one empty argument, as
@@ -341,35 +341,25 @@ class Keyword:
     example: str                         # one valid line (the table's tests parse it; docs)
     heredocs: Heredocs = Heredocs.NONE
     trigger: bool = True                 # may follow ONBUILD
-    # What its step expands with the stage's env (BuildKit's Expand methods and dispatchExpose),
-    # for readers; the rest is used verbatim (RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK text is left
-    # for the shell at run time).
-    expands: tuple[str, ...] = ()
 
 
 KEYWORDS: Mapping[str, Keyword] = MappingProxyType({
-    "add": Keyword(lines.parse_maybe_json_to_list, _add, AddInstr, "ADD a /b", heredocs=Heredocs.FILES,
-                   expands=("sources", "dest", "--chown", "--chmod", "--checksum", "heredoc bodies when expand")),
-    "arg": Keyword(lines.parse_name_or_name_val, _arg, ArgInstr, "ARG x", expands=("keys", "defaults")),
+    "add": Keyword(lines.parse_maybe_json_to_list, _add, AddInstr, "ADD a /b", heredocs=Heredocs.FILES),
+    "arg": Keyword(lines.parse_name_or_name_val, _arg, ArgInstr, "ARG x"),
     "cmd": Keyword(lines.parse_maybe_json, _cmd, CmdInstr, "CMD x"),
-    "copy": Keyword(lines.parse_maybe_json_to_list, _copy, CopyInstr, "COPY a /b", heredocs=Heredocs.FILES,
-                    expands=("sources", "dest", "--chown", "--chmod", "heredoc bodies when expand",
-                             "--from: never (BuildKit rejects a --from that expansion would change)")),
+    "copy": Keyword(lines.parse_maybe_json_to_list, _copy, CopyInstr, "COPY a /b", heredocs=Heredocs.FILES),
     "entrypoint": Keyword(lines.parse_maybe_json, _entrypoint, EntrypointInstr, "ENTRYPOINT x"),
-    "env": Keyword(lines.parse_name_val("ENV"), _env, EnvInstr, "ENV A=1", expands=("keys", "values")),
-    "expose": Keyword(lines.parse_whitespace_list, _expose, ExposeInstr, "EXPOSE 80",
-                      expands=("each port, split into words with process_words",)),
-    "from": Keyword(lines.parse_whitespace_list, _from, None, "FROM busybox AS base", trigger=False,
-                    expands=("image (global args only)", "--platform (global args only)", "AS name: never")),
+    "env": Keyword(lines.parse_name_val("ENV"), _env, EnvInstr, "ENV A=1"),
+    "expose": Keyword(lines.parse_whitespace_list, _expose, ExposeInstr, "EXPOSE 80"),
+    "from": Keyword(lines.parse_whitespace_list, _from, None, "FROM busybox AS base", trigger=False),
     "healthcheck": Keyword(lines.parse_health, _healthcheck, HealthcheckInstr, "HEALTHCHECK NONE"),
-    "label": Keyword(lines.parse_name_val("LABEL"), _label, LabelInstr, "LABEL a=b", expands=("keys", "values")),
+    "label": Keyword(lines.parse_name_val("LABEL"), _label, LabelInstr, "LABEL a=b"),
     "maintainer": Keyword(lines.parse_string, _maintainer, MaintainerInstr, "MAINTAINER me", trigger=False),
     "onbuild": Keyword(None, _onbuild, OnbuildInstr, "ONBUILD RUN x", trigger=False),
-    "run": Keyword(lines.parse_maybe_json, _run, RunInstr, "RUN true", heredocs=Heredocs.COMMAND,
-                   expands=("--mount fields",)),
+    "run": Keyword(lines.parse_maybe_json, _run, RunInstr, "RUN true", heredocs=Heredocs.COMMAND),
     "shell": Keyword(lines.parse_maybe_json, _shell, ShellInstr, 'SHELL ["sh", "-c"]'),
-    "stopsignal": Keyword(lines.parse_string, _stopsignal, StopSignalInstr, "STOPSIGNAL 9", expands=("signal",)),
-    "user": Keyword(lines.parse_string, _user, UserInstr, "USER u", expands=("user",)),
-    "volume": Keyword(lines.parse_maybe_json_to_list, _volume, VolumeInstr, "VOLUME /v", expands=("each path",)),
-    "workdir": Keyword(lines.parse_string, _workdir, WorkdirInstr, "WORKDIR /w", expands=("path",)),
+    "stopsignal": Keyword(lines.parse_string, _stopsignal, StopSignalInstr, "STOPSIGNAL 9"),
+    "user": Keyword(lines.parse_string, _user, UserInstr, "USER u"),
+    "volume": Keyword(lines.parse_maybe_json_to_list, _volume, VolumeInstr, "VOLUME /v"),
+    "workdir": Keyword(lines.parse_string, _workdir, WorkdirInstr, "WORKDIR /w"),
 })

@@ -30,7 +30,7 @@ The ARG/ENV scoping rules the builder follows are written down, with their
 helpers, at the end of this module: `default_args` (TARGETPLATFORM & co.),
 `meta_arg_env` (ARGs before the first FROM), `stage_arg_value` (an ARG inside a
 stage) and `proxy_env` (predefined proxy ARGs); which parts of which instruction
-get expanded is the `expands` column of the keyword table (`keywords.KEYWORDS`).
+get expanded is each step's `prepare` (pybuild/steps/), as BuildKit's Expand methods.
 """
 
 from __future__ import annotations
