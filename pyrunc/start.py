@@ -79,8 +79,9 @@ def _death_before_exec(pid: int, pidfd: int) -> str:
     """EOF without a message: init exec'd, or died where it could not write
     (a seccomp kill of execve, SIGKILL). Its comm tells which while the
     process or its zombie is there (init.INIT_COMM until execve); once
-    reaped, only the exit status is left (Linux 6.15 PIDFD_INFO_EXIT)."""
-    from pyrunc import syscalls as s
+    reaped, only the exit status is left (Linux 6.15 PIDFD_INFO_EXIT). The usual
+    answer (init exec'd: comm is the program's) needs no ctypes, so `syscalls`
+    is imported only where the kernel is asked."""
     from pyrunc import INIT_COMM
 
     comm = _comm(pid)
@@ -89,12 +90,14 @@ def _death_before_exec(pid: int, pidfd: int) -> str:
     if comm is not None:
         select.select([pidfd], [], [])  # it is ending: wait for its status
         status = _zombie_status(pid)
-        if status is None:
-            status = s.pidfd_exit_status(pidfd)
         before = "before or at its execve"
     else:
-        status = s.pidfd_exit_status(pidfd)
+        status = None
         before = "as it started"
+    if status is None:
+        from pyrunc import syscalls as s
+
+        status = s.pidfd_exit_status(pidfd)
     if status is None or not os.WIFSIGNALED(status):
         return "exited before its execve" if comm is not None else ""
     sig = os.WTERMSIG(status)
