@@ -50,6 +50,7 @@ from pyrunc.errors import ConfigError
 from pyrunc.record import (  # noqa: F401  (fields, replace, to_json are part of this API)
     NEW_DICT, FrozenInstanceError, Record, fields, replace, to_json,
 )
+from pyrunc.spec_hooks import Hook, Hooks  # noqa: F401  (part of this model; apart for state.py)
 
 
 # ---------------------------------------------------------------- process
@@ -119,7 +120,7 @@ class Process(Record):
     command_line: str | None = None
 
 
-# ---------------------------------------------------------------- root, mounts, hooks
+# ---------------------------------------------------------------- root, mounts (hooks: spec_hooks.py)
 class Root(Record):
     path: str
     readonly: bool = False
@@ -140,22 +141,6 @@ class Mount(Record):
     # container's, while present-but-empty mappings are the config's own choice
     uid_mappings: tuple[IDMapping, ...] | None = None
     gid_mappings: tuple[IDMapping, ...] | None = None
-
-
-class Hook(Record):
-    path: str
-    args: tuple[str, ...] = ()
-    env: tuple[str, ...] | None = None  # None: absent, the hook gets the runtime's env (runc)
-    timeout: int | None = None
-
-
-class Hooks(Record):
-    prestart: tuple[Hook, ...] = ()
-    create_runtime: tuple[Hook, ...] = ()
-    create_container: tuple[Hook, ...] = ()
-    start_container: tuple[Hook, ...] = ()
-    poststart: tuple[Hook, ...] = ()
-    poststop: tuple[Hook, ...] = ()
 
 
 # ---------------------------------------------------------------- linux

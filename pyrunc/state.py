@@ -30,7 +30,7 @@ from pyrunc import OCI_VERSION
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidState, PyruncError
 from pyrunc.fsutil import atomic_write, rmtree_nofollow
 from pyrunc.record import NEW_DICT, MutableRecord, to_json
-from pyrunc.spec import Hooks
+from pyrunc.spec_hooks import Hooks  # not pyrunc.spec: the whole model costs ≈0.5 ms
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
