@@ -21,10 +21,13 @@ Public API
   resolve(store, ref, pull=None) -> StoredImage | None   pull: PullOptions (policy missing|always|never)
   import_reference(store, ref) -> StoredImage           the three transports above
   import_rootfs(store, src, name=None, compression="gzip", created_by=None, source_date_epoch=None,
-                container_config=None) -> StoredImage
+                container_config=None, unpack=True) -> StoredImage
       `pybuild import`: a directory or a tar (plain/gzip/zstd/bzip2/xz) becomes a one-layer image,
       tagged `name` when given (as `docker import`).
   unpack_layers(store, image) -> [diff dirs bottom..top]   each layer unpacked once by chainID
+  unpack_entering(store, image, label) -> None   the same, for an image entering the store (pull, load,
+      import), as `docker load`, podman pull and containerd unpack there: FROM then finds every layer
+      unpacked; a failure is one line naming the image and the layer
 """
 
 from __future__ import annotations
@@ -117,6 +120,30 @@ def unpack_layers(store: Store, image: StoredImage | None) -> list[str]:
     if image is None:
         return []
     return store.ensure_layers(image.manifest, image.config)
+
+
+def unpack_entering(store: Store, image: StoredImage, label: str) -> None:
+    """Unpack the layers of an image that enters the store (pull, load, import), before it is tagged,
+    so that the first build FROM it finds them ready: the cost its peers pay at the same moment.
+
+    The same per-chainID form and the same code as FROM's (`Store.ensure_layer`: the hardened
+    unpacker into a `layers/.tmp-*` dir, the diffID verified, renamed in; layers already there are
+    reused), so a kill leaves at most a temp dir that gc and `fsck --repair` remove. The caller holds
+    `store.using()`. A failure names the image and the layer; whole layers unpacked before it stay
+    (derived data of verified blobs, reused by the next attempt, removed by gc if nothing names them)."""
+    from pybuild.errors import PybuildError
+    from pybuild.image import chain_ids
+
+    diff_ids = image.config.rootfs.diff_ids
+    chains = chain_ids(diff_ids)
+    total = len(chains)
+    for i, (desc, diff_id, chain) in enumerate(zip(image.manifest.layers, diff_ids, chains)):
+        try:
+            store.ensure_layer(chain, chains[i - 1] if i else None, diff_id, desc)
+        except PybuildError as err:
+            wrapped = StoreError(f"{label}: unpacking layer {i + 1} of {total} ({desc.digest[:19]}): {err}")
+            wrapped.exit_code = err.exit_code
+            raise wrapped from None
 
 
 # ---- sources: a layout directory or a tar, read by relative path ----------------------------------
@@ -362,10 +389,20 @@ def _import_docker_entry(store: Store, source: Any, entry: Any, ref: str) -> Sto
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"  # the full name, as BuildKit and containerd write it
 
 
-def load_archive(store: Store, path: str) -> list[tuple[StoredImage, list[str]]]:
+def load_archive(store: Store, path: str, unpack: bool = True) -> list[tuple[StoredImage, list[str]]]:
     """`pybuild load`: every image of a docker-archive (manifest.json) or an OCI archive (index.json),
     with the names it carries (RepoTags; io.containerd.image.name or a full ref.name). Not tagged: the
-    caller tags them once all are in. Multi-platform indexes resolve to this machine's platform."""
+    caller tags them once all are in. Multi-platform indexes resolve to this machine's platform.
+    `unpack`: each image's layers are unpacked as it comes in (`unpack_entering`), as `docker load` does;
+    False only moves blobs (`load --no-unpack`)."""
+    out = _load_archive(store, path)
+    if unpack:
+        for image, _names in out:
+            unpack_entering(store, image, f"load {path}")
+    return out
+
+
+def _load_archive(store: Store, path: str) -> list[tuple[StoredImage, list[str]]]:
     source = _TarSource(path)
     try:
         out: list[tuple[StoredImage, list[str]]] = []
@@ -391,9 +428,11 @@ def load_archive(store: Store, path: str) -> list[tuple[StoredImage, list[str]]]
 
 def import_rootfs(store: Store, src: str, name: str | None = None, compression: str = "gzip",
                   created_by: str | None = None, source_date_epoch: int | None = None,
-                  container_config: ContainerConfig | None = None) -> StoredImage:
+                  container_config: ContainerConfig | None = None, unpack: bool = True) -> StoredImage:
     """`pybuild import`: one layer from a directory, a tar file or "-" (a tar on stdin), a config for this
-    platform."""
+    platform. `unpack`: the layer is unpacked before the image is tagged, as `docker import` does (a
+    directory too: its tree went into the blob, and the layer store holds what the blob says, through
+    the same unpacker as every other layer); False only stores the blob (`import --no-unpack`)."""
     from pybuild.layer import commit_layer, recompress
     from pybuild.mutate import Mutator
     if os.path.isdir(src):
@@ -415,11 +454,14 @@ def import_rootfs(store: Store, src: str, name: str | None = None, compression: 
     mutator.add_layer(desc, digests.diff_id, created_by or "", created=created,
                       comment=f"Imported from {os.path.basename(os.path.abspath(src))}")
     manifest_desc = mutator.commit()
+    manifest = store.read_manifest(manifest_desc.digest)
+    image = StoredImage(name=name, descriptor=manifest_desc, manifest=manifest,
+                        config=store.read_config(manifest.config.digest))
+    if unpack:
+        unpack_entering(store, image, f"import {src}")
     if name:
         store.tag(name, manifest_desc)
-    manifest = store.read_manifest(manifest_desc.digest)
-    return StoredImage(name=name, descriptor=manifest_desc, manifest=manifest,
-                       config=store.read_config(manifest.config.digest))
+    return image
 
 
 def layout_index_bytes(manifest_desc: Descriptor, ref_name: str | None) -> bytes:

@@ -53,9 +53,11 @@ def _is_id(name: str) -> bool:
 @click.command("load")
 @click.option("-i", "--input", "src", default="-", help="Archive file (default: stdin).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the loaded names or IDs.")
+@click.option("--no-unpack", "no_unpack", is_flag=True,
+              help="Only store the blobs; the first build or run FROM an image unpacks its layers.")
 @click.pass_context
-def load(ctx: click.Context, src: str, quiet: bool) -> None:
-    """Load every image of a docker-archive or OCI archive into the store."""
+def load(ctx: click.Context, src: str, quiet: bool, no_unpack: bool) -> None:
+    """Load every image of a docker-archive or OCI archive into the store and unpack its layers."""
     from pybuild.baseimage import load_archive
     from pybuild.store import Store
 
@@ -75,7 +77,7 @@ def load(ctx: click.Context, src: str, quiet: bool) -> None:
         elif not os.path.isfile(src):
             raise PybuildError(f"load: {src}: no such file")
         with store.using():
-            loaded = load_archive(store, src)
+            loaded = load_archive(store, src, unpack=not no_unpack)
             for image, names in loaded:
                 for name in names:
                     store.tag(name, image.descriptor.with_annotations(None))

@@ -174,9 +174,11 @@ def export(ctx: click.Context, name: str, dest: str, fmt: str) -> None:
 @click.option("-c", "--change", "changes", multiple=True,
               help="Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
+@click.option("--no-unpack", "no_unpack", is_flag=True,
+              help="Only store the layer blob; the first build or run FROM the image unpacks it.")
 @click.pass_context
 def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[str, ...],
-            compression: str) -> None:
+            compression: str, no_unpack: bool) -> None:
     """Make a one-layer image from a root filesystem directory or tarball ('-' for stdin), as docker import."""
     import os
     from pybuild.baseimage import import_rootfs
@@ -189,7 +191,7 @@ def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[st
     with store.using():
         image = import_rootfs(store, source, name, compression=compression,
                               source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None,
-                              container_config=config)
+                              container_config=config, unpack=not no_unpack)
     click.echo(image.id)
 
 

@@ -62,11 +62,13 @@ def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
 @click.option("--platform", default=None, help="os/arch[/variant] to pick from a multi-platform image.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--creds", default=None, help="USER[:PASSWORD] for the registry.")
+@click.option("--no-unpack", "no_unpack", is_flag=True,
+              help="Only store the blobs (as skopeo copy); the first build or run FROM the image unpacks them.")
 @tls_option
 @click.pass_context
-def pull(ctx: click.Context, image: str, platform: str | None, quiet: bool, creds: str | None,
+def pull(ctx: click.Context, image: str, platform: str | None, quiet: bool, creds: str | None, no_unpack: bool,
          tls_verify: str | None, authfile: str | None) -> None:
-    """Pull an image from a registry into the store (by tag or @digest)."""
+    """Pull an image from a registry into the store (by tag or @digest) and unpack its layers."""
     from pybuild.registry import reference
     from pybuild.registry.progress import TransferProgress
     from pybuild.registry.pull import pull as do_pull
@@ -75,7 +77,7 @@ def pull(ctx: click.Context, image: str, platform: str | None, quiet: bool, cred
     transport = make_transport(tls_verify, authfile, creds, ref.api_host)
     try:
         pulled = do_pull(_store(ctx), image, transport, platform=platform,
-                         progress=TransferProgress("quiet" if quiet else "auto"))
+                         progress=TransferProgress("quiet" if quiet else "auto"), unpack=not no_unpack)
     except PybuildError as err:
         raise labelled(err, f"pull {ref}") from None
     finally:

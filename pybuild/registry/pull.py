@@ -6,9 +6,13 @@ Flow: GET the manifest (verified) -> an index picks the platform (this machine's
 platform the index lacks is an error listing what it has) -> the config and the layers are fetched
 concurrently (`jobs` at a time, as docker's max-concurrent-downloads), each verified and renamed into
 the store by ingest.fetch_blob -> the config must name as many diff_ids as the manifest has layers, and
-its platform must be the one asked for -> the manifest bytes are stored as they came (so the digest is
-the registry's) -> the name is tagged. Any failure before the tag leaves only verified blobs (which
-the next pull reuses) and resumable partial downloads under ROOT/ingest: no tag, no partial blob.
+its platform must be the one asked for -> every layer is unpacked into the layer store (`unpack`, the
+default: as podman, containerd and `docker pull` do, so the first FROM finds it ready; each diffID is
+verified on the way; `pull --no-unpack` only moves blobs, as skopeo) -> the manifest bytes are stored
+as they came (so the digest is the registry's) -> the name is tagged. Any failure before the tag
+leaves only verified blobs (which the next pull reuses), whole unpacked layers, and resumable partial
+downloads under ROOT/ingest: no tag, no partial blob, no half layer (a kill leaves a layers/.tmp-* dir,
+garbage for gc and `fsck --repair`).
 
 The repository each blob came from is remembered (store.add_blob_source) so that a later push to
 another repository of the same registry can mount it instead of uploading it.
@@ -70,7 +74,8 @@ def _store_name(ref: reference.Reference) -> str:
 
 
 def pull(store: Store, text: str, transport: Transport, platform: str | None = None,
-         progress: TransferProgress | None = None, jobs: int = 3, tag: bool = True) -> StoredImage:
+         progress: TransferProgress | None = None, jobs: int = 3, tag: bool = True,
+         unpack: bool = True) -> StoredImage:
     from pybuild.store import StoredImage
 
     ref = reference.parse(text)
@@ -105,19 +110,26 @@ def pull(store: Store, text: str, transport: Transport, platform: str | None = N
         if config.os != wanted["os"] or config.architecture != wanted["architecture"]:
             raise RegistryError(f"{label}: image is for {config.os}/{config.architecture}, not "
                                 f"{platform_text(wanted)}")
-        if store.put_blob(data) != digest:
-            raise PybuildError(f"{label}: internal error: stored manifest digest differs")
         source = f"{ref.domain}/{ref.repository}"
         for blob in blobs:
             store.add_blob_source(blob.digest, source)
         annotations = {ANNOTATION_INDEX_DIGEST: index_digest} if index_digest else None
         desc = Descriptor(media_type or manifest.media_type, digest, len(data), annotations=annotations)
         name = _store_name(ref)
+        image = StoredImage(name=name, descriptor=desc, manifest=manifest, config=config)
+        if unpack:
+            from pybuild.baseimage import unpack_entering
+
+            if progress:
+                progress.message(f"Unpacking {len(manifest.layers)} layer(s)")
+            unpack_entering(store, image, f"pull {label}")
+        if store.put_blob(data) != digest:
+            raise PybuildError(f"{label}: internal error: stored manifest digest differs")
         if tag:
             store.tag(name, desc)
     if progress:
         progress.message(f"Digest: {index_digest or digest}")
-    return StoredImage(name=name, descriptor=desc, manifest=manifest, config=config)
+    return image
 
 
 def _fetch_all(store: Store, repo: Repository, blobs: list[Descriptor], progress: TransferProgress | None,

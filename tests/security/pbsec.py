@@ -89,12 +89,15 @@ class Pybuild:
     def build(self, ctx: str, *args: str, **kw) -> subprocess.CompletedProcess:
         return self("build", "--progress", "plain", *args, ctx, **kw)
 
-    def import_tar(self, data: bytes, name: str, tmp: str, *changes: str) -> None:
+    def import_tar(self, data: bytes, name: str, tmp: str, *changes: str, unpack: bool = False) -> None:
+        """Store a (hostile) layer as image `name`. Not unpacked by default (`import --no-unpack`), so
+        that the path under attack is the one the test then takes (FROM, bundle, an output); the
+        import-time unpack has cases of its own (test_pybuild_entry_unpack.py)."""
         path = os.path.join(tmp, f"{name}-{uuid.uuid4().hex[:6]}.tar")
         with open(path, "wb") as fh:
             fh.write(data)
         args = [a for c in changes for a in ("--change", c)]
-        self.ok("import", path, "-t", name, *args)
+        self.ok("import", path, "-t", name, *args, *(() if unpack else ("--no-unpack",)))
 
 
 def refused(res: subprocess.CompletedProcess, *needles: str) -> None:
@@ -146,11 +149,13 @@ def busybox_tar(tmp_path_factory) -> str:
 
 @pytest.fixture
 def pb(tmp_path, busybox_tar) -> Pybuild:
-    """A fresh store with `busybox` imported; at teardown its tmp dir must be empty."""
+    """A fresh store with `busybox` imported, its layer not unpacked yet (`--no-unpack`: the first
+    build unpacks it, the path the security and fault tests attack and kill); at teardown its tmp dir
+    must be empty."""
     if os.geteuid() != 0:
         pytest.skip("pybuild builds need root")
     tool = Pybuild(str(tmp_path / "store"))
-    tool.ok("import", busybox_tar, "-t", "busybox", "--change", 'CMD ["sh"]')
+    tool.ok("import", busybox_tar, "-t", "busybox", "--change", 'CMD ["sh"]', "--no-unpack")
     yield tool
     tmp = os.path.join(tool.root, "tmp")
     left = [n for n in os.listdir(tmp) if not n.startswith("build-keep")] if os.path.isdir(tmp) else []

@@ -1,4 +1,5 @@
-"""pybuild SIGKILLed at every step of a build, a commit, an unpack, an export, a pull and a push.
+"""pybuild SIGKILLed at every step of a build, a commit, an unpack, an export, a pull and a push,
+and while an import, a load or a pull unpacks the image's layers into the layer store.
 
 Each case runs one command with the test-only fault hook (pyrunc/faults.py) armed at one step, so the
 process dies there as under `kill -9`. Then, for every step:
@@ -155,6 +156,57 @@ def test_push_killed_at(pb, big, registry, tmp_path, step: str) -> None:
     puller = type(pb)(str(tmp_path / "puller"))
     puller.ok("pull", ref)
     assert_store_sound(pb, f"{step}, pushed again")
+
+
+# ---- an image entering the store is unpacked there (issue 17 goal 5): killed mid-way -------------
+ENTRY_UNPACK_STEPS = ["layer.entry@2", "layer.unpacked@1"]
+
+
+def _unpacked_all(pb, name: str) -> bool:
+    from pybuild.store import Store
+
+    store = Store(pb.root)
+    return all(store.has_layer(c) for c in store.load_image(name).chain_ids)
+
+
+def _tags(pb) -> set:
+    from pybuild.store import Store
+
+    return {name for name, _ in Store(pb.root).list_refs()}
+
+
+@pytest.mark.parametrize("step", ENTRY_UNPACK_STEPS)
+def test_import_killed_while_unpacking(pb, busybox_tar, step: str) -> None:
+    _after_kill(pb, pb("import", busybox_tar, "-t", "again", env=fault_env(step)), step)
+    assert "again" not in _tags(pb), "a killed import tagged its image"
+    pb.ok("import", busybox_tar, "-t", "again")
+    assert _unpacked_all(pb, "again")
+    assert_store_sound(pb, f"{step}, imported again")
+
+
+@pytest.mark.parametrize("step", ENTRY_UNPACK_STEPS)
+def test_load_killed_while_unpacking(pb, built, tmp_path, step: str) -> None:
+    archive = str(tmp_path / "img.tar")
+    pb.ok("save", "img", "-o", archive)
+    fresh = type(pb)(str(tmp_path / "loader"))
+    _after_kill(fresh, fresh("load", "-i", archive, env=fault_env(step)), step)
+    assert "img" not in _tags(fresh), "a killed load tagged its image"
+    fresh.ok("load", "-i", archive)
+    assert _unpacked_all(fresh, "img")
+    assert fresh.ok("run", "--rm", "--network", "none", "img", "cat", "/one").stdout == "one\n"
+    assert_store_sound(fresh, f"{step}, loaded again")
+
+
+@pytest.mark.parametrize("step", ENTRY_UNPACK_STEPS)
+def test_pull_killed_while_unpacking(pb, big, registry, tmp_path, step: str) -> None:
+    ref = f"{registry.url}/rel/unpack-{step.replace('@', '-').replace('.', '-')}:1"
+    pb.ok("push", big, ref)
+    puller = type(pb)(str(tmp_path / "puller"))
+    _after_kill(puller, puller("pull", ref, env=fault_env(step)), step)
+    assert not _tags(puller), "a killed pull tagged its image"
+    puller.ok("pull", ref)
+    assert _unpacked_all(puller, ref)
+    assert_store_sound(puller, f"{step}, pulled again")
 
 
 def _links() -> set[str]:

@@ -173,3 +173,50 @@ def test_import_rootfs_dir_and_tar(store, tmp_path):
     assert open(os.path.join(layer_dir, "bin", "tool"), "rb").read() == b"#!/bin/sh\n"
     with pytest.raises(StoreError, match="no such file"):
         import_rootfs(store, str(tmp_path / "missing"))
+
+
+def _tagged_archive(path, files: dict[str, bytes], tag: str) -> None:
+    raw = _layer_tar(files)
+    config = _config([_sha(raw)])
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["l/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("manifest.json", manifest), ("config.json", config), ("l/layer.tar", raw)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_entering_images_are_unpacked_unless_told_not_to(store, tmp_path):
+    """import and load unpack as the image enters (issue 17 goal 5); unpack=False stores blobs only."""
+    from pybuild.baseimage import load_archive
+
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    (root / "f").write_bytes(b"f\n")
+    kept = import_rootfs(store, str(root), "kept", unpack=False)
+    assert not store.has_layer(kept.chain_ids[0])
+    image = import_rootfs(store, str(root), "unpacked")
+    [chain] = image.chain_ids
+    assert store.has_layer(chain) and open(os.path.join(store.layer_dir(chain), "f"), "rb").read() == b"f\n"
+    _tagged_archive(tmp_path / "d.tar", {"etc/x": b"x\n"}, "arch:1")
+    [(moved, names)] = load_archive(store, str(tmp_path / "d.tar"), unpack=False)
+    assert names == ["arch:1"] and not store.has_layer(moved.chain_ids[0])
+    [(loaded, _)] = load_archive(store, str(tmp_path / "d.tar"))
+    assert store.has_layer(loaded.chain_ids[0])
+
+
+def test_entering_image_whose_unpack_fails_leaves_no_layer(store, tmp_path):
+    """A config whose diffID is not the layer's tar (an OCI archive may say so; docker-archives are
+    checked at ingest) is found by the unpack: a one-line error naming the layer, no layer and no
+    temp dir left."""
+    import dataclasses
+
+    from pybuild.baseimage import load_archive, unpack_entering
+
+    _tagged_archive(tmp_path / "d.tar", {"etc/x": b"x\n" * 1000}, "liar:1")
+    [(image, _)] = load_archive(store, str(tmp_path / "d.tar"), unpack=False)
+    lying = dataclasses.replace(image, config=dataclasses.replace(
+        image.config, rootfs=dataclasses.replace(image.config.rootfs, diff_ids=("sha256:" + "1" * 64,))))
+    with pytest.raises(StoreError, match=r"^load x: unpacking layer 1 of 1 \(sha256:[0-9a-f]{12}\): .*digest mismatch"):
+        unpack_entering(store, lying, "load x")
+    assert os.listdir(store.layers_root) == []
