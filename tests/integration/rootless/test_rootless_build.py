@@ -71,6 +71,23 @@ def test_build_layers_carry_the_image_ids(ub, rootless_user, runtime):
     assert u.uid in owners and u.subuid[0] + 999 in owners and 0 not in owners
 
 
+def test_import_unpacks_in_the_users_store_and_from_unpacks_nothing(ub, rootless_user):
+    """Issue 17 goal 5, rootless: `import` unpacks the base into ~/.local/share/pybuild/layers inside
+    the user's namespace (host owners: the user and subordinate ids, never host root), and a build
+    armed to be SIGKILLed at the first layer unpack (the test-only fault hook) runs to the end."""
+    from pyrunc.faults import STEP_VAR, SWITCH, SWITCH_VALUE
+
+    ub.import_base()
+    layers = os.path.join(ub.root, "layers")
+    assert [n for n in os.listdir(layers) if not n.startswith(".")], "import left the base packed"
+    owners = host_owners(rootless_user, layers)
+    assert rootless_user.uid in owners and 0 not in owners
+    ctx = ub.context({"Dockerfile": "FROM busybox\nRUN touch /made\n"})
+    p = ub("build", "--progress", "plain", "-t", "t", ctx, check=False,
+           env=ub.env(**{SWITCH: SWITCH_VALUE, STEP_VAR: "layer.unpacked@1"}))
+    assert p.returncode == 0, f"the build unpacked at FROM (rc {p.returncode}): {p.stderr[-2000:]}"
+
+
 def test_the_image_runs_with_pyrunc_as_the_user(ub, rootless_user):
     ub.import_base()
     ctx = ub.context({"Dockerfile": DOCKERFILE, "f.txt": "hello\n"})
@@ -193,7 +210,14 @@ def test_an_image_id_beyond_the_range_is_one_line(ub, rootless_user):
         tar.addfile(info, io.BytesIO(b"x\n"))
     os.chown(path, u.uid, u.gid)
     try:
-        ub("import", path, "-t", "far")
+        # import unpacks the layer (issue 17 goal 5): the refusal comes there, nothing is tagged
+        p = ub("import", path, "-t", "far", check=False)
+        _one_line(p, "pybuild: ")
+        assert "unpacking layer 1 of 1" in p.stderr
+        assert f"unpack: far: owner {far}:{far} is not mapped in this user namespace" in p.stderr
+        assert os.listdir(os.path.join(ub.root, "layers")) == []
+        # stored without unpacking, the same refusal comes at FROM
+        ub("import", path, "-t", "far", "--no-unpack")
         ctx = ub.context({"Dockerfile": "FROM far\nRUN true\n"})
         p = ub("build", "--progress", "quiet", ctx, check=False)
         _one_line(p, "pybuild: ")
