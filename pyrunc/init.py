@@ -29,6 +29,7 @@ import _socket
 import struct
 
 from pyrunc import INIT_COMM, enter, exeguard, hooks, lifeline, rootfs, safepath, sync, syscalls as s
+from pyrunc.cgroups.common import join_thread
 from pyrunc.errors import ConfigError
 from pyrunc.launch import Launch
 
@@ -60,6 +61,7 @@ def _report(launch: Launch, sock: _socket.socket, err: BaseException) -> None:
 
 
 def _setup(launch: Launch, sock: _socket.socket) -> None:
+    _join_cgroups(launch)
     os.setsid()
     _uts(launch)
     if launch.ns.has("network") and launch.new_netns:
@@ -73,6 +75,15 @@ def _setup(launch: Launch, sock: _socket.socket) -> None:
         _build_rootfs_in_host_ns(launch, sock)
     enter.prepare(launch, lambda fd: _send_listener(sock, fd))
     sync.send(sock, "ready")
+
+
+def _join_cgroups(launch: Launch) -> None:
+    """Into the container's v1 cgroups, before anything else (process._clone_init:
+    create then makes no cgroup.procs write, whose global lock waits for an RCU
+    grace period). init is one thread: moving it (`tasks`) moves the process."""
+    optional = bool(getattr(launch.cgroup, "optional", False))  # as the manager's add()
+    for d in launch.extra.get("init_joins_v1") or ():
+        join_thread(d, optional, "the container's init")
 
 
 def _detached(sock: _socket.socket) -> None:

@@ -26,7 +26,8 @@ from pyrunc.launch import Launch
 def spawn(launch: Launch, on_hooks=None, on_pid=None):
     """Start init; returns (init pid, seccomp notify fd or None, the sync
     socket) once init is ready. init then waits for `detach()`. `on_pid(pid)`
-    runs once init's pid is known and init is in its cgroup (create records it
+    runs once init's pid is known and init is in its cgroup, or joins it first
+    thing (_clone_init; create records it
     in the state; until then init's parent-death signal is what covers it).
     Raises ChildError with the child's message on failure (the caller's undo
     stack kills whatever is left)."""
@@ -35,19 +36,18 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
     parent_sock, child_sock = sync.pair()
     try:
         if _direct(launch):
-            try:
-                pid = s.clone_fork(launch.ns.unshare_flags)
-            except OSError as err:
-                raise KernelError("clone", err.errno or 1, None, _flag_names(launch.ns.unshare_flags)) from None
+            pid, joins = _clone_init(launch)
             if pid == 0:
                 lifeline.arm()  # first: a SIGKILLed create takes init with it
                 parent_sock.close()
                 lifeline.check(child_sock)
                 s.prctl(s.PR_SET_DUMPABLE, 0)
+                launch.extra["init_joins_v1"] = joins  # init.run joins them first (`tasks`)
                 init.run(launch, child_sock)
             child_sock.close()
             launch.extra["init_pid"] = pid
-            _placed(launch, pid)  # first: the cgroup write's RCU wait overlaps init's work
+            if joins is None:
+                _placed(launch, pid)  # the cgroup write's RCU wait overlaps init's work (in part)
             if on_pid is not None:
                 on_pid(pid)
             pid, notify_fd = _serve(launch, parent_sock, 0, on_hooks, pid)
@@ -110,6 +110,48 @@ def _direct(launch: Launch) -> bool:
     ns = launch.ns
     slow = s.CLONE_NEWCGROUP | s.CLONE_NEWTIME
     return not ns.join and not ns.new_user and not ns.unshare_flags & slow
+
+
+def _clone_init(launch: Launch) -> tuple[int, tuple[str, ...] | None]:
+    """Clone init into its new namespaces; (pid, the v1 cgroups init joins
+    itself) where init can join all of its cgroups without the global
+    threadgroup lock, else (pid, None) and the caller places it with
+    cgroup.procs writes.
+
+    A v1 cgroup.procs write (and any cgroup2 one) takes cgroup_threadgroup_rwsem
+    for writing, and the first writer waits for an RCU grace period: 4-10 ms of
+    create's critical path in most runs (strace: init reported ready, create
+    was still in that write). Without it: init is cloned into its cgroup2
+    directory (clone3 CLONE_INTO_CGROUP, as exec's intermediate is), and moves
+    its single thread into each v1 cgroup by writing "0" to `tasks`
+    (cgroups.common.join_thread), first thing, before it forks or execs
+    anything. Where clone3 into the directory is refused, the former way."""
+    flags = launch.ns.unshare_flags
+    v1, v2 = _cgroup_dirs(launch.cgroup)
+    joins: tuple[str, ...] | None = None
+    pid = -1
+    if v2:
+        try:
+            fd = os.open(v2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                pid, joins = s.clone_into_cgroup(fd, flags), v1
+            except OSError:
+                pass  # e.g. a cgroup2 directory with threads: the former way
+            finally:
+                os.close(fd)
+    elif v1:
+        joins = v1
+    if pid < 0:
+        try:
+            pid = s.clone_fork(flags)
+        except OSError as err:
+            raise KernelError("clone", err.errno or 1, None, _flag_names(flags)) from None
+        if v2:
+            joins = None
+    return pid, joins
 
 
 def _placed(launch: Launch, pid: int) -> None:

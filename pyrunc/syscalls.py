@@ -597,12 +597,13 @@ class _CloneArgs(_C.Structure):
         "set_tid", "set_tid_size", "cgroup")]
 
 
-def clone_into_cgroup(cgroup_fd: int) -> int:
+def clone_into_cgroup(cgroup_fd: int, flags: int = 0) -> int:
     """fork(2) whose child starts in the cgroup2 directory `cgroup_fd`
-    (clone3 CLONE_INTO_CGROUP), like os.fork otherwise. No cgroup.procs write,
-    so no migration under the global threadgroup lock (whose first writer
-    waits for an RCU grace period, 10-20 ms here)."""
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    (clone3 CLONE_INTO_CGROUP), like os.fork otherwise; `flags` adds CLONE_NEW*
+    namespaces as clone_fork's do. No cgroup.procs write, so no migration under
+    the global threadgroup lock (whose first writer waits for an RCU grace
+    period, 10-20 ms here)."""
+    args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
     return _forked(lambda: _pysyscall(_NR["clone3"], _C.byref(args), _C.c_size_t(_C.sizeof(args))))
 
 

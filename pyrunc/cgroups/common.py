@@ -198,13 +198,13 @@ def signal_frozen(manager, sig: int, can_freeze: bool) -> None:
             manager.thaw()
 
 
-def join_thread(path: str, rootless: bool) -> None:
+def join_thread(path: str, rootless: bool, who: str = "") -> None:
     """Move the calling thread into the v1 cgroup at `path` by writing "0" to
     its `tasks`. A single thread moving itself skips the global threadgroup
     lock that every cgroup.procs write takes (and whose first writer waits for
     an RCU grace period, 10-20 ms here): exec's intermediate is one thread,
     and the process it forks is born where it is."""
-    _join(f"{path}/tasks", b"0", os.getpid(), rootless)
+    _join(f"{path}/tasks", b"0", os.getpid(), rootless, who)
 
 
 def join_procs(path: str, pid: int, rootless: bool) -> None:
@@ -213,7 +213,8 @@ def join_procs(path: str, pid: int, rootless: bool) -> None:
     _join(f"{path}/cgroup.procs", str(pid).encode(), pid, rootless)
 
 
-def _join(file: str, data: bytes, pid: int, rootless: bool) -> None:
+def _join(file: str, data: bytes, pid: int, rootless: bool, who: str = "") -> None:
+    """`who` names the process in the error where its pid would mislead (init: 1 in its namespace)."""
     try:
         fd = os.open(file, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -223,4 +224,4 @@ def _join(file: str, data: bytes, pid: int, rootless: bool) -> None:
     except OSError as err:
         if rootless and err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
             return
-        raise CgroupError(f"add pid {pid} to {os.path.dirname(file)}: {err.strerror}") from None
+        raise CgroupError(f"add {who or f'pid {pid}'} to {os.path.dirname(file)}: {err.strerror}") from None

@@ -32,6 +32,49 @@ def test_create_places_every_controller(cg, children):
     assert cg.pids() == [c.pid]
 
 
+def test_created_init_is_in_every_cgroup_made_for_it(runtime, bundle, cid):
+    """After create, init sits in the container's cgroup of every hierarchy (v1 ones and
+    the cgroup2 one beside them): pyrunc's init joins the v1 ones itself through `tasks`
+    and is cloned into the cgroup2 one (process._clone_init), with no cgroup.procs write."""
+    bundle.config["linux"]["cgroupsPath"] = f"/{cid}"
+    bundle.set_args("sleep", "30")
+    runtime("create", "-b", bundle.path, cid, check=True)
+    pid = json.loads(runtime("state", cid).stdout)["pid"]
+    made = [os.path.join("/sys/fs/cgroup", h, cid) for h in sorted(os.listdir("/sys/fs/cgroup"))
+            if os.path.isdir(os.path.join("/sys/fs/cgroup", h, cid))]
+    assert f"/sys/fs/cgroup/memory/{cid}" in made and f"/sys/fs/cgroup/pids/{cid}" in made, made
+    if os.path.isdir("/sys/fs/cgroup/unified"):
+        assert "/sys/fs/cgroup/unified/" + cid in made
+    for d in made:
+        assert fileio.read(f"{d}/cgroup.procs").split() == [str(pid)], d
+    lines = open(f"/proc/{pid}/cgroup").read().splitlines()
+    assert sum(line.endswith(f":/{cid}") for line in lines) >= len(made) - 1  # cpu,cpuacct may share a line
+    runtime("delete", "-f", cid, check=True)
+    assert not [d for d in made if os.path.isdir(d)]
+
+
+def test_init_that_cannot_join_its_cgroup_fails_create_in_one_line(pyrunc, bundle, cid):
+    """A pre-made cpuset cgroup without cpus refuses every task (ENOSPC): init's own join
+    (`tasks`, process._clone_init) fails, create says so in one line naming the cgroup,
+    and leaves no container, no init and not the cgroups it made."""
+    cpuset = f"/sys/fs/cgroup/cpuset/{cid}"
+    os.mkdir(cpuset)  # cpuset.cpus and cpuset.mems empty: nothing can join it
+    try:
+        bundle.config["linux"]["cgroupsPath"] = f"/{cid}"
+        bundle.set_args("sleep", "30")
+        proc = pyrunc("create", "-b", bundle.path, cid)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0
+        assert len(err.strip().splitlines()) == 1 and err.startswith("pyrunc: ") and cpuset in err, err
+        assert "init" in err and "pid 1 " not in err  # not its pid in its own namespace
+        assert "Traceback" not in err
+        assert pyrunc("state", cid).returncode != 0
+        assert fileio.read(f"{cpuset}/cgroup.procs").strip() == ""
+        assert not os.path.isdir(f"/sys/fs/cgroup/memory/{cid}")  # made by create, removed by its undo
+    finally:
+        os.rmdir(cpuset)
+
+
 def test_memory_limit_ooms_and_reports_event(cg, children):
     cg.apply(typed({"memory": {"limit": 32 << 20, "swap": 32 << 20}}))
     watcher = oom.watch(cg)
