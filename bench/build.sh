@@ -2,7 +2,9 @@
 # The seeds' flask build (examples/flaskdemo: FROM python:3.11-slim, LABEL, ENV, ARG, USER,
 # WORKDIR, ADD, RUN pip install -r requirements.txt, EXPOSE, CMD) with pybuild, buildah and
 # BuildKit (DOCKER_BUILDKIT=1 docker build, on a private dockerd), three times each:
-#   cold     the builder's cache empty, the base image present (loaded, not timed)
+#   cold     the builder's cache empty, the base image present (loaded, not timed; each builder
+#            unpacks an image's layers when it loads it: `pybuild load`, buildah pull and
+#            `docker load` alike, so none of them unpacks the base inside the timed build)
 #   cached   the same build again: every step from the cache
 #   changed  app.py edited: ADD and the pip RUN run again
 # and prints the medians and pybuild's ratio to the faster peer of each.
