@@ -138,12 +138,15 @@ def unpack_entering(store: Store, image: StoredImage, label: str) -> None:
     chains = chain_ids(diff_ids)
     total = len(chains)
     for i, (desc, diff_id, chain) in enumerate(zip(image.manifest.layers, diff_ids, chains)):
+        where = f"{label}: unpacking layer {i + 1} of {total} ({desc.digest[:19]})"
         try:
             store.ensure_layer(chain, chains[i - 1] if i else None, diff_id, desc)
         except PybuildError as err:
-            wrapped = StoreError(f"{label}: unpacking layer {i + 1} of {total} ({desc.digest[:19]}): {err}")
+            wrapped = StoreError(f"{where}: {err}")
             wrapped.exit_code = err.exit_code
             raise wrapped from None
+        except OSError as err:  # what the system refuses (a full disk): the temp dir is gone already
+            raise StoreError(f"{where}: {err.strerror or err}{f' ({err.filename})' if err.filename else ''}") from None
 
 
 # ---- sources: a layout directory or a tar, read by relative path ----------------------------------

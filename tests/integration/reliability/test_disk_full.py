@@ -187,6 +187,31 @@ def test_store_fills_mid_commit(small_store, tmp_path) -> None:
     _assert_clean(store)
 
 
+def test_store_fills_while_a_load_unpacks(small_store, tmp_path) -> None:
+    """`pybuild load` of an image whose blob fits but whose unpacked layer does not (a file of one
+    repeated byte: tiny gzip, large on disk; not zeros, which unpack as holes): one line naming
+    the layer, nothing tagged, no half layer; loaded again once there is room."""
+    store, mnt = small_store
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    big = tmp_path / "bigtree"
+    big.mkdir()
+    with open(big / "a", "wb") as fh:
+        fh.write(b"a" * int(free * 1.5))
+    maker = type(store)(str(tmp_path / "maker"))
+    maker.ok("import", str(big), "-t", "fat", "--no-unpack")
+    archive = str(tmp_path / "fat.tar")
+    maker.ok("save", "--format", "oci-archive", "fat", "-o", archive)  # blobs as stored: gzip
+    assert os.path.getsize(archive) < free / 2
+    line = one_line(store("load", "-i", archive), "pybuild", "No space left on device")
+    assert f"load {archive}: unpacking layer 1 of 1 (sha256:" in line, line
+    assert "fat" not in store.ok("images").stdout
+    assert not [n for n in os.listdir(os.path.join(store.root, "layers")) if n.startswith(".tmp-")]
+    _remount(mnt, size="64m")
+    store.ok("load", "-i", archive)
+    assert "fat" in store.ok("images").stdout
+    _assert_clean(store)
+
+
 def test_store_fills_mid_container_commit(small_store, tmp_path) -> None:
     """`pybuild commit` of a container whose change (random: incompressible) fits in its upper dir
     but whose layer blob does not fit beside it."""
