@@ -324,10 +324,9 @@ class Builder:
 
     def _triggers(self, st: "StageState", stage: "Stage") -> "list[Instruction]":
         """ONBUILD triggers of the base image, as instructions at the FROM line."""
-        import dataclasses
-
         from pybuild.dockerfile import parser as dockerfile_parser, stages as instructions
         from pybuild.steps.contract import with_container
+        from pyrunc import record
 
         out = []
         for trigger in st.container.on_build:
@@ -337,7 +336,7 @@ class Builder:
                 parsed = instructions.parse_instruction(node, self.df_name)
                 if isinstance(parsed, tuple):  # FROM: refused as a trigger when written, not in a base
                     raise DockerfileError("FROM isn't allowed as an ONBUILD trigger", stage.line, self.df_name)
-                out.append(dataclasses.replace(parsed, line=stage.line, end_line=stage.line))
+                out.append(record.replace(parsed, line=stage.line, end_line=stage.line))
         if st.container.on_build:
             st.config = with_container(st, on_build=())
         return out

@@ -31,9 +31,18 @@ class _RecordMeta(type):
     """Turns the annotated fields of a class body into __slots__ plus a defaults table."""
 
     def __new__(mcls, name: str, bases: tuple, ns: dict):  # type: ignore[no-untyped-def]
-        names = tuple(ns.get("__annotations__", ()))  # in class-body order
-        defaults = {f: ns.pop(f) for f in names if f in ns}
-        ns["__slots__"] = names
+        own = tuple(ns.get("__annotations__", ()))  # in class-body order
+        # a subclass extends its base's fields (pybuild's instructions share a common part)
+        inherited = tuple(f for base in bases for f in getattr(base, "_fields", ()))
+        redeclared = set(own) & set(inherited)
+        if redeclared:
+            raise TypeError(f"{name} redeclares the fields {sorted(redeclared)} of its base")
+        defaults = {}
+        for base in bases:
+            defaults.update(getattr(base, "_defaults", {}))
+        defaults.update({f: ns.pop(f) for f in own if f in ns})
+        names = inherited + own
+        ns["__slots__"] = own
         ns["_fields"] = names
         ns["_defaults"] = defaults
         # (name, default or _REQUIRED, default is a factory) for Record.__init__

@@ -14,6 +14,7 @@ import sys
 import click
 
 from pybuild.errors import DockerfileError
+from pyrunc.record import fields
 
 
 def _read(path: str) -> tuple[bytes, str]:
@@ -49,7 +50,7 @@ def _describe(instr: object) -> str:
     """`field=value` for every field that differs from its default."""
     skip = {"keyword", "line", "end_line", "original", "flags"}  # flags: shown by the typed fields
     parts = []
-    for name in type(instr).__dataclass_fields__:  # type: ignore[attr-defined]
+    for name in fields(instr):  # type: ignore[arg-type]
         value = getattr(instr, name)
         if name in skip or value in ((), "", None, False) or _DEFAULTS.get(name, object()) == value:
             continue

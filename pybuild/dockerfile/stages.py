@@ -23,8 +23,6 @@ their quotes, as BuildKit keeps them, for the shell lexer to process later).
 
 from __future__ import annotations
 
-import dataclasses
-
 from pybuild.dockerfile import keywords
 from pybuild.dockerfile.flags import FlagError, Flags, parse_go_duration, suggest  # parse_go_duration: re-exported
 from pybuild.dockerfile.instructions import (  # re-exported: the public types
@@ -56,6 +54,7 @@ from pybuild.dockerfile.keywords import StageStart
 from pybuild.dockerfile.parser import Node, Result
 from pybuild.errors import DockerfileError
 from pybuild.gostr import go_lower, go_quote, go_trim_space, go_upper, printable
+from pyrunc.record import replace
 
 
 def _node_args(node: Node) -> list[str]:
@@ -91,7 +90,7 @@ def parse_stages(result: Result) -> tuple[list[ArgInstr], list[Stage]]:
 
     def close() -> None:
         if stages:
-            stages[-1] = dataclasses.replace(stages[-1], instructions=tuple(body))
+            stages[-1] = replace(stages[-1], instructions=tuple(body))
 
     for node in result.nodes:
         parsed = parse_instruction(node, fn)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import pytest
@@ -63,7 +62,6 @@ def test_the_front_end_does_not_import_the_steps():
 # --- a made-up instruction, added through the one table ---------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class GreetInstr(Instruction):
     name: str = ""
     loud: bool = False
