@@ -37,7 +37,6 @@ import json
 import os
 import tarfile
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pybuild.errors import ImageNotFound, StoreError
@@ -46,6 +45,7 @@ from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, MT_CONFIG, MT_LAYER
                            Index, Manifest, format_time, host_platform, parse_config, parse_index,
                            parse_manifest, sha256_digest, to_json)
 from pybuild.store import StoredImage, check_digest
+from pyrunc.record import Record
 
 if TYPE_CHECKING:
     from pybuild.store import Store
@@ -56,8 +56,7 @@ TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 PULL_POLICIES = ("missing", "always", "never")
 
 
-@dataclass(frozen=True, slots=True)
-class PullOptions:
+class PullOptions(Record):
     """How FROM (and `pybuild run`) get images the store lacks; only a pull imports pybuild.registry."""
 
     policy: str = "missing"

@@ -470,7 +470,7 @@ class Builder:
 
     def _commit_step(self, st: "StageState", outcome: "Outcome") -> str:
         """Commit the step's diff (if any) as a layer; returns a progress note."""
-        import dataclasses
+        from pyrunc.record import replace
 
         from pybuild.layer import commit_layer
 
@@ -479,7 +479,7 @@ class Builder:
         empty = outcome.diff is None or not os.listdir(outcome.diff)
         if empty:
             entry = History(created=created, created_by=outcome.created_by, empty_layer=True)
-            st.config = dataclasses.replace(config, history=config.history + (entry,))
+            st.config = replace(config, history=config.history + (entry,))
             return "" if outcome.diff is None else "no changes: empty layer"
         started = time.monotonic()
         desc, digests = commit_layer(self.store, outcome.diff, compression=self.opts.compression,
@@ -494,7 +494,7 @@ class Builder:
                                            outcome.diff)
         fault_point("build.layer-adopted")
         entry = History(created=created, created_by=outcome.created_by)
-        st.config = dataclasses.replace(config, rootfs=dataclasses.replace(config.rootfs, diff_ids=diff_ids),
+        st.config = replace(config, rootfs=replace(config.rootfs, diff_ids=diff_ids),
                                         history=config.history + (entry,))
         st.layers = st.layers + (desc,)
         base = outcome.base_lowers if outcome.base_lowers is not None else self.ensure_lowers(st)
@@ -504,17 +504,17 @@ class Builder:
                f"committed in {took:.2f}s = {mb / took:.0f} MB/s"
 
     def _commit(self, st: "StageState") -> tuple[str, Descriptor, ImageConfig]:
-        import dataclasses
+        from pyrunc.record import replace
 
         config = st.config
         if self.opts.labels:
             labels = dict(config.config.labels)
             labels.update(self.opts.labels)
-            config = dataclasses.replace(config, config=dataclasses.replace(config.config, labels=labels))
+            config = replace(config, config=replace(config.config, labels=labels))
         created = (config.history[-1].created if config.history else None) or self._created()
         if self.opts.source_date_epoch is not None:
             created = format_time(self.opts.source_date_epoch)
-        config = dataclasses.replace(config, created=created)
+        config = replace(config, created=created)
         config_desc = self.store.put_json(config, MT_CONFIG)
         manifest = Manifest(config=config_desc, layers=st.layers)
         desc = self.store.put_json(manifest, MT_MANIFEST)
@@ -523,10 +523,10 @@ class Builder:
 
 def fold_history(st: "StageState") -> None:
     """Append the history entries of the metadata steps run since the last fold, in one copy."""
-    import dataclasses
+    from pyrunc.record import replace
 
     if st.pending_history:
-        st.config = dataclasses.replace(st.config, history=st.config.history + tuple(st.pending_history))
+        st.config = replace(st.config, history=st.config.history + tuple(st.pending_history))
         st.pending_history.clear()
 
 

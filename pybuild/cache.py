@@ -34,11 +34,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
 from pyrunc.fsutil import atomic_write
+from pyrunc.record import NEW_DICT, Record
 
 KEEP_BUILDS = 8
 
@@ -51,15 +51,14 @@ def step_key(parent: str, instruction: str, sources: str | None, args: dict[str,
     return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class StepInputs:
+class StepInputs(Record):
     """What went into one step's key, kept for --explain-cache."""
 
     key: str
     text: str
     scope: dict[str, str]          # ARG and ENV values in scope ("ARG X", "ENV Y" → value)
     base: str | None = None        # base image digest (first step of a stage)
-    sources: dict[str, str] = field(default_factory=dict)  # context path → digest
+    sources: dict[str, str] = NEW_DICT  # context path → digest
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "text": self.text, "scope": self.scope, "base": self.base,
@@ -71,8 +70,7 @@ class StepInputs:
                    base=d.get("base"), sources=dict(d.get("sources") or {}))
 
 
-@dataclass(frozen=True, slots=True)
-class CacheRecord:
+class CacheRecord(Record):
     config: dict[str, Any]          # the image config JSON after the step
     layers: list[dict[str, Any]]    # manifest layer descriptors so far (bottom first)
 

@@ -11,13 +11,13 @@ records them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING
 
 from pybuild import fault_point
 from pybuild.containers import Container, ContainerError
 from pybuild.errors import PybuildError
+from pyrunc.record import replace
 
 if TYPE_CHECKING:
     from pybuild.store import Store
@@ -54,7 +54,7 @@ def commit_container(store: "Store", c: Container, name: str | None, message: st
         if over.get("user"):
             changes["user"] = over["user"]
         if changes:
-            m.set_config(dataclasses.replace(cfg, **changes))
+            m.set_config(replace(cfg, **changes))
         exclude = list(SYSTEM_MOUNTS) + list(c.mounts)
         desc, digests = commit_layer(store, upper, exclude=exclude)
         fault_point("commit.layer-blob")

@@ -22,17 +22,16 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from pybuild.errors import ContextError
+from pyrunc.record import NEW_DICT, Record
 
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(Record):
     """One resolved COPY/ADD source inside the context."""
 
     rel: str          # path relative to the context root, "/"-separated, "." for the root
@@ -40,13 +39,12 @@ class Source:
     is_dir: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SourceDigest:
+class SourceDigest(Record):
     """The cache input of a COPY/ADD: one digest plus the per-file digests
     (context-relative path → digest) that `--explain-cache` diffs."""
 
     digest: str
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = NEW_DICT
 
 
 def has_glob(pattern: str) -> bool:

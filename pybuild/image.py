@@ -20,13 +20,13 @@ Public API
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from pyrunc.record import NEW_DICT, Record, factory, replace
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -74,8 +74,7 @@ def format_time(ts: float) -> str:
     return text + "Z"
 
 
-@dataclass(frozen=True, slots=True)
-class Descriptor:
+class Descriptor(Record):
     media_type: str
     digest: str
     size: int
@@ -105,7 +104,7 @@ class Descriptor:
             raise StoreError(f"descriptor: missing or invalid field {err}") from None
 
     def with_annotations(self, annotations: Mapping[str, str] | None) -> Descriptor:
-        return dataclasses.replace(self, annotations=dict(annotations) if annotations else None)
+        return replace(self, annotations=dict(annotations) if annotations else None)
 
 
 def _platform_dict(p: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,8 +112,7 @@ def _platform_dict(p: Mapping[str, Any]) -> dict[str, Any]:
     return {k: p[k] for k in order if p.get(k)} | {k: v for k, v in p.items() if k not in order}
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(Record):
     config: Descriptor
     layers: tuple[Descriptor, ...] = ()
     annotations: Mapping[str, str] | None = None
@@ -128,8 +126,7 @@ class Manifest:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Index:
+class Index(Record):
     manifests: tuple[Descriptor, ...] = ()
     annotations: Mapping[str, str] | None = None
 
@@ -141,8 +138,7 @@ class Index:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class History:
+class History(Record):
     created: str | None = None
     created_by: str | None = None
     author: str | None = None
@@ -160,8 +156,7 @@ class History:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerConfig:
+class ContainerConfig(Record):
     """The `config` object of an image config. None = absent (omitted), as Go's omitempty."""
 
     user: str | None = None
@@ -171,7 +166,7 @@ class ContainerConfig:
     cmd: tuple[str, ...] | None = None
     volumes: tuple[str, ...] = ()
     working_dir: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = NEW_DICT
     stop_signal: str | None = None
     args_escaped: bool = False
     healthcheck: Mapping[str, Any] | None = None
@@ -234,8 +229,7 @@ class ContainerConfig:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class RootFS:
+class RootFS(Record):
     diff_ids: tuple[str, ...] = ()
     type: str = "layers"
 
@@ -243,16 +237,15 @@ class RootFS:
         return {"type": self.type, "diff_ids": list(self.diff_ids)}
 
 
-@dataclass(frozen=True, slots=True)
-class ImageConfig:
+class ImageConfig(Record):
     architecture: str = "amd64"
     os: str = "linux"
     created: str | None = None
     author: str | None = None
     os_version: str | None = None
     variant: str | None = None
-    config: ContainerConfig = field(default_factory=ContainerConfig)
-    rootfs: RootFS = field(default_factory=RootFS)
+    config: ContainerConfig = factory(ContainerConfig)
+    rootfs: RootFS = factory(RootFS)
     history: tuple[History, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ Public API
   Mutator(store, base: StoredImage | None = None)          None = FROM scratch (host platform)
     .config -> ImageConfig, .layers -> tuple[Descriptor, ...], .diff_ids, .chain_id
     .set_config(container_config: ContainerConfig)        replace the `config` object
-    .update(**fields)                                      dataclasses.replace on ContainerConfig fields
+    .update(**fields)                                      record.replace on ContainerConfig fields
     .add_history(created_by, created=None, empty_layer=True, comment=None, author=None)
     .add_layer(desc, diff_id, created_by, created=None, comment=None)
     .set_created(ts_text) / .set_author(text)
@@ -22,13 +22,13 @@ Public API
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
 from pybuild.errors import StoreError
 from pybuild.image import (MT_CONFIG, MT_MANIFEST, ContainerConfig, Descriptor, History, ImageConfig, Manifest,
                            RootFS, chain_id, format_time, host_platform)
+from pyrunc.record import replace
 
 if TYPE_CHECKING:
     from pybuild.store import Store, StoredImage
@@ -62,29 +62,29 @@ class Mutator:
         return chain_id(self.diff_ids)
 
     def set_config(self, container_config: ContainerConfig) -> None:
-        self._config = dataclasses.replace(self._config, config=container_config)
+        self._config = replace(self._config, config=container_config)
 
     def update(self, **fields: Any) -> None:
-        self.set_config(dataclasses.replace(self._config.config, **fields))
+        self.set_config(replace(self._config.config, **fields))
 
     def set_created(self, created: str) -> None:
-        self._config = dataclasses.replace(self._config, created=created)
+        self._config = replace(self._config, created=created)
 
     def set_author(self, author: str | None) -> None:
-        self._config = dataclasses.replace(self._config, author=author)
+        self._config = replace(self._config, author=author)
 
     def add_history(self, created_by: str, created: str | None = None, empty_layer: bool = True,
                     comment: str | None = None, author: str | None = None) -> None:
         entry = History(created=created or format_time(time.time()), created_by=created_by, author=author,
                         comment=comment, empty_layer=empty_layer)
-        self._config = dataclasses.replace(self._config, history=self._config.history + (entry,))
+        self._config = replace(self._config, history=self._config.history + (entry,))
 
     def add_layer(self, desc: Descriptor, diff_id: str, created_by: str, created: str | None = None,
                   comment: str | None = None) -> None:
         if not self._store.has_blob(desc.digest):
             raise StoreError(f"add layer: blob {desc.digest} is not in the store")
         rootfs = RootFS(diff_ids=self._config.rootfs.diff_ids + (diff_id,))
-        self._config = dataclasses.replace(self._config, rootfs=rootfs)
+        self._config = replace(self._config, rootfs=rootfs)
         self._layers += (desc,)
         self.add_history(created_by, created, empty_layer=False, comment=comment)
 

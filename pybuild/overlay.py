@@ -20,10 +20,10 @@ import errno
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from pybuild.errors import PybuildError
+from pyrunc.record import Record
 
 _OVERLAY_OPTS = "index=off,metacopy=off,redirect_dir=off"
 _MAX_MOUNT_DATA = 4000  # the mount(2) data page is 4096 bytes
@@ -69,8 +69,7 @@ def remove_tree(path: str) -> None:
     rmtree_nofollow(path)
 
 
-@dataclass(frozen=True, slots=True)
-class Overlay:
+class Overlay(Record):
     """Paths of one step's overlay; `mount_overlay` mounts it."""
 
     merged: str

@@ -28,17 +28,16 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from pybuild.errors import PybuildError, RuntimeNotFound
+from pyrunc.record import Record, factory, replace
 
 if TYPE_CHECKING:
     from pybuild.net.model import NetSettings, PortMapping
@@ -70,8 +69,7 @@ class RuntimeFailed(PybuildError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerSpec:
+class ContainerSpec(Record):
     """What a RUN step needs from the runtime."""
 
     rootfs: str
@@ -83,7 +81,7 @@ class ContainerSpec:
     additional_gids: tuple[int, ...] = ()
     network: str = "bridge"
     hostname: str = "pybuild"
-    mounts: list[dict] = field(default_factory=list)
+    mounts: list[dict] = factory(list)
     net: "NetSettings | None" = None      # bridge, range, state dir (None: from the environment)
     ports: tuple["PortMapping", ...] = ()
     netns: str | None = None              # bridge: the namespace `network()` set up
@@ -215,7 +213,7 @@ def network(spec: ContainerSpec, container_id: str) -> Iterator[ContainerSpec]:
     settings = spec.net or NetSettings.from_env()
     req = plumbing.NetRequest(container_id, settings.bridge, settings.subnet, tuple(spec.ports), settings.state_dir)
     with plumbing.attached(req) as (path, att):
-        yield dataclasses.replace(spec, netns=path, address=str(att.address))
+        yield replace(spec, netns=path, address=str(att.address))
 
 
 def etc_files(network: str, hostname: str, address: str | None = None) -> dict[str, bytes]:

@@ -49,7 +49,6 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pybuild import fault_point
@@ -58,12 +57,12 @@ from pybuild.errors import DigestMismatch, ImageNotFound, PybuildError, StoreErr
 from pybuild.image import (ANNOTATION_REF_NAME, INDEX_TYPES, Descriptor, ImageConfig, Index, Manifest,
                            chain_ids, parse_config, parse_index, parse_manifest, to_json)
 from pyrunc.fsutil import atomic_write, fsync_dir, rmtree_nofollow
+from pyrunc.record import Record
 
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class LayerRecord:
+class LayerRecord(Record):
     chain_id: str
     diff_id: str
     parent: str | None
@@ -71,8 +70,7 @@ class LayerRecord:
     path: str  # the diff/ directory
 
 
-@dataclass(frozen=True, slots=True)
-class StoredImage:
+class StoredImage(Record):
     name: str | None
     descriptor: Descriptor
     manifest: Manifest
@@ -88,8 +86,7 @@ class StoredImage:
         return chain_ids(self.config.rootfs.diff_ids)
 
 
-@dataclass(frozen=True, slots=True)
-class GcStats:
+class GcStats(Record):
     blobs_removed: int
     layers_removed: int
     bytes_freed: int

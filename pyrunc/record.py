@@ -27,6 +27,11 @@ class _Factory:
 NEW_DICT = _Factory(dict)
 
 
+def factory(make: type) -> _Factory:
+    """A default made anew by `make()` for every instance (dataclasses' default_factory)."""
+    return _Factory(make)
+
+
 class _RecordMeta(type):
     """Turns the annotated fields of a class body into __slots__ plus a defaults table."""
 
@@ -98,6 +103,10 @@ class Record(metaclass=_RecordMeta):
 
     def __hash__(self) -> int:
         return hash(tuple(getattr(self, f) for f in self._fields))
+
+    def __reduce__(self) -> tuple:
+        """copy, deepcopy and pickle rebuild through __init__ (the default would assign slots)."""
+        return type(self), tuple(getattr(self, f) for f in self._fields)
 
 
 class MutableRecord(Record):

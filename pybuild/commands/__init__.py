@@ -11,11 +11,10 @@ Adding a verb: its click command in a module here, one row below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pyrunc.record import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(Record):
     target: str               # "module:attribute" of the click.Command
     userns: bool = True       # an ordinary user runs it in a user namespace (pybuild.rootless)
 

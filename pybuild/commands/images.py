@@ -197,7 +197,7 @@ def import_(ctx: click.Context, source: str, name: str | None, changes: tuple[st
 
 def apply_change(config, change: str):  # type: ignore[no-untyped-def]
     """One `--change` instruction applied to a ContainerConfig (docker import's subset)."""
-    import dataclasses
+    from pyrunc.record import replace
     import shlex
     from pybuild.errors import PybuildError
 
@@ -215,19 +215,19 @@ def apply_change(config, change: str):  # type: ignore[no-untyped-def]
         return ("/bin/sh", "-c", rest)
 
     if word == "CMD":
-        return dataclasses.replace(config, cmd=argv())
+        return replace(config, cmd=argv())
     if word == "ENTRYPOINT":
-        return dataclasses.replace(config, entrypoint=argv())
+        return replace(config, entrypoint=argv())
     if word == "WORKDIR" and rest:
-        return dataclasses.replace(config, working_dir=rest)
+        return replace(config, working_dir=rest)
     if word == "USER" and rest:
-        return dataclasses.replace(config, user=rest)
+        return replace(config, user=rest)
     if word == "VOLUME" and rest:
         paths = list(argv()) if rest.startswith("[") and argv()[:2] != ("/bin/sh", "-c") else rest.split()
-        return dataclasses.replace(config, volumes=tuple(sorted(set(config.volumes) | set(paths))))
+        return replace(config, volumes=tuple(sorted(set(config.volumes) | set(paths))))
     if word == "EXPOSE" and rest:
         ports = tuple(p if "/" in p else f"{p}/tcp" for p in rest.split())
-        return dataclasses.replace(config, exposed_ports=tuple(sorted(set(config.exposed_ports + ports))))
+        return replace(config, exposed_ports=tuple(sorted(set(config.exposed_ports + ports))))
     if word in ("ENV", "LABEL") and rest:
         first = rest.split(None, 1)[0]
         if "=" not in first:  # legacy form: ENV KEY VALUE
@@ -241,10 +241,10 @@ def apply_change(config, change: str):  # type: ignore[no-untyped-def]
                     raise PybuildError(f"--change {change!r}: expected KEY=VALUE, got {item!r}")
                 pairs.append((key, value))
         if word == "LABEL":
-            return dataclasses.replace(config, labels={**config.labels, **dict(pairs)})
+            return replace(config, labels={**config.labels, **dict(pairs)})
         keys = {k for k, _ in pairs}
         env = tuple(e for e in config.env if e.partition("=")[0] not in keys)
-        return dataclasses.replace(config, env=env + tuple(f"{k}={v}" for k, v in pairs))
+        return replace(config, env=env + tuple(f"{k}={v}" for k, v in pairs))
     raise PybuildError(f"--change {change!r}: unsupported (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME)")
 
 

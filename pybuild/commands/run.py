@@ -43,6 +43,7 @@ import click
 
 from pybuild.errors import PybuildError
 from pybuild.containers import Container, ContainerError, ContainerStore, new_id, runtime_error
+from pyrunc.record import replace
 
 if TYPE_CHECKING:
     from pybuild.net.model import PortMapping
@@ -114,7 +115,7 @@ def run_config(image: "StoredImage", req: RunRequest) -> Any:
         changes["working_dir"] = req.workdir
     if req.user:
         changes["user"] = req.user
-    return dataclasses.replace(image.config, config=dataclasses.replace(cfg, **changes))
+    return replace(image.config, config=replace(cfg, **changes))
 
 
 def check_inputs(store: "Store", req: RunRequest) -> tuple["StoredImage", list["PortMapping"], list["MountSpec"]]:

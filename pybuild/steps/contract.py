@@ -18,11 +18,11 @@ so a cache hit never mounts, runs or writes anything.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from pybuild.image import ContainerConfig, Descriptor, History, ImageConfig
+from pyrunc.record import NEW_DICT, Record, replace
 
 if TYPE_CHECKING:
     from pybuild.cache import Cache
@@ -123,19 +123,17 @@ class StageState:
         return {k: v for k, v in self.args.items() if v is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(Record):
     """A step's expanded form and cache inputs."""
 
     text: str                      # the expanded instruction (progress, cache key)
     sources: str | None = None     # content digest of COPY/ADD sources
-    files: dict[str, str] = field(default_factory=dict)   # per-file digests for --explain-cache
-    extra: dict = field(default_factory=dict)             # anything else the key must cover
+    files: dict[str, str] = NEW_DICT   # per-file digests for --explain-cache
+    extra: dict = NEW_DICT             # anything else the key must cover
     payload: object = None         # what apply() needs (resolved sources, downloads)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Record):
     """What a step produced: the new container config, the history line,
     and the diff dir (None for metadata-only steps)."""
 
@@ -184,4 +182,4 @@ class Step(Protocol):
 
 
 def with_container(st: StageState, **fields: object) -> ImageConfig:
-    return dataclasses.replace(st.config, config=dataclasses.replace(st.container, **fields))
+    return replace(st.config, config=replace(st.container, **fields))

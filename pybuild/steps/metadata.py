@@ -13,7 +13,6 @@ handler the Step of its record (`MetadataStep`); `table.STEPS` collects them.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import signal
 from typing import Callable, Generic, TypeVar
@@ -25,6 +24,7 @@ from pybuild.dockerfile.shell_words import go_quote, stage_arg_value
 from pybuild.errors import InstructionError
 from pybuild.image import ImageConfig
 from pybuild.steps.contract import BuildEnv, Outcome, Prepared, StageState, with_container
+from pyrunc.record import replace
 
 I = TypeVar("I", bound=Instruction)
 Handler = Callable[[BuildEnv, StageState, I], tuple[ImageConfig, str]]
@@ -236,4 +236,4 @@ def onbuild(b: BuildEnv, st: StageState, ins: OnbuildInstr) -> tuple[ImageConfig
 
 @config_step(MaintainerInstr)
 def maintainer(b: BuildEnv, st: StageState, ins: MaintainerInstr) -> tuple[ImageConfig, str]:
-    return dataclasses.replace(st.config, author=ins.maintainer), f"MAINTAINER {ins.maintainer}"
+    return replace(st.config, author=ins.maintainer), f"MAINTAINER {ins.maintainer}"

@@ -209,14 +209,14 @@ def test_entering_image_whose_unpack_fails_leaves_no_layer(store, tmp_path):
     """A config whose diffID is not the layer's tar (an OCI archive may say so; docker-archives are
     checked at ingest) is found by the unpack: a one-line error naming the layer, no layer and no
     temp dir left."""
-    import dataclasses
+    from pyrunc.record import replace
 
     from pybuild.baseimage import load_archive, unpack_entering
 
     _tagged_archive(tmp_path / "d.tar", {"etc/x": b"x\n" * 1000}, "liar:1")
     [(image, _)] = load_archive(store, str(tmp_path / "d.tar"), unpack=False)
-    lying = dataclasses.replace(image, config=dataclasses.replace(
-        image.config, rootfs=dataclasses.replace(image.config.rootfs, diff_ids=("sha256:" + "1" * 64,))))
+    lying = replace(image, config=replace(
+        image.config, rootfs=replace(image.config.rootfs, diff_ids=("sha256:" + "1" * 64,))))
     with pytest.raises(StoreError, match=r"^load x: unpacking layer 1 of 1 \(sha256:[0-9a-f]{12}\): .*digest mismatch"):
         unpack_entering(store, lying, "load x")
     assert os.listdir(store.layers_root) == []

@@ -3,7 +3,7 @@ keeps a Dockerfile of n metadata lines O(n). Checked against the naive definitio
 
 from __future__ import annotations
 
-import dataclasses
+from pyrunc.record import replace
 
 from pybuild.image import ContainerConfig, ImageConfig
 from pybuild.steps.contract import StageState, with_container
@@ -53,5 +53,5 @@ def test_labels_are_copied_once_then_owned():
     child = StageState(config=shared, layers=(), key="k2", base_digest=None)
     child.labels_to_update()["c"] = "3"
     assert "c" not in st.container.labels
-    st.config = dataclasses.replace(st.config, config=dataclasses.replace(st.container, labels={"z": "0"}))
+    st.config = replace(st.config, config=replace(st.container, labels={"z": "0"}))
     assert st.labels_to_update() == {"z": "0"} and st.labels_to_update() is not labels
