@@ -49,3 +49,19 @@ def test_redeclaring_a_base_field_is_refused() -> None:
     with pytest.raises(TypeError, match="redeclares the fields \\['line'\\]"):
         class Bad(Base):  # noqa: F841
             line: int = 0
+
+
+def test_copy_deepcopy_and_pickle_rebuild_through_init() -> None:
+    import copy
+    import pickle
+
+    from pyrunc.record import factory
+
+    class WithFactory(Record):
+        name: str
+        items: list = factory(list)
+
+    c = Child("run", 1, "x", ("a",))
+    assert copy.copy(c) == c and copy.deepcopy(c) == c and pickle.loads(pickle.dumps(c)) == c
+    a, b = WithFactory("a"), WithFactory("b")
+    assert a.items == [] and a.items is not b.items  # a new list for every instance
