@@ -52,11 +52,19 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
                 on_pid(pid)
             pid, notify_fd = _serve(launch, parent_sock, 0, on_hooks, pid)
         else:
-            pid = os.fork()
+            early = launch.cgroup is not None and _joins_cgroup_early(launch)
+            v1, v2 = _cgroup_dirs(launch.cgroup) if early else ((), "")
+            pid = _fork_into(v2) if v2 else -1
+            if pid >= 0:
+                v2 = ""  # born in it
+            else:
+                pid = os.fork()
             if pid == 0:
                 lifeline.arm()
                 parent_sock.close()
                 lifeline.check(child_sock)
+                if early:
+                    launch.extra["cgroup_join"] = (v1, v2)
                 _intermediate(launch, child_sock, init.run)
             child_sock.close()
             pid, notify_fd = _serve(launch, parent_sock, pid, on_hooks, on_pid=on_pid)
@@ -128,30 +136,14 @@ def _clone_init(launch: Launch) -> tuple[int, tuple[str, ...] | None]:
     anything. Where clone3 into the directory is refused, the former way."""
     flags = launch.ns.unshare_flags
     v1, v2 = _cgroup_dirs(launch.cgroup)
-    joins: tuple[str, ...] | None = None
-    pid = -1
-    if v2:
-        try:
-            fd = os.open(v2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            try:
-                pid, joins = s.clone_into_cgroup(fd, flags), v1
-            except OSError:
-                pass  # e.g. a cgroup2 directory with threads: the former way
-            finally:
-                os.close(fd)
-    elif v1:
-        joins = v1
-    if pid < 0:
-        try:
-            pid = s.clone_fork(flags)
-        except OSError as err:
-            raise KernelError("clone", err.errno or 1, None, _flag_names(flags)) from None
-        if v2:
-            joins = None
-    return pid, joins
+    pid = _fork_into(v2, flags) if v2 else -1
+    if pid >= 0:
+        return pid, v1
+    try:
+        pid = s.clone_fork(flags)
+    except OSError as err:
+        raise KernelError("clone", err.errno or 1, None, _flag_names(flags)) from None
+    return pid, (v1 if v1 and not v2 else None)
 
 
 def _placed(launch: Launch, pid: int) -> None:
@@ -212,9 +204,9 @@ def _intermediate(launch: Launch, sock: _socket.socket, entry, entering: bool = 
     try:
         s.prctl(s.PR_SET_DUMPABLE, 0)
         if entering and launch.cgroup is not None:
-            _join_cgroups(launch)
-        elif launch.cgroup is not None and _joins_cgroup_early(launch):
-            launch.cgroup.add(os.getpid())
+            _join_cgroups(launch, bool(getattr(launch.cgroup, "rootless", False)))
+        elif "cgroup_join" in launch.extra:  # create's, before a cgroup or user namespace
+            _join_cgroups(launch, bool(getattr(launch.cgroup, "optional", False)))  # as the manager's add()
         root = None
         if entering:
             exeguard.seal_imports()  # the mount namespace joined next is the image's
@@ -277,34 +269,36 @@ def _cgroup_dirs(manager) -> tuple[tuple[str, ...], str]:
     return tuple(dict.fromkeys(d for k, d in paths.items() if k)), paths.get("", "")
 
 
-def _fork_into(v2_dir: str) -> int:
-    """Fork the exec intermediate straight into the container's cgroup2
-    directory; -1 when the kernel or the directory will not have it (the
-    intermediate then joins with a cgroup.procs write, as before)."""
+def _fork_into(v2_dir: str, flags: int = 0) -> int:
+    """Fork (with `flags`' CLONE_NEW* namespaces) straight into the container's
+    cgroup2 directory: an intermediate, or create's init; -1 when the kernel or
+    the directory will not have it (the caller then joins with a cgroup.procs
+    write, as before)."""
     try:
         fd = os.open(v2_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return -1
     try:
-        return s.clone_into_cgroup(fd)
+        return s.clone_into_cgroup(fd, flags)
     except OSError:
         return -1
     finally:
         os.close(fd)
 
 
-def _join_cgroups(launch: Launch) -> None:
-    """The exec intermediate joins the container's cgroups without the global
-    threadgroup lock: v1 by moving its single thread (cgroup.common.join_thread),
-    cgroup2 by having been cloned into it (else a cgroup.procs write)."""
+def _join_cgroups(launch: Launch, tolerant: bool) -> None:
+    """An intermediate (exec's, or create's that joins before it unshares) joins
+    the container's cgroups without the global threadgroup lock: v1 by moving
+    its single thread (cgroup.common.join_thread), cgroup2 by having been cloned
+    into it (else a cgroup.procs write). `tolerant`: refusals that a rootless
+    runtime carries on after."""
     from pyrunc.cgroups.common import join_procs, join_thread
 
     v1, v2 = launch.extra["cgroup_join"]
-    rootless = bool(getattr(launch.cgroup, "rootless", False))
     for d in v1:
-        join_thread(d, rootless)
+        join_thread(d, tolerant)
     if v2:
-        join_procs(v2, os.getpid(), rootless)
+        join_procs(v2, os.getpid(), tolerant)
 
 
 def _joins_cgroup_early(launch: Launch) -> bool:

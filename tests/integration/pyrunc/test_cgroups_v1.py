@@ -32,11 +32,19 @@ def test_create_places_every_controller(cg, children):
     assert cg.pids() == [c.pid]
 
 
-def test_created_init_is_in_every_cgroup_made_for_it(runtime, bundle, cid):
+@pytest.mark.parametrize("new_ns", [None, "cgroup", "user"])
+def test_created_init_is_in_every_cgroup_made_for_it(runtime, bundle, cid, new_ns):
     """After create, init sits in the container's cgroup of every hierarchy (v1 ones and
-    the cgroup2 one beside them): pyrunc's init joins the v1 ones itself through `tasks`
-    and is cloned into the cgroup2 one (process._clone_init), with no cgroup.procs write."""
+    the cgroup2 one beside them), with no cgroup.procs write in pyrunc: init cloned
+    straight into its namespaces joins the v1 ones itself through `tasks` and is cloned
+    into the cgroup2 one (process._clone_init); with a cgroup or user namespace the
+    intermediate does the same before it unshares, and init is born there."""
     bundle.config["linux"]["cgroupsPath"] = f"/{cid}"
+    if new_ns:
+        bundle.config["linux"]["namespaces"].append({"type": new_ns})
+    if new_ns == "user":
+        for key in ("uidMappings", "gidMappings"):
+            bundle.config["linux"][key] = [{"containerID": 0, "hostID": 0, "size": 65536}]
     bundle.set_args("sleep", "30")
     runtime("create", "-b", bundle.path, cid, check=True)
     pid = json.loads(runtime("state", cid).stdout)["pid"]
