@@ -29,7 +29,7 @@ import _socket
 import struct
 
 from pyrunc import INIT_COMM, enter, exeguard, hooks, lifeline, rootfs, safepath, sync, syscalls as s
-from pyrunc.cgroups.common import join_thread
+from pyrunc.cgroups.common import join_self
 from pyrunc.errors import ConfigError
 from pyrunc.launch import Launch
 
@@ -81,9 +81,9 @@ def _join_cgroups(launch: Launch) -> None:
     """Into the container's v1 cgroups, before anything else (process._clone_init:
     create then makes no cgroup.procs write, whose global lock waits for an RCU
     grace period). init is one thread: moving it (`tasks`) moves the process."""
-    optional = bool(getattr(launch.cgroup, "optional", False))  # as the manager's add()
-    for d in launch.extra.get("init_joins_v1") or ():
-        join_thread(d, optional, "the container's init")
+    join = launch.extra.get("init_joins")
+    if join:  # tolerant as the manager's add()
+        join_self(*join, bool(getattr(launch.cgroup, "optional", False)), "the container's init")
 
 
 def _detached(sock: _socket.socket) -> None:

@@ -42,7 +42,8 @@ def spawn(launch: Launch, on_hooks=None, on_pid=None):
                 parent_sock.close()
                 lifeline.check(child_sock)
                 s.prctl(s.PR_SET_DUMPABLE, 0)
-                launch.extra["init_joins_v1"] = joins  # init.run joins them first (`tasks`)
+                if joins is not None:  # init.run joins them first (`tasks`); not "cgroup_join",
+                    launch.extra["init_joins"] = (joins, "")  # which an intermediate has done already
                 init.run(launch, child_sock)
             child_sock.close()
             launch.extra["init_pid"] = pid
@@ -288,17 +289,10 @@ def _fork_into(v2_dir: str, flags: int = 0) -> int:
 
 def _join_cgroups(launch: Launch, tolerant: bool) -> None:
     """An intermediate (exec's, or create's that joins before it unshares) joins
-    the container's cgroups without the global threadgroup lock: v1 by moving
-    its single thread (cgroup.common.join_thread), cgroup2 by having been cloned
-    into it (else a cgroup.procs write). `tolerant`: refusals that a rootless
-    runtime carries on after."""
-    from pyrunc.cgroups.common import join_procs, join_thread
+    the container's cgroups as init does (cgroups.common.join_self)."""
+    from pyrunc.cgroups.common import join_self
 
-    v1, v2 = launch.extra["cgroup_join"]
-    for d in v1:
-        join_thread(d, tolerant)
-    if v2:
-        join_procs(v2, os.getpid(), tolerant)
+    join_self(*launch.extra["cgroup_join"], tolerant)
 
 
 def _joins_cgroup_early(launch: Launch) -> bool:

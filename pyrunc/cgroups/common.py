@@ -207,6 +207,18 @@ def join_thread(path: str, rootless: bool, who: str = "") -> None:
     _join(f"{path}/tasks", b"0", os.getpid(), rootless, who)
 
 
+def join_self(v1: tuple[str, ...], v2: str, tolerant: bool, who: str = "") -> None:
+    """The calling single-threaded process joins its container's cgroups without
+    the global threadgroup lock: each v1 one by moving its thread (join_thread);
+    the cgroup2 one `v2` by a cgroup.procs write, "" where it was cloned into it
+    already (clone3 CLONE_INTO_CGROUP). Used by create's init, create's
+    intermediate and exec's. `tolerant`: refusals a rootless runtime goes on after."""
+    for d in v1:
+        join_thread(d, tolerant, who)
+    if v2:
+        join_procs(v2, os.getpid(), tolerant)
+
+
 def join_procs(path: str, pid: int, rootless: bool) -> None:
     """Move `pid` into the cgroup at `path` (v1 or v2 cgroup.procs); a rootless
     runtime without access to it carries on, as runc does."""
